@@ -1,0 +1,1 @@
+"""The ``perfsage`` command line: thin commands over the library packages."""

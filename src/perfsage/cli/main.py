@@ -1,0 +1,48 @@
+"""Entry point of the ``perfsage`` command: builds the Typer app, turns errors into one line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from perfsage import __version__
+from perfsage.errors import PerfSageError
+
+app = typer.Typer(
+    name="perfsage", no_args_is_help=True, add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Predict and measure what a TFLite model costs on edge hardware.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"perfsage {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """PerfSAGE: latency, energy and memory of neural networks on edge devices."""
+
+
+def _register() -> None:
+    from perfsage.cli.inspect import inspect
+
+    app.command("inspect")(inspect)
+
+
+_register()
+
+
+def main() -> None:
+    """Run the CLI; any PerfSageError ends in one line on stderr and exit status 2."""
+    try:
+        app()
+    except PerfSageError as exc:
+        print(f"perfsage: error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,26 @@
+"""One error hierarchy for everything a user can get wrong.
+
+The CLI catches :class:`PerfSageError` once, prints its message on one line and exits with
+status 2; anything else escaping is a bug in PerfSAGE, not in the user's input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PerfSageError(Exception):
+    """Base class of every error caused by user input or the environment."""
+
+
+class ModelFileError(PerfSageError):
+    """A model file is missing, unreadable or not a valid TFLite flatbuffer."""
+
+    def __init__(self, source: str | Path | None, problem: str) -> None:
+        self.source = str(source) if source is not None else "<bytes>"
+        self.problem = problem
+        super().__init__(f"{self.source}: {problem}")
+
+
+class UsageError(PerfSageError):
+    """A command or function was called with an invalid value."""

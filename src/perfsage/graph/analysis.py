@@ -1,0 +1,220 @@
+"""Per-operator cost analysis: MACs, parameters and activation bytes, plus model totals.
+
+Counting conventions (what ``macs`` means for each kind of operator):
+
+* Convolutions, fully connected and matrix multiplies: multiply-accumulates, e.g. a
+  CONV_2D costs ``output elements x kernel_h x kernel_w x input channels per group``.
+  TRANSPOSE_CONV costs ``input elements x kernel_h x kernel_w x output channels``.
+* Pooling: one operation per output element per window position.
+* Reductions (MEAN, SUM, REDUCE_*, ARG_*): one operation per input element.
+* Element-wise arithmetic, activations and (de)quantisation: one per output element;
+  SOFTMAX and LOG_SOFTMAX three (max, exp-and-sum, normalise); RESIZE_BILINEAR four
+  (a weighted sum of four neighbours).
+* Data movement (RESHAPE, CONCATENATION, PAD, DEPTH_TO_SPACE, RESIZE_NEAREST_NEIGHBOR,
+  GATHER, ...) and anything else: 0 MACs, but its bytes still count.
+
+Operators that run other subgraphs (WHILE, IF, CALL_ONCE) add the cost of those subgraphs:
+WHILE counts one trip of its condition and body (the trip count is unknown statically),
+IF the dearer branch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from perfsage.graph.ir import Model, Operator, Subgraph, Tensor
+
+_POOLS = {"AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D"}
+_REDUCTIONS = {"MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "REDUCE_ANY",
+               "REDUCE_ALL", "ARG_MAX", "ARG_MIN"}
+_ELEMENTWISE = {
+    "ADD", "SUB", "MUL", "DIV", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM", "POW",
+    "FLOOR_DIV", "FLOOR_MOD", "ATAN2", "RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1",
+    "LEAKY_RELU", "PRELU", "LOGISTIC", "TANH", "HARD_SWISH", "GELU", "ELU", "EXP", "LOG",
+    "SQRT", "RSQRT", "SQUARE", "ABS", "NEG", "SIN", "COS", "FLOOR", "CEIL", "ROUND", "SIGN",
+    "QUANTIZE", "DEQUANTIZE", "CAST", "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL",
+    "EQUAL", "NOT_EQUAL", "LOGICAL_AND", "LOGICAL_OR", "LOGICAL_NOT", "SELECT", "SELECT_V2",
+    "BITWISE_XOR", "RIGHT_SHIFT", "ADD_N", "L2_NORMALIZATION", "LOCAL_RESPONSE_NORMALIZATION",
+}
+#: Operations per output element for composite element-wise functions.
+_PER_ELEMENT = {"SOFTMAX": 3, "LOG_SOFTMAX": 3, "RESIZE_BILINEAR": 4}
+
+
+@dataclass(slots=True)
+class LayerCost:
+    """What one operator costs: compute, stored parameters and activation traffic."""
+
+    index: int
+    op: str
+    activation: str | None  # fused activation function, if any
+    output_shapes: tuple[tuple[int, ...], ...]
+    macs: int
+    params: int  # elements of the constant tensors the operator reads
+    param_bytes: int
+    input_bytes: int  # activations read (constants excluded)
+    output_bytes: int
+
+
+@dataclass(slots=True)
+class ModelCost:
+    """Per-layer costs of the main subgraph and totals for the whole model."""
+
+    source: str
+    layers: list[LayerCost]
+    macs: int
+    params: int  # each constant tensor counted once, however many operators read it
+    param_bytes: int
+    activation_bytes: int  # every activation tensor of the main subgraph, summed
+    peak_activation_bytes: int  # most bytes live at once in execution order
+    model_bytes: int
+    subgraphs: int = 1
+    ops_by_type: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """JSON-ready view of the costs."""
+        out = {k: getattr(self, k) for k in self.__slots__ if k != "layers"}
+        out["layers"] = [
+            {k: getattr(layer, k) for k in LayerCost.__slots__} for layer in self.layers
+        ]
+        return out
+
+
+def _dims(t: Tensor | None) -> tuple[int, ...]:
+    return tuple(max(d, 1) for d in t.shape) if t is not None else ()
+
+
+def _prod(dims: tuple[int, ...]) -> int:
+    return math.prod(dims) if dims else 0
+
+
+def operator_macs(sub: Subgraph, op: Operator) -> int:
+    """MACs of one operator by the conventions in this module's docstring."""
+    ins = [sub.tensors[t] if t >= 0 else None for t in op.inputs]
+    outs = [sub.tensors[t] for t in op.outputs if t >= 0]
+    out_elems = sum(t.num_elements for t in outs)
+    name = op.opcode
+
+    def inp(i: int) -> Tensor | None:
+        return ins[i] if i < len(ins) else None
+
+    if name == "CONV_2D":  # filter [out_c, kh, kw, in_c / groups]
+        return out_elems * _prod(_dims(inp(1))[1:])
+    if name == "DEPTHWISE_CONV_2D":  # filter [1, kh, kw, out_c]
+        return out_elems * _prod(_dims(inp(1))[1:3])
+    if name == "CONV_3D":  # filter [kd, kh, kw, in_c, out_c]
+        return out_elems * _prod(_dims(inp(1))[:4])
+    if name == "FULLY_CONNECTED":  # weights [units, depth]
+        w = _dims(inp(1))
+        return out_elems * (w[-1] if w else 0)
+    if name == "TRANSPOSE_CONV":  # (output_shape, weights [out_c, kh, kw, in_c], input)
+        w = _dims(inp(1))
+        return (inp(2).num_elements if inp(2) else 0) * _prod(w[:3])
+    if name == "CONV_3D_TRANSPOSE":  # (output_shape, filter [kd, kh, kw, out_c, in_c], input)
+        return (inp(2).num_elements if inp(2) else 0) * _prod(_dims(inp(1))[:4])
+    if name == "BATCH_MATMUL":
+        a = _dims(inp(0))
+        if len(a) < 2:
+            return 0
+        depth = a[-2] if op.options.get("adj_x") else a[-1]
+        return out_elems * depth
+    if name in _POOLS:
+        return out_elems * op.options.get("filter_height", 1) * op.options.get("filter_width", 1)
+    if name in _REDUCTIONS:
+        return inp(0).num_elements if inp(0) else 0
+    if name in _ELEMENTWISE:
+        if name == "ADD_N":
+            return out_elems * max(len(ins) - 1, 1)
+        return out_elems
+    return out_elems * _PER_ELEMENT.get(name, 0)
+
+
+def _layer(sub: Subgraph, op: Operator) -> LayerCost:
+    ins = sub.input_tensors(op)
+    outs = sub.output_tensors(op)
+    consts = list({t.index: t for t in ins if t.is_constant}.values())
+    return LayerCost(
+        index=op.index, op=op.name, activation=op.fused_activation,
+        output_shapes=tuple(t.shape for t in outs),
+        macs=operator_macs(sub, op),
+        params=sum(t.num_elements for t in consts),
+        param_bytes=sum(t.nbytes for t in consts),
+        input_bytes=sum(t.nbytes for t in ins if not t.is_constant),
+        output_bytes=sum(t.nbytes for t in outs),
+    )
+
+
+def _subgraph_macs(model: Model, index: int, visiting: frozenset[int]) -> int:
+    """MACs of a whole subgraph, called subgraphs included (recursion-safe)."""
+    if index in visiting:
+        return 0
+    sub = model.subgraphs[index]
+    return sum(_op_total_macs(model, sub, op, visiting | {index}) for op in sub.operators)
+
+
+def _op_total_macs(model: Model, sub: Subgraph, op: Operator, visiting: frozenset[int]) -> int:
+    own = operator_macs(sub, op)
+    called = [_subgraph_macs(model, i, visiting) for i in op.called_subgraphs]
+    if not called:
+        return own
+    return own + (max(called) if op.opcode == "IF" else sum(called))
+
+
+def peak_activation_bytes(sub: Subgraph) -> int:
+    """Most activation bytes live at once when operators run in their listed order.
+
+    A tensor is live from the operator that writes it (or the start, for subgraph inputs)
+    to its last reader (or the end, for subgraph outputs); variables live throughout. No
+    two tensors share memory, as an arena planner without in-place reuse would place them.
+    """
+    activation = [not t.is_constant for t in sub.tensors]
+    last_use: dict[int, int] = {}
+    for op in sub.operators:
+        for t in op.inputs:
+            if t >= 0 and activation[t]:
+                last_use[t] = op.index
+    end = len(sub.operators)
+    for t in sub.outputs:
+        last_use[t] = end
+    for t in sub.tensors:
+        if t.is_variable:
+            last_use[t.index] = end
+    live = {t: sub.tensors[t].nbytes for t in sub.inputs if activation[t]}
+    live.update({t.index: t.nbytes for t in sub.tensors if t.is_variable})
+    current = sum(live.values())
+    peak = current
+    for op in sub.operators:
+        for t in op.outputs:
+            if t >= 0 and activation[t] and t not in live:
+                live[t] = sub.tensors[t].nbytes
+                current += live[t]
+        peak = max(peak, current)
+        for t in set(op.inputs) | set(op.outputs):
+            if t in live and last_use.get(t, op.index) <= op.index:
+                current -= live.pop(t)
+    return peak
+
+
+def analyze(model: Model) -> ModelCost:
+    """Cost of every operator of the main subgraph and the model's totals."""
+    main = model.main
+    layers = [_layer(main, op) for op in main.operators]
+    constants = {
+        t.buffer: t
+        for sub in model.subgraphs for t in sub.tensors if t.is_constant
+    }
+    ops_by_type: dict[str, int] = {}
+    for op in main.operators:
+        ops_by_type[op.name] = ops_by_type.get(op.name, 0) + 1
+    return ModelCost(
+        source=model.source,
+        layers=layers,
+        macs=_subgraph_macs(model, 0, frozenset()),
+        params=sum(t.num_elements for t in constants.values()),
+        param_bytes=sum(t.nbytes for t in constants.values()),
+        activation_bytes=sum(t.nbytes for t in main.tensors if not t.is_constant),
+        peak_activation_bytes=peak_activation_bytes(main),
+        model_bytes=model.size_bytes,
+        subgraphs=len(model.subgraphs),
+        ops_by_type=dict(sorted(ops_by_type.items(), key=lambda kv: -kv[1])),
+    )
