@@ -30,10 +30,19 @@ def _root(
     """PerfSAGE: latency, energy and memory of neural networks on edge devices."""
 
 
-def _register() -> None:
-    from perfsage.cli.inspect import inspect
+# Command name -> "module:function". Adding a command is one line here; command modules
+# import heavy libraries inside their functions so that `perfsage --help` stays fast.
+_COMMANDS = {
+    "inspect": "perfsage.cli.inspect:inspect",
+}
 
-    app.command("inspect")(inspect)
+
+def _register() -> None:
+    from importlib import import_module
+
+    for name, target in _COMMANDS.items():
+        module, function = target.split(":")
+        app.command(name)(getattr(import_module(module), function))
 
 
 _register()
