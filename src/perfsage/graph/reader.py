@@ -1,10 +1,11 @@
 """Read a ``.tflite`` flatbuffer into the graph IR, checking it on the way.
 
-The flatbuffer is read through the schema's accessor API (no object-API unpacking of the
-whole model, which would copy every weight), so a MobileNet-sized model parses in a few
-milliseconds. Python's flatbuffers package has no verifier; instead every index is checked
-against the table it points into, every vector length against the file size, and any
-low-level decoding failure is turned into :class:`~perfsage.errors.ModelFileError`.
+Tables are read with the small accessor in :mod:`perfsage.graph.flatbuf` (weights stay
+zero-copy views into the file), and builtin options through the schema's generated object
+API, so every option table of the schema is understood without a hand-written list.
+Python's flatbuffers package has no verifier; instead every index is checked against the
+table it points into, every vector length against the file size, and any low-level
+decoding failure is turned into :class:`~perfsage.errors.ModelFileError`.
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ import numpy as np
 
 from perfsage.errors import ModelFileError
 from perfsage.graph import schema
+from perfsage.graph.flatbuf import SLOTS, Table
 from perfsage.graph.ir import Model, Operator, Quantization, Subgraph, Tensor
-
-fb = schema.fb
 
 # What a damaged flatbuffer can raise from inside the generated accessors.
 _DECODE_ERRORS = (struct.error, IndexError, ValueError, TypeError, OverflowError,
                   AttributeError, KeyError, RecursionError, MemoryError, UnicodeDecodeError)
 
 _MIN_SIZE = 8  # root offset + file identifier
+_IDENTIFIER = b"TFL3"
 
 
 def read_model(source: str | PathLike[str] | bytes | bytearray | memoryview,
@@ -84,6 +85,11 @@ class _Checker:
             self.fail(f"{what} claims {n} entries, more than the file can hold")
         return n
 
+    def tables(self, parent: Table, slot: int, what: str) -> list[Table]:
+        """A vector of sub-tables whose claimed length fits in the file."""
+        self.length(parent.length(slot), 4, what)
+        return parent.tables(slot)
+
     def index(self, i: int, n: int, what: str) -> int:
         if not 0 <= i < n:
             self.fail(f"{what} {i} is out of range (0..{n - 1})" if n else f"{what} {i} "
@@ -95,99 +101,99 @@ def _parse(buf: bytes, label: str) -> Model:
     check = _Checker(label, len(buf))
     if len(buf) < _MIN_SIZE:
         check.fail(f"file is {len(buf)} bytes, too short to be a TFLite model")
-    if not fb.Model.ModelBufferHasIdentifier(buf, 0):
+    if buf[4:8] != _IDENTIFIER:
         check.fail("not a TFLite flatbuffer (no 'TFL3' file identifier)")
-    root = fb.Model.GetRootAs(buf, 0)
+    root = Table.root(buf)
+    slot = SLOTS["Model"]
 
-    codes = [_opcode(root.OperatorCodes(i))
-             for i in range(check.length(root.OperatorCodesLength(), 4, "operator_codes"))]
-    n_buffers = check.length(root.BuffersLength(), 4, "buffers")
-    buffer_data = _BufferTable(root, buf, n_buffers, check)
-    n_subgraphs = check.length(root.SubgraphsLength(), 4, "subgraphs")
-    if n_subgraphs == 0:
+    codes = [_opcode(c) for c in check.tables(root, slot["OperatorCodes"], "operator_codes")]
+    buffers = _BufferTable(check.tables(root, slot["Buffers"], "buffers"), buf, check)
+    graphs = check.tables(root, slot["Subgraphs"], "subgraphs")
+    if not graphs:
         check.fail("model has no subgraphs")
-    subgraphs = [_subgraph(root.Subgraphs(i), i, codes, buffer_data, n_subgraphs, check)
-                 for i in range(n_subgraphs)]
+    subgraphs = [_subgraph(g, i, codes, buffers, len(graphs), check)
+                 for i, g in enumerate(graphs)]
     if not subgraphs[0].operators:
         check.fail("empty graph: the main subgraph has no operators")
-    description = root.Description()
-    signatures = tuple(
-        _text(root.SignatureDefs(i).SignatureKey())
-        for i in range(check.length(root.SignatureDefsLength(), 4, "signature_defs"))
-    )
-    return Model(subgraphs=subgraphs, source=label, version=root.Version(),
-                 description=_text(description), size_bytes=len(buf), signatures=signatures)
+    signatures = tuple(s.string(SLOTS["SignatureDef"]["SignatureKey"])
+                       for s in check.tables(root, slot["SignatureDefs"], "signature_defs"))
+    return Model(subgraphs=subgraphs, source=label, version=root.scalar(slot["Version"], "uint32"),
+                 description=root.string(slot["Description"]), size_bytes=len(buf),
+                 signatures=signatures)
 
 
-def _text(raw: bytes | None) -> str:
-    return raw.decode("utf-8", errors="replace") if raw else ""
-
-
-def _opcode(code: Any) -> tuple[str, str | None, int]:
+def _opcode(code: Table) -> tuple[str, str | None, int]:
     """(builtin name, custom code, version) of one OperatorCode entry."""
+    slot = SLOTS["OperatorCode"]
     # Schema v3a moved the code to a 32-bit field; old files only fill the deprecated one.
-    value = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+    value = max(code.scalar(slot["BuiltinCode"], "int32"),
+                code.scalar(slot["DeprecatedBuiltinCode"], "int8"))
     opname = schema.BUILTIN_OPERATORS.get(value, f"UNKNOWN_BUILTIN_{value}")
-    custom = _text(code.CustomCode()) if opname == "CUSTOM" else None
-    return opname, custom, code.Version()
+    custom = code.string(slot["CustomCode"]) if opname == "CUSTOM" else None
+    return opname, custom, code.scalar(slot["Version"], "int32", default=1)
 
 
 class _BufferTable:
     """Lazily resolves buffer indices to their constant bytes (zero-copy views)."""
 
-    def __init__(self, root: Any, buf: bytes, n: int, check: _Checker) -> None:
-        self.root, self.buf, self.n, self.check = root, buf, n, check
+    def __init__(self, tables: list[Table], buf: bytes, check: _Checker) -> None:
+        self.tables, self.buf, self.check = tables, buf, check
         self._cache: dict[int, np.ndarray | None] = {}
 
     def data(self, index: int) -> np.ndarray | None:
         if index in self._cache:
             return self._cache[index]
-        self.check.index(index, self.n, "buffer index")
-        b = self.root.Buffers(index)
+        b = self.tables[self.check.index(index, len(self.tables), "buffer index")]
+        slot = SLOTS["Buffer"]
         view: np.ndarray | None = None
-        offset, size = b.Offset(), b.Size()
+        offset, size = b.scalar(slot["Offset"], "uint64"), b.scalar(slot["Size"], "uint64")
         if offset > 1:  # weights stored after the flatbuffer (models over 2 GB)
             if offset + size > len(self.buf):
                 self.check.fail(f"buffer {index} points past the end of the file")
             view = np.frombuffer(self.buf, np.uint8, size, offset) if size else None
-        elif (n := b.DataLength()) > 0:
-            self.check.length(n, 1, f"buffer {index}")
-            view = b.DataAsNumpy()
+        else:
+            data = b.array(slot["Data"], "u1")
+            view = data if data is not None and data.size else None
         self._cache[index] = view
         return view
 
 
-def _ints(values: Any) -> tuple[int, ...]:
-    """A generated ``...AsNumpy()`` result (array, or 0 when absent) as a tuple of ints."""
-    return tuple(values.tolist()) if isinstance(values, np.ndarray) else ()
+def _ints(values: np.ndarray | None) -> tuple[int, ...]:
+    """A vector of integers (None when absent) as a tuple."""
+    return tuple(values.tolist()) if values is not None else ()
 
 
-def _quantization(q: Any) -> Quantization | None:
+def _quantization(q: Table | None) -> Quantization | None:
     if q is None:
         return None
-    scale = q.ScaleAsNumpy()
-    if not isinstance(scale, np.ndarray) or scale.size == 0:
+    slot = SLOTS["QuantizationParameters"]
+    scale = q.array(slot["Scale"], "<f4")
+    if scale is None or scale.size == 0:
         return None
-    zero = _ints(q.ZeroPointAsNumpy())
-    axis = q.QuantizedDimension() if scale.size > 1 else None
+    zero = _ints(q.array(slot["ZeroPoint"], "<i8"))
+    axis = q.scalar(slot["QuantizedDimension"], "int32") if scale.size > 1 else None
     return Quantization(tuple(scale.tolist()), zero or (0,) * scale.size, axis)
 
 
-def _tensor(t: Any, index: int, buffers: _BufferTable, check: _Checker) -> Tensor:
-    check.length(t.ShapeLength(), 4, f"tensor {index} shape")
-    shape = _ints(t.ShapeAsNumpy())
+def _tensor(t: Table, index: int, buffers: _BufferTable, check: _Checker) -> Tensor:
+    slot = SLOTS["Tensor"]
+    check.length(t.length(slot["Shape"]), 4, f"tensor {index} shape")
+    shape = _ints(t.array(slot["Shape"], "<i4"))
     if any(d < -1 for d in shape):
         check.fail(f"tensor {index} has an invalid shape {list(shape)}")
-    signature = _ints(t.ShapeSignatureAsNumpy()) or None
-    dtype = schema.DTYPE_NAMES.get(t.Type())
+    signature = _ints(t.array(slot["ShapeSignature"], "<i4")) or None
+    type_code = t.scalar(slot["Type"], "int8")
+    dtype = schema.DTYPE_NAMES.get(type_code)
     if dtype is None:
-        check.fail(f"tensor {index} has unknown type code {t.Type()}")
+        check.fail(f"tensor {index} has unknown type code {type_code}")
+    buffer = t.scalar(slot["Buffer"], "uint32")
     return Tensor(
-        index=index, name=_text(t.Name()), shape=shape, dtype=dtype,
-        quantization=_quantization(t.Quantization()),
+        index=index, name=t.string(slot["Name"]), shape=shape, dtype=dtype,
+        quantization=_quantization(t.table(slot["Quantization"])),
         shape_signature=signature if signature != shape else None,
-        buffer=t.Buffer(), data=buffers.data(t.Buffer()),
-        is_variable=bool(t.IsVariable()), is_sparse=t.Sparsity() is not None,
+        buffer=buffer, data=buffers.data(buffer),
+        is_variable=bool(t.scalar(slot["IsVariable"], "bool")),
+        is_sparse=t.table(slot["Sparsity"]) is not None,
     )
 
 
@@ -214,55 +220,60 @@ def _named_fields(obj: Any) -> dict[str, Any]:
     return fields
 
 
-def _options(op: Any) -> dict[str, Any]:
+def _options(op: Table) -> dict[str, Any]:
+    """Builtin options (both unions) as named fields, via the schema's object API."""
+    slot = SLOTS["Operator"]
     options: dict[str, Any] = {}
-    for kind, table, lookup in ((op.BuiltinOptionsType(), op.BuiltinOptions, schema.options_class),
-                                (op.BuiltinOptions2Type(), op.BuiltinOptions2,
-                                 schema.options2_class)):
+    for type_slot, table_slot, lookup in (
+        ("BuiltinOptionsType", "BuiltinOptions", schema.options_class),
+        ("BuiltinOptions2Type", "BuiltinOptions2", schema.options2_class),
+    ):
+        kind = op.scalar(slot[type_slot], "uint8")
         cls = lookup(kind) if kind else None
-        if cls is None:
-            continue
-        tab = table()
-        if tab is not None:
-            options.update(_named_fields(cls.InitFromBuf(tab.Bytes, tab.Pos)))
+        table = op.table(slot[table_slot]) if cls is not None else None
+        if table is not None:
+            options.update(_named_fields(cls.InitFromBuf(table.buf, table.pos)))
     return options
 
 
-def _indices(values: tuple[int, ...], n: int, what: str, check: _Checker,
+def _indices(t: Table, slot: int, n: int, what: str, check: _Checker,
              optional: bool = False) -> tuple[int, ...]:
+    check.length(t.length(slot), 4, what)
+    values = _ints(t.array(slot, "<i4"))
     for v in values:
         if not (optional and v == -1):
             check.index(v, n, what)
     return values
 
 
-def _subgraph(g: Any, index: int, codes: list[tuple[str, str | None, int]],
+def _subgraph(g: Table, index: int, codes: list[tuple[str, str | None, int]],
               buffers: _BufferTable, n_subgraphs: int, check: _Checker) -> Subgraph:
     where = f"subgraph {index}"
-    n_tensors = check.length(g.TensorsLength(), 4, f"{where} tensors")
-    tensors = [_tensor(g.Tensors(i), i, buffers, check) for i in range(n_tensors)]
+    slot, op_slot = SLOTS["SubGraph"], SLOTS["Operator"]
+    tensors = [_tensor(t, i, buffers, check)
+               for i, t in enumerate(check.tables(g, slot["Tensors"], f"{where} tensors"))]
+    n_tensors = len(tensors)
     operators = []
-    for i in range(check.length(g.OperatorsLength(), 4, f"{where} operators")):
-        op = g.Operators(i)
-        opname, custom, version = codes[check.index(op.OpcodeIndex(), len(codes),
+    for i, op in enumerate(check.tables(g, slot["Operators"], f"{where} operators")):
+        opcode_index = op.scalar(op_slot["OpcodeIndex"], "uint32")
+        opname, custom, version = codes[check.index(opcode_index, len(codes),
                                                     f"{where} operator {i} opcode index")]
         what = f"{where} operator {i} ({opname}) tensor index"
-        check.length(op.InputsLength(), 4, what)
-        check.length(op.OutputsLength(), 4, what)
         operator = Operator(
             index=i, opcode=opname, custom_code=custom, version=version,
-            inputs=_indices(_ints(op.InputsAsNumpy()), n_tensors, what, check, optional=True),
-            outputs=_indices(_ints(op.OutputsAsNumpy()), n_tensors, what, check),
-            intermediates=_indices(_ints(op.IntermediatesAsNumpy()), n_tensors, what, check),
+            inputs=_indices(op, op_slot["Inputs"], n_tensors, what, check, optional=True),
+            outputs=_indices(op, op_slot["Outputs"], n_tensors, what, check),
+            intermediates=_indices(op, op_slot["Intermediates"], n_tensors, what, check),
             options=_options(op),
         )
         for called in operator.called_subgraphs:
             check.index(called, n_subgraphs, f"{where} operator {i} ({opname}) subgraph index")
         operators.append(operator)
-    inputs = _indices(_ints(g.InputsAsNumpy()), n_tensors, f"{where} input tensor", check)
-    outputs = _indices(_ints(g.OutputsAsNumpy()), n_tensors, f"{where} output tensor", check)
-    sub = Subgraph(index=index, name=_text(g.Name()), tensors=tensors, operators=operators,
-                   inputs=inputs, outputs=outputs)
+    sub = Subgraph(
+        index=index, name=g.string(slot["Name"]), tensors=tensors, operators=operators,
+        inputs=_indices(g, slot["Inputs"], n_tensors, f"{where} input tensor", check),
+        outputs=_indices(g, slot["Outputs"], n_tensors, f"{where} output tensor", check),
+    )
     _check_acyclic(sub, check)
     return sub
 

@@ -1,0 +1,5 @@
+"""``python -m perfsage`` runs the command line."""
+
+from perfsage.cli.main import main
+
+main()
