@@ -24,3 +24,21 @@ class ModelFileError(PerfSageError):
 
 class UsageError(PerfSageError):
     """A command or function was called with an invalid value."""
+
+
+class UnknownTargetError(PerfSageError):
+    """A hardware target name is not in the registry."""
+
+    def __init__(self, name: str, choices: list[str]) -> None:
+        self.name = name
+        self.choices = list(choices)
+        super().__init__(f"unknown target {name!r}; choose from: {', '.join(self.choices)}")
+
+
+class MeasurementError(PerfSageError):
+    """A measuring tool rejected a model, failed on it, or produced output we cannot read."""
+
+    def __init__(self, target: str, problem: str) -> None:
+        self.target = target
+        self.problem = problem
+        super().__init__(f"{target}: {problem}")

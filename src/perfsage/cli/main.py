@@ -34,6 +34,7 @@ def _root(
 # import heavy libraries inside their functions so that `perfsage --help` stays fast.
 _COMMANDS = {
     "inspect": "perfsage.cli.inspect:inspect",
+    "measure": "perfsage.cli.measure:measure", "targets": "perfsage.cli.measure:targets",
 }
 
 
