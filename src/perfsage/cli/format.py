@@ -1,6 +1,16 @@
-"""Human-readable numbers for tables: 300.8M MACs, 3.4 MiB."""
+"""Human-readable output: numbers (300.8M MACs, 3.4 MiB) and consoles for tables."""
 
 from __future__ import annotations
+
+from rich.console import Console
+
+
+def console(stderr: bool = False) -> Console:
+    """A Rich console that does not squeeze tables into 80 columns when piped."""
+    out = Console(stderr=stderr)
+    if not out.is_terminal:
+        out.width = max(out.width, 120)
+    return out
 
 
 def count(n: int | float) -> str:

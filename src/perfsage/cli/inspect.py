@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from perfsage.cli import format as fmt
@@ -74,10 +73,8 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """Show every layer of TFLite models: op, output shape, MACs, params and bytes."""
-    out = Console()
-    if not out.is_terminal:  # piped output: do not squeeze the table into 80 columns
-        out.width = max(out.width, 120)
-    err = Console(stderr=True)
+    out = fmt.console()
+    err = fmt.console(stderr=True)
     reports, failed = [], False
     for path in models:
         try:

@@ -35,6 +35,7 @@ def _root(
 _COMMANDS = {
     "inspect": "perfsage.cli.inspect:inspect",
     "measure": "perfsage.cli.measure:measure", "targets": "perfsage.cli.measure:targets",
+    "dataset": "perfsage.cli.dataset:app",
 }
 
 
@@ -42,8 +43,12 @@ def _register() -> None:
     from importlib import import_module
 
     for name, target in _COMMANDS.items():
-        module, function = target.split(":")
-        app.command(name)(getattr(import_module(module), function))
+        module, attribute = target.split(":")
+        command = getattr(import_module(module), attribute)
+        if isinstance(command, typer.Typer):
+            app.add_typer(command, name=name)
+        else:
+            app.command(name)(command)
 
 
 _register()

@@ -1,0 +1,130 @@
+"""`perfsage dataset`: generate models from search spaces, summarise and export them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from perfsage.cli import format as fmt
+
+app = typer.Typer(help="Generate, summarise and export datasets of models.", no_args_is_help=True)
+
+Folder = Annotated[Path, typer.Argument(help="Dataset folder.", show_default=False)]
+
+
+@app.command()
+def generate(
+    space: Annotated[str, typer.Option(help="Search space name (see `perfsage dataset spaces`).")],
+    count: Annotated[int, typer.Option(min=1, help="Unique models wanted for this space/seed.")],
+    out: Annotated[Path, typer.Option(help="Dataset folder (created if missing).")],
+    seed: Annotated[int, typer.Option(min=0, help="Dataset seed.")] = 0,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    keep_files: Annotated[bool, typer.Option(help="Also keep each .tflite file.")] = False,
+) -> None:
+    """Generate COUNT unique models; running again resumes where a run stopped."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from perfsage.dataset.generate import generate as run
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=fmt.console(stderr=True)) as bar:
+        task = bar.add_task(space, total=count, rate="")
+        start: dict[str, float] = {}
+
+        def show(s) -> None:
+            import time
+
+            now = time.perf_counter()
+            start.setdefault("t", now)
+            start.setdefault("n", s.stored)
+            done = s.stored - start["n"]
+            rate = f"{done / (now - start['t']):.1f} models/s" if now > start["t"] else ""
+            bar.update(task, completed=s.stored, rate=rate,
+                       description=f"{space} (dup {s.duplicates}, failed {s.failures})")
+
+        summary = run(out, space, count, seed=seed, workers=workers, keep_files=keep_files,
+                      progress=show)
+    print(f"{space}: {summary.stored} models stored (+{summary.added} this run), "
+          f"{summary.duplicates} duplicates skipped, {summary.failures} failed")
+    for message in summary.failure_messages:
+        print(f"  failure: {message}")
+
+
+@app.command()
+def spaces() -> None:
+    """List the search spaces and the model families they follow."""
+    from perfsage.spaces import get_space, space_names
+
+    for name in space_names():
+        print(f"{name:22s} {get_space(name).family}")
+
+
+@app.command()
+def info(folder: Folder) -> None:
+    """Counts per space, label coverage per target, and histograms of MACs, params, ops."""
+    from perfsage.dataset.store import Store
+    from perfsage.dataset.summary import histogram, label_coverage, model_columns
+
+    out = fmt.console()
+    with Store(folder) as store:
+        counts = store.counts_by_space()
+        columns = model_columns(store)
+        coverage = label_coverage(store)
+    table = Table(title=f"{folder}", title_justify="left")
+    for name in ("space", "models", "duplicates", "failures", "MACs min", "MACs median",
+                 "MACs max", "params median", "ops median"):
+        table.add_column(name, justify="left" if name == "space" else "right")
+    for space, c in sorted(counts.items()):
+        cols = columns.get(space)
+        stats = ["-"] * 5
+        if cols is not None:
+            stats = [fmt.count(cols["macs"].min()), fmt.count(float(_median(cols["macs"]))),
+                     fmt.count(cols["macs"].max()), fmt.count(float(_median(cols["params"]))),
+                     f"{_median(cols['ops']):.0f}"]
+        table.add_row(space, str(c["models"]), str(c["duplicates"]), str(c["failures"]), *stats)
+    out.print(table)
+    if coverage:
+        labels = Table(title="labels per target", title_justify="left")
+        for name in ("target", "ok", "error", "timeout"):
+            labels.add_column(name, justify="left" if name == "target" else "right")
+        for target, by_status in sorted(coverage.items()):
+            labels.add_row(target, *(str(by_status.get(s, 0)) for s in ("ok", "error", "timeout")))
+        out.print(labels)
+    if "all" in columns:
+        for key, log, title in (("macs", True, "MACs"), ("params", True, "parameters"),
+                                ("ops", False, "operators")):
+            out.print(f"\n{title} (all spaces, {len(columns['all'][key])} models)")
+            for line in histogram(columns["all"][key], log=log).lines():
+                out.print(line, markup=False, highlight=False)
+
+
+def _median(values) -> float:
+    import numpy as np
+
+    return float(np.median(values))
+
+
+@app.command()
+def export(
+    folder: Folder,
+    parquet: Annotated[Path, typer.Option(help="Parquet file to write.")],
+) -> None:
+    """Write one row per model, labels as `<target>/<metric>` columns, to Parquet."""
+    from perfsage.dataset.export import export_parquet
+    from perfsage.dataset.store import Store
+
+    with Store(folder) as store:
+        rows = export_parquet(store, parquet)
+    print(f"{rows} models written to {parquet}")

@@ -1,0 +1,1 @@
+"""Datasets of generated models: the SQLite store, the generate job, summaries and export."""

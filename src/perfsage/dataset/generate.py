@@ -1,0 +1,119 @@
+"""`dataset generate`: sample, build and store models from a search space, in parallel.
+
+Models are numbered by index within (space, seed); model ``i`` is always built from the
+same configuration, so the job can stop anywhere and resume. Work goes out in batches and
+results are stored in index order, one transaction per batch: a kill loses at most the
+batch in flight, and which of two duplicate graphs is kept never depends on timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from perfsage.dataset.store import ModelRecord, Store, write_model_file
+
+BATCH_PER_WORKER = 16
+
+
+@dataclass
+class GenerateSummary:
+    """What one generate run did."""
+
+    space: str
+    seed: int
+    requested: int
+    stored_before: int
+    added: int = 0
+    duplicates: int = 0
+    failures: int = 0
+    failure_messages: list[str] = field(default_factory=list)
+
+    @property
+    def stored(self) -> int:
+        """Unique models of (space, seed) in the store after the run."""
+        return self.stored_before + self.added
+
+
+@cache
+def _space(name: str):
+    from perfsage.spaces import get_space
+
+    return get_space(name)
+
+
+def make_model(task: tuple[str, int, int, str | None]) -> ModelRecord | tuple[str, int, int, str]:
+    """Build and describe model ``idx`` of (space, seed); a failure is returned, not raised."""
+    from perfsage.graph import analyze, read_model
+    from perfsage.graph.hashing import graph_hash
+
+    space_name, seed, idx, keep_dir = task
+    try:
+        space = _space(space_name)
+        config = space.sample_seeded(seed, idx)
+        data = space.build(config)
+        model = read_model(data, name=f"{space_name}#{idx}")
+        cost = analyze(model)
+    except Exception as exc:  # noqa: BLE001 - a bad sample is recorded, the run goes on
+        return (space_name, seed, idx, f"{type(exc).__name__}: {exc}")
+    sha = hashlib.sha256(data).hexdigest()
+    file = write_model_file(Path(keep_dir), data, sha) if keep_dir else None
+    return ModelRecord(space=space_name, seed=seed, idx=idx, config=config,
+                       graph_hash=graph_hash(model), model_sha256=sha, bytes=len(data),
+                       macs=cost.macs, params=cost.params, ops=len(model.main.operators),
+                       file=file)
+
+
+def _pending(done: set[int]) -> Iterator[int]:
+    idx = 0
+    while True:
+        if idx not in done:
+            yield idx
+        idx += 1
+
+
+def generate(folder: str | Path, space: str, count: int, seed: int = 0, workers: int = 1,
+             keep_files: bool = False,
+             progress: Callable[[GenerateSummary], None] | None = None) -> GenerateSummary:
+    """Store ``count`` unique models of ``space`` under ``seed`` in the dataset at ``folder``.
+
+    Runs again continue where an earlier run stopped; asking for more models than stored
+    extends the set with the next indices.
+    """
+    _space(space)  # fail early on an unknown name
+    folder = Path(folder)
+    with Store(folder, create=True) as store:
+        from perfsage import __version__
+
+        store.set_meta("perfsage_version", __version__)
+        summary = GenerateSummary(space, seed, count, store.count(space, seed))
+        if progress:
+            progress(summary)
+        indices = _pending(store.done_indices(space, seed))
+        keep_dir = str(folder) if keep_files else None
+        pool = (multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None)
+        try:
+            while summary.stored < count:
+                # Never more than still needed: every index handed out gets stored as a
+                # model, a duplicate or a failure, so a resumed run continues identically.
+                batch = [(space, seed, next(indices), keep_dir)
+                         for _ in range(min(count - summary.stored, BATCH_PER_WORKER * workers))]
+                results = pool.map(make_model, batch) if pool else map(make_model, batch)
+                records, failures = [], []
+                for result in results:
+                    (records if isinstance(result, ModelRecord) else failures).append(result)
+                added, dups = store.add_batch(records, failures)
+                summary.added += added
+                summary.duplicates += dups
+                summary.failures += len(failures)
+                summary.failure_messages += [f[3] for f in failures][:5]
+                if progress:
+                    progress(summary)
+        finally:
+            if pool:
+                pool.terminate()
+    return summary

@@ -1,0 +1,36 @@
+"""Search spaces: ``sample(rng) -> config`` and ``build(config) -> bytes``, by name.
+
+Adding a space is one module with a :class:`SearchSpace` subclass plus one line in
+``_REGISTRY``. Modules are imported only when their space is asked for.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from perfsage.errors import UsageError
+from perfsage.spaces.base import Config, SearchSpace
+
+_REGISTRY = {
+    "image-classification": "perfsage.spaces.image_classification:ImageClassification",
+    "keyword-spotting": "perfsage.spaces.keyword_spotting:KeywordSpotting",
+    "super-resolution": "perfsage.spaces.super_resolution:SuperResolution",
+    "object-detection": "perfsage.spaces.object_detection:ObjectDetection",
+    "nasbench201": "perfsage.spaces.nasbench201:NasBench201",
+}
+
+__all__ = ["Config", "SearchSpace", "get_space", "space_names"]
+
+
+def space_names() -> list[str]:
+    """Names of every registered search space."""
+    return list(_REGISTRY)
+
+
+def get_space(name: str) -> SearchSpace:
+    """The search space registered under ``name``."""
+    target = _REGISTRY.get(name)
+    if target is None:
+        raise UsageError(f"unknown search space {name!r}; choose from: {', '.join(_REGISTRY)}")
+    module, cls = target.split(":")
+    return getattr(import_module(module), cls)()

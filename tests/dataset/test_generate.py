@@ -1,0 +1,137 @@
+"""`dataset generate`: resumable, kill -9 safe, duplicates skipped, bounded on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from perfsage.dataset.generate import generate
+from perfsage.dataset.store import DB_NAME, DatasetError, Store
+
+
+def _rows(folder) -> list[tuple]:
+    with Store(folder) as store:
+        return store.db.execute(
+            "SELECT space, seed, idx, graph_hash, model_sha256 FROM models ORDER BY idx").fetchall()
+
+
+def _handled(folder) -> list[int]:
+    with Store(folder) as store:
+        return sorted(store.done_indices("keyword-spotting", 0))
+
+
+def test_generate_then_extend_equals_one_run(tmp_path):
+    generate(tmp_path / "a", "keyword-spotting", 12, seed=0)
+    summary = generate(tmp_path / "a", "keyword-spotting", 30, seed=0)
+    assert (summary.stored_before, summary.added) == (12, 18)
+    generate(tmp_path / "b", "keyword-spotting", 30, seed=0, workers=2)
+    assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
+    again = generate(tmp_path / "a", "keyword-spotting", 30, seed=0)
+    assert again.added == 0
+
+
+def test_duplicate_graphs_are_skipped_and_counted(tmp_path):
+    # Many NAS-Bench-201 cells differ only in branches that never reach the cell output.
+    summary = generate(tmp_path, "nasbench201", 60, seed=0)
+    assert summary.stored == 60
+    assert summary.duplicates > 0
+    with Store(tmp_path) as store:
+        hashes = [r[0] for r in store.db.execute("SELECT graph_hash FROM models")]
+        dups = store.db.execute("SELECT graph_hash FROM duplicates").fetchall()
+    assert len(set(hashes)) == 60
+    assert {h for (h,) in dups} <= set(hashes)
+    assert len(dups) == summary.duplicates
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
+    folder = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "perfsage", "dataset", "generate", "--space",
+           "keyword-spotting", "--count", "5000", "--out", str(folder), "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            time.sleep(0.3)
+            try:
+                with sqlite3.connect(folder / DB_NAME, timeout=5) as db:
+                    if db.execute("SELECT COUNT(*) FROM models").fetchone()[0] >= 60:
+                        break
+            except sqlite3.Error:
+                continue
+        os.killpg(proc.pid, signal.SIGKILL)  # the parent and its workers, mid-run
+    finally:
+        proc.wait()
+    before = len(_rows(folder))
+    assert 60 <= before < 5000
+    summary = generate(folder, "keyword-spotting", before + 40, seed=0)
+    assert summary.stored_before == before
+    handled = _handled(folder)
+    assert handled == list(range(len(handled)))  # no gap, no index twice
+    # The same models as a run that was never interrupted.
+    generate(tmp_path / "clean", "keyword-spotting", before + 40, seed=0)
+    assert _rows(folder) == _rows(tmp_path / "clean")
+
+
+def test_keep_files_are_content_addressed_and_rebuild_matches(tmp_path):
+    generate(tmp_path, "keyword-spotting", 5, seed=3, keep_files=True)
+    with Store(tmp_path) as store:
+        for row in store.models():
+            data = (tmp_path / row["file"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == row["model_sha256"]
+            assert row["file"].endswith(f"{row['model_sha256']}.tflite")
+            store.db.execute("UPDATE models SET file = NULL WHERE id = ?", (row["id"],))
+            assert store.model_bytes(row["id"]) == data  # rebuilt from the config alone
+    assert not list(tmp_path.rglob("*.tmp*"))
+
+
+def test_rows_stay_small_enough_for_the_full_dataset(tmp_path):
+    # 134,912 models with labels must fit in 2 GB: about 15 KB a model. Image
+    # classification has the largest configs.
+    generate(tmp_path, "image-classification", 40, seed=0)
+    size = sum(f.stat().st_size for f in tmp_path.iterdir())
+    assert size / 40 < 4096
+
+
+def test_export_parquet(tmp_path):
+    generate(tmp_path, "keyword-spotting", 8, seed=0)
+    with Store(tmp_path) as store:
+        from perfsage.dataset.export import export_parquet
+
+        assert export_parquet(store, tmp_path / "d.parquet") == 8
+    table = pq.read_table(tmp_path / "d.parquet")
+    assert table.num_rows == 8
+    assert {"space", "config", "macs", "params", "ops", "graph_hash"} <= set(table.column_names)
+
+
+def test_not_a_dataset(tmp_path):
+    with pytest.raises(DatasetError, match="not a PerfSAGE dataset"):
+        Store(tmp_path)
+
+
+def test_cli_generate_info_export(tmp_path):
+    def perfsage(*args):
+        return subprocess.run([sys.executable, "-m", "perfsage", *args], capture_output=True,
+                              text=True, timeout=300)
+
+    gen = perfsage("dataset", "generate", "--space", "nasbench201", "--count", "6", "--out",
+                   str(tmp_path))
+    assert gen.returncode == 0, gen.stderr
+    assert "6 models stored" in gen.stdout
+    info = perfsage("dataset", "info", str(tmp_path))
+    assert info.returncode == 0 and "nasbench201" in info.stdout and "MACs" in info.stdout
+    out = perfsage("dataset", "export", str(tmp_path), "--parquet", str(tmp_path / "x.parquet"))
+    assert out.returncode == 0 and (tmp_path / "x.parquet").exists()
+    bad = perfsage("dataset", "generate", "--space", "nope", "--count", "1", "--out",
+                   str(tmp_path))
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines()[-1].startswith("perfsage: error: unknown search space")
