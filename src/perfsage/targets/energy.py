@@ -21,8 +21,9 @@ from perfsage.targets.vela_summary import MEMORY_AREAS, VelaSummary
 
 HOROWITZ = ("M. Horowitz, 'Computing's energy problem (and what we can do about it)', "
             "ISSCC 2014, table of energy per operation (45 nm, 0.9 V)")
-ARM_U85 = ("Arm, Ethos-U85 launch announcement, April 2024: '20% more energy efficient' "
-           "than the previous Ethos-U generation")
+ARM_U85 = ("Arm, Ethos-U85 announcement, April 2024 (republished at "
+           "http://m.njyihanglw.cn/p/510784.html): energy efficiency up 20% on the previous "
+           "Ethos-U generation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ U85_EFFICIENCY_GAIN = Constant(1.20, "x", ARM_U85)
 STATIC_POWER_UNSOURCED = Constant(0.0, "W", "none found: set to zero, see docs/energy.md")
 
 #: Energy of one int8 MAC: one 8-bit multiply and one 32-bit accumulate.
-MAC_PJ = INT8_MULT.value + INT32_ADD.value
+MAC_PJ = round(INT8_MULT.value + INT32_ADD.value, 12)
 
 #: Energy per byte moved, per Vela memory area. Off-chip flash is charged like DRAM: both
 #: cross the chip boundary and Horowitz gives no flash figure (a modelling choice). On-chip
@@ -71,8 +72,10 @@ class EnergyProfile:
     static_power_w: float
 
 
+#: One profile for both: the Ethos-U65 "offers the same performance and power efficiency as
+#: the Ethos-U55" (eeNews Europe, October 2020, on Arm's Ethos-U65 launch).
 ETHOS_U55_U65 = EnergyProfile(mac_pj=MAC_PJ, static_power_w=STATIC_POWER_UNSOURCED.value)
-ETHOS_U85 = EnergyProfile(mac_pj=MAC_PJ / U85_EFFICIENCY_GAIN.value,
+ETHOS_U85 = EnergyProfile(mac_pj=round(MAC_PJ / U85_EFFICIENCY_GAIN.value, 12),
                           static_power_w=STATIC_POWER_UNSOURCED.value)
 
 

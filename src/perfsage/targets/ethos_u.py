@@ -18,7 +18,8 @@ from perfsage.targets.vela_summary import VelaSummary, parse_summary
 _METRICS: dict[str, Metric] = {
     "latency_ms": Metric("ms", "Vela's estimated inference time (total cycles / NPU clock)"),
     "npu_cycles": Metric("cycles", "NPU compute cycles in Vela's performance model"),
-    "sram_kib": Metric("KiB", "peak SRAM used (tensor arena and staged weights)"),
+    "sram_kib": Metric("KiB", "peak SRAM used: the tensor arena (Shared_Sram) or its "
+                              "cache (Dedicated_Sram)"),
     "flash_kib": Metric("KiB", "off-chip flash used (weights); 0 when weights live in DRAM"),
     "cpu_ops": Metric("ops", "operators Vela leaves to the host CPU"),
     "energy_mj": Metric("mJ", "estimated energy per inference (model in docs/energy.md)"),
@@ -71,7 +72,8 @@ class EthosU(Target):
         return self.figures(parse_summary(out.summary_csv, out.console, target=self.name))
 
 
-_DRAM = {"dram_kib": Metric("KiB", "peak DRAM used (tensor arena spill and weights)")}
+_DRAM = {"dram_kib": Metric("KiB", "peak DRAM used: tensor arena and weights (SRAM caches "
+                                   "them)")}
 
 
 class EthosU55_128(EthosU):  # noqa: N801 - named after the product

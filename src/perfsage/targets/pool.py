@@ -5,7 +5,10 @@ its own pipe, so the parent always knows which task a worker holds. A task that 
 ``timeout_s`` (Vela can hang) gets its worker killed and replaced, and comes back with status
 ``timeout``; a model a tool rejects comes back as ``error`` with the tool's message; a
 worker that dies (a segfault in native code) is replaced and its task reported as ``error``.
-The run always goes on. Workers start with the "spawn" method: no fork after threads.
+The run always goes on. Workers start with the "spawn" method: no fork after threads (a
+script using the pool needs the usual ``if __name__ == "__main__":`` guard). A task's time
+limit runs from when it is handed to a worker, so it includes waiting for the machine lock
+behind another process's cpu-litert timing.
 
     with MeasurePool(["ethos-u55-128", "cortex-m-tflm"], workers=2, timeout_s=60) as pool:
         for result in pool.imap_unordered((key, model_bytes) for ...):

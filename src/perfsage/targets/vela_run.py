@@ -86,6 +86,7 @@ def run_vela(model_bytes: bytes, options: VelaOptions, *, target: str = "vela") 
         out_dir = folder / "out"
         status: int | None = None
         error: str | None = None
+        recursion_limit = sys.getrecursionlimit()  # vela.main sets it to its own default
         with capture_output() as captured:
             try:
                 status = vela.main(options.args(model_path, out_dir))
@@ -93,6 +94,8 @@ def run_vela(model_bytes: bytes, options: VelaOptions, *, target: str = "vela") 
                 status = exc.code if isinstance(exc.code, int) else 2
             except Exception as exc:  # Vela raises all kinds on models it cannot handle
                 error = f"{type(exc).__name__}: {exc}"
+            finally:
+                sys.setrecursionlimit(recursion_limit)
         if error is not None:
             raise MeasurementError(target, f"Vela failed: {error}")
         if status:
