@@ -1,0 +1,409 @@
+"""Build TFLite models layer by layer, without TensorFlow.
+
+Generating a large random-network dataset through Keras and the TFLite converter costs
+about a second per model; writing the flatbuffer directly from a small layer vocabulary
+costs milliseconds. :class:`ModelBuilder` records layers with Keras-like calls, checks
+their arguments and shapes as TFLite would, draws random weights from one seeded generator
+(the same calls and seed give byte-identical models), and writes an int8 model -- fully
+quantised, per-channel weights, int32 biases -- or a float32 one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from perfsage.builder import quant, shapes
+from perfsage.builder.flatbuffer import serialize
+from perfsage.builder.network import Bias, Network, Op, Tensor
+from perfsage.builder.quant import Stats
+from perfsage.errors import UsageError
+from perfsage.graph.schema import fb
+
+DTYPES = ("int8", "float32")
+_FUSED = {None: fb.ActivationFunctionType.NONE, "relu": fb.ActivationFunctionType.RELU,
+          "relu6": fb.ActivationFunctionType.RELU6}
+_PADDING = {"same": fb.Padding.SAME, "valid": fb.Padding.VALID}
+_RESIZE = {"nearest": ("RESIZE_NEAREST_NEIGHBOR", fb.ResizeNearestNeighborOptionsT),
+           "bilinear": ("RESIZE_BILINEAR", fb.ResizeBilinearOptionsT)}
+
+
+@dataclass(frozen=True, slots=True)
+class TensorRef:
+    """A tensor of the model being built: pass it to later layers or to ``build``."""
+
+    index: int
+    shape: tuple[int, ...]
+    owner: int  # id of the ModelBuilder that made it
+
+    def __repr__(self) -> str:
+        return f"TensorRef({self.index}, shape={self.shape})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """A convolution's checked input, kernel, output (h, w) and shared option fields."""
+
+    tensor: Tensor
+    kernel: tuple[int, int]
+    out: tuple[int, int]
+    options: dict[str, int]
+
+
+def _options(cls: type, **fields: object) -> object:
+    """An object-API options table with the given fields set."""
+    options = cls()
+    for name, value in fields.items():
+        setattr(options, name, value)
+    return options
+
+
+class ModelBuilder:
+    """Records layers and writes them as a ``.tflite`` model.
+
+    Args:
+        seed: seeds every random weight; equal seeds and calls give equal bytes.
+        dtype: "int8" (int8 activations and weights, int32 biases) or "float32".
+    """
+
+    def __init__(self, seed: int = 0, dtype: str = "int8") -> None:
+        shapes.choice("ModelBuilder", "dtype", dtype, DTYPES)
+        self._rng = np.random.default_rng(seed)
+        self._int8 = dtype == "int8"
+        self._act_dtype = dtype
+        self._net = Network()
+        self._counts: dict[str, int] = {}
+
+    # -- bookkeeping -------------------------------------------------------------------
+
+    def _name(self, kind: str) -> str:
+        n = self._counts.get(kind, 0)
+        self._counts[kind] = n + 1
+        return f"{kind}_{n}"
+
+    def _get(self, layer: str, ref: object) -> Tensor:
+        if not isinstance(ref, TensorRef) or ref.owner != id(self):
+            raise shapes.fail(layer, f"expected a TensorRef from this ModelBuilder, got {ref!r}")
+        return self._net.tensors[ref.index]
+
+    def _const(self, name: str, data: np.ndarray, scales: np.ndarray | None = None,
+               axis: int = 0) -> int:
+        dtype = str(data.dtype)
+        return self._net.add(Tensor(name, tuple(data.shape), dtype, data=data,
+                                    scales=scales, axis=axis))
+
+    def _int32(self, name: str, values: Sequence[int] | np.ndarray) -> int:
+        return self._const(name, np.asarray(values, dtype=np.int32))
+
+    def _emit(self, opcode: str, name: str, inputs: list[int], shape: tuple[int, ...],
+              stats: Stats, options: object | None = None, tied: bool = False,
+              fixed: tuple[float, int] | None = None) -> TensorRef:
+        """Record an operator writing one new activation tensor."""
+        out = self._net.add(Tensor(name, shape, self._act_dtype,
+                                   stats=stats.as_channels(shape[-1]), fixed=fixed))
+        self._net.ops.append(Op(opcode, tuple(inputs), (out,), options, tied))
+        return TensorRef(out, shape, id(self))
+
+    def _linear(self, name: str, kind: str, inp: int, weights: quant.LinearLayer,
+                activation: str | None, bias: bool, options: object,
+                shape: tuple[int, ...]) -> TensorRef:
+        """Record CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED with weights and bias."""
+        bias_values = weights.bias if bias else np.zeros_like(weights.bias)
+        mean = weights.mean - (0.0 if bias else weights.bias)
+        if self._int8:
+            w = self._const(f"{name}/weights", weights.weights, weights.scales, weights.axis)
+            b = self._net.add(Tensor(f"{name}/bias", (len(bias_values),), "int32",
+                                     bias=Bias(bias_values, inp, weights.scales)))
+        else:
+            w = self._const(f"{name}/weights", weights.float_weights())
+            b = self._net.add(Tensor(f"{name}/bias", (len(bias_values),), "float32",
+                                     bias=Bias(bias_values, inp, weights.scales)))
+        stats = quant.activate(mean, weights.std, activation)
+        return self._emit(kind, name, [inp, w, b], shape, stats, options)
+
+    @staticmethod
+    def _activation(layer: str, activation: object) -> str | None:
+        return shapes.choice(layer, "activation", activation, list(_FUSED))  # type: ignore
+
+    # -- layers --------------------------------------------------------------------------
+
+    def input(self, shape: Sequence[int]) -> TensorRef:
+        """A model input, values expected in [-1, 1] (NHWC for images, batch 1)."""
+        shape = tuple(shape) if isinstance(shape, Sequence) else shape
+        if not isinstance(shape, tuple) or not shape or any(
+                isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
+            raise shapes.fail("input", f"shape must be a sequence of positive ints, got {shape!r}")
+        if shape[0] != 1:
+            raise shapes.fail("input", f"batch must be 1, got shape {shape}")
+        name = f"input_{len(self._net.inputs)}"
+        index = self._net.add(Tensor(name, shape, self._act_dtype,
+                                     stats=quant.uniform_input(shape[-1])))
+        self._net.inputs.append(index)
+        return TensorRef(index, shape, id(self))
+
+    def _window(self, layer: str, x: TensorRef, kernel: object, stride: object, dilation: object,
+                padding: object) -> _Window:
+        """Check a convolution's arguments against its rank-4 input."""
+        t = self._get(layer, x)
+        shapes.rank(layer, t.shape, 4)
+        k = shapes.pair(layer, "kernel", kernel)
+        s = shapes.pair(layer, "stride", stride)
+        d = shapes.pair(layer, "dilation", dilation)
+        pad = shapes.padding(layer, padding)
+        out = shapes.window_output(layer, t.shape[1:3], k, s, d, pad)
+        common = dict(padding=_PADDING[pad], strideH=s[0], strideW=s[1], dilationHFactor=d[0],
+                      dilationWFactor=d[1])
+        return _Window(t, k, out, common)
+
+    def conv2d(self, x: TensorRef, filters: int, kernel: int | tuple[int, int] = 3,
+               stride: int | tuple[int, int] = 1, padding: str = "same",
+               dilation: int | tuple[int, int] = 1, activation: str | None = None,
+               bias: bool = True) -> TensorRef:
+        """CONV_2D with ``filters`` outputs; ``bias=False`` writes zeros, as the converter does."""
+        layer = "conv2d"
+        w = self._window(layer, x, kernel, stride, dilation, padding)
+        filters = shapes.positive(layer, "filters", filters)
+        act = self._activation(layer, activation)
+        weights = quant.dense_like(self._rng, filters, w.kernel, w.tensor.stats)
+        options = _options(fb.Conv2DOptionsT, fusedActivationFunction=_FUSED[act], **w.options)
+        return self._linear(self._name(layer), "CONV_2D", x.index, weights, act, bias, options,
+                            (1, *w.out, filters))
+
+    def depthwise_conv2d(self, x: TensorRef, kernel: int | tuple[int, int] = 3,
+                         stride: int | tuple[int, int] = 1, padding: str = "same",
+                         depth_multiplier: int = 1, dilation: int | tuple[int, int] = 1,
+                         activation: str | None = None, bias: bool = True) -> TensorRef:
+        """DEPTHWISE_CONV_2D with ``channels * depth_multiplier`` outputs."""
+        layer = "depthwise_conv2d"
+        w = self._window(layer, x, kernel, stride, dilation, padding)
+        dm = shapes.positive(layer, "depth_multiplier", depth_multiplier)
+        act = self._activation(layer, activation)
+        weights = quant.depthwise(self._rng, w.kernel, dm, w.tensor.stats)
+        options = _options(fb.DepthwiseConv2DOptionsT, depthMultiplier=dm,
+                           fusedActivationFunction=_FUSED[act], **w.options)
+        return self._linear(self._name(layer), "DEPTHWISE_CONV_2D", x.index, weights, act, bias,
+                            options, (1, *w.out, w.tensor.shape[3] * dm))
+
+    def dense(self, x: TensorRef, units: int, activation: str | None = None,
+              bias: bool = True) -> TensorRef:
+        """FULLY_CONNECTED on a ``[1, n]`` input (reshape feature maps first)."""
+        layer = "dense"
+        t = self._get(layer, x)
+        shapes.rank(layer, t.shape, 2, "; reshape it to (1, -1) first")
+        units = shapes.positive(layer, "units", units)
+        act = self._activation(layer, activation)
+        weights = quant.dense_like(self._rng, units, (), t.stats)
+        options = _options(fb.FullyConnectedOptionsT, fusedActivationFunction=_FUSED[act])
+        return self._linear(self._name(layer), "FULLY_CONNECTED", x.index, weights, act, bias,
+                            options, (1, units))
+
+    def _binary(self, layer: str, opcode: str, a: TensorRef, c: TensorRef,
+                activation: str | None) -> TensorRef:
+        ta, tc = self._get(layer, a), self._get(layer, c)
+        act = self._activation(layer, activation)
+        shape = shapes.broadcast(layer, ta.shape, tc.shape)
+        sa, sc = ta.stats.as_channels(shape[-1]), tc.stats.as_channels(shape[-1])
+        combine = quant.added if opcode == "ADD" else quant.multiplied
+        cls = fb.AddOptionsT if opcode == "ADD" else fb.MulOptionsT
+        return self._emit(opcode, self._name(layer), [a.index, c.index], shape,
+                          combine(sa, sc, act), _options(cls, fusedActivationFunction=_FUSED[act]))
+
+    def add(self, a: TensorRef, c: TensorRef, activation: str | None = None) -> TensorRef:
+        """ADD of equal shapes (or one side broadcast along size-1 dimensions)."""
+        return self._binary("add", "ADD", a, c, activation)
+
+    def mul(self, a: TensorRef, c: TensorRef, activation: str | None = None) -> TensorRef:
+        """MUL; one operand may broadcast, e.g. a [1, 1, 1, C] gate over [1, H, W, C]."""
+        return self._binary("mul", "MUL", a, c, activation)
+
+    def concat(self, xs: Sequence[TensorRef], axis: int = -1) -> TensorRef:
+        """CONCATENATION along ``axis``; all inputs share the output's int8 parameters."""
+        layer = "concat"
+        if isinstance(xs, TensorRef) or not isinstance(xs, Sequence) or len(xs) < 1:
+            raise shapes.fail(layer, "needs a non-empty list of tensors")
+        ts = [self._get(layer, x) for x in xs]
+        first = ts[0].shape
+        ax = shapes.axis(layer, axis, len(first))
+        for t in ts[1:]:
+            if len(t.shape) != len(first) or any(
+                    a != b for i, (a, b) in enumerate(zip(t.shape, first, strict=True)) if i != ax):
+                raise shapes.fail(layer, f"shapes {first} and {t.shape} differ outside axis {ax}")
+        shape = tuple(sum(t.shape[ax] for t in ts) if i == ax else n for i, n in enumerate(first))
+        if ax == len(first) - 1:
+            stats = quant.concatenated([t.stats for t in ts])
+        else:
+            stats = quant.mixed([t.stats for t in ts], [t.shape[ax] for t in ts])
+        options = _options(fb.ConcatenationOptionsT, axis=ax)
+        return self._emit("CONCATENATION", self._name(layer), [x.index for x in xs], shape,
+                          stats, options, tied=True)
+
+    def _pool(self, layer: str, opcode: str, x: TensorRef, pool: int | tuple[int, int],
+              stride: int | tuple[int, int], padding: str) -> TensorRef:
+        t = self._get(layer, x)
+        shapes.rank(layer, t.shape, 4)
+        k = shapes.pair(layer, "pool", pool)
+        s = shapes.pair(layer, "stride", stride)
+        pad = shapes.padding(layer, padding)
+        oh, ow = shapes.window_output(layer, t.shape[1:3], k, s, (1, 1), pad)
+        n = k[0] * k[1]
+        stats = quant.averaged(t.stats, n) if opcode == "AVERAGE_POOL_2D" else t.stats
+        options = _options(fb.Pool2DOptionsT, padding=_PADDING[pad], strideH=s[0], strideW=s[1],
+                           filterHeight=k[0], filterWidth=k[1])
+        return self._emit(opcode, self._name(layer), [x.index], (1, oh, ow, t.shape[3]), stats,
+                          options, tied=True)
+
+    def avg_pool(self, x: TensorRef, pool: int | tuple[int, int] = 2,
+                 stride: int | tuple[int, int] = 2, padding: str = "valid") -> TensorRef:
+        """AVERAGE_POOL_2D; the output keeps the input's int8 parameters."""
+        return self._pool("avg_pool", "AVERAGE_POOL_2D", x, pool, stride, padding)
+
+    def max_pool(self, x: TensorRef, pool: int | tuple[int, int] = 2,
+                 stride: int | tuple[int, int] = 2, padding: str = "valid") -> TensorRef:
+        """MAX_POOL_2D; the output keeps the input's int8 parameters."""
+        return self._pool("max_pool", "MAX_POOL_2D", x, pool, stride, padding)
+
+    def mean(self, x: TensorRef, axes: Sequence[int] = (1, 2), keepdims: bool = True) -> TensorRef:
+        """MEAN over ``axes`` (global average pooling with the default axes)."""
+        layer = "mean"
+        t = self._get(layer, x)
+        if isinstance(axes, int):
+            axes = (axes,)
+        if not isinstance(axes, Sequence) or not axes:
+            raise shapes.fail(layer, f"axes must be a non-empty sequence of ints, got {axes!r}")
+        ax = sorted({shapes.axis(layer, a, len(t.shape)) for a in axes})
+        if len(ax) != len(axes):
+            raise shapes.fail(layer, f"axes {tuple(axes)} repeat an axis")
+        if keepdims:
+            shape = tuple(1 if i in ax else n for i, n in enumerate(t.shape))
+        else:
+            shape = tuple(n for i, n in enumerate(t.shape) if i not in ax)
+        if not shape:
+            raise shapes.fail(layer, "reducing every axis without keepdims leaves a scalar")
+        n = math.prod(t.shape[i] for i in ax)
+        stats = t.stats
+        if len(t.shape) - 1 in ax:  # channels reduced too: one pooled distribution
+            m, s = stats.pooled()
+            stats = Stats(np.array([m]), np.array([s]), stats.lo, stats.hi)
+        axes_t = self._int32(f"{self._name('mean_axes')}", ax)
+        options = _options(fb.ReducerOptionsT, keepDims=bool(keepdims))
+        return self._emit("MEAN", self._name(layer), [x.index, axes_t], shape,
+                          quant.mean_stats(stats, n), options)
+
+    def pad(self, x: TensorRef, paddings: Sequence[Sequence[int]]) -> TensorRef:
+        """PAD with zeros; ``paddings`` gives (before, after) per dimension."""
+        layer = "pad"
+        t = self._get(layer, x)
+        try:
+            p = np.array(paddings, dtype=np.int64)
+        except (TypeError, ValueError):
+            p = None
+        if p is None or p.shape != (len(t.shape), 2) or (p < 0).any():
+            raise shapes.fail(layer, f"paddings must be {len(t.shape)} non-negative "
+                                     f"(before, after) pairs, got {paddings!r}")
+        shape = tuple(int(n + a + b) for n, (a, b) in zip(t.shape, p, strict=True))
+        kept = math.prod(t.shape) / math.prod(shape)
+        p_t = self._int32(self._name("pad_paddings"), p.astype(np.int32))
+        return self._emit("PAD", self._name(layer), [x.index, p_t], shape,
+                          quant.padded(t.stats, kept), tied=True)
+
+    def resize(self, x: TensorRef, size: tuple[int, int], method: str = "nearest") -> TensorRef:
+        """RESIZE_NEAREST_NEIGHBOR or RESIZE_BILINEAR to ``size``.
+
+        Half-pixel centres, no corner alignment: what ``tf.image.resize`` writes.
+        """
+        layer = "resize"
+        t = self._get(layer, x)
+        shapes.rank(layer, t.shape, 4)
+        h, w = shapes.pair(layer, "size", size)
+        opcode, cls = _RESIZE[shapes.choice(layer, "method", method, list(_RESIZE))]
+        size_t = self._int32(self._name("resize_size"), [h, w])
+        options = _options(cls, alignCorners=False, halfPixelCenters=True)
+        return self._emit(opcode, self._name(layer), [x.index, size_t], (1, h, w, t.shape[3]),
+                          t.stats, options, tied=True)
+
+    def depth_to_space(self, x: TensorRef, block: int = 2) -> TensorRef:
+        """DEPTH_TO_SPACE: channels ``C`` become a ``block x block`` patch of ``C / block^2``."""
+        layer = "depth_to_space"
+        t = self._get(layer, x)
+        shapes.rank(layer, t.shape, 4)
+        block = shapes.positive(layer, "block", block)
+        _, h, w, c = t.shape
+        if block < 2 or c % (block * block):
+            raise shapes.fail(layer, f"block {block} needs >= 2 and channels ({c}) divisible "
+                                     f"by {block * block}")
+        cout = c // (block * block)
+        # Output channel j gathers input channels j, j + cout, j + 2 cout, ...
+        mean = t.stats.mean.reshape(-1, cout)
+        square = t.stats.mean_square.reshape(-1, cout)
+        m, e2 = mean.mean(axis=0), square.mean(axis=0)
+        stats = Stats(m, np.sqrt(np.maximum(e2 - m**2, 0.0)), t.stats.lo, t.stats.hi)
+        options = _options(fb.DepthToSpaceOptionsT, blockSize=block)
+        return self._emit("DEPTH_TO_SPACE", self._name(layer), [x.index],
+                          (1, h * block, w * block, cout), stats, options, tied=True)
+
+    def reshape(self, x: TensorRef, shape: Sequence[int]) -> TensorRef:
+        """RESHAPE (one dimension may be -1); the output keeps the input's int8 parameters."""
+        layer = "reshape"
+        t = self._get(layer, x)
+        new = shapes.reshaped(layer, t.shape, shape)
+        shape_t = self._int32(self._name("reshape_shape"), new)
+        return self._emit("RESHAPE", self._name(layer), [x.index, shape_t], new, t.stats,
+                          tied=True)
+
+    def _unary(self, layer: str, opcode: str, x: TensorRef, activation: str,
+               options: object | None = None, fixed: tuple[float, int] | None = None,
+               stats: Stats | None = None, tied: bool = False) -> TensorRef:
+        t = self._get(layer, x)
+        if stats is None:
+            stats = quant.activate(t.stats.mean, t.stats.std, activation, t.stats.lo, t.stats.hi)
+        return self._emit(opcode, self._name(layer), [x.index], t.shape, stats, options,
+                          tied=tied, fixed=fixed)
+
+    def softmax(self, x: TensorRef) -> TensorRef:
+        """SOFTMAX over the last axis (int8 output: scale 1/256, zero point -128)."""
+        t = self._get("softmax", x)
+        n = t.shape[-1]
+        stats = Stats(np.full(n, 1.0 / n), np.full(n, 1.0 / n), 0.0, 1.0)
+        return self._unary("softmax", "SOFTMAX", x, "logistic", _options(fb.SoftmaxOptionsT,
+                           beta=1.0), quant.PROBABILITY_PARAMS, stats)
+
+    def logistic(self, x: TensorRef) -> TensorRef:
+        """LOGISTIC (sigmoid; int8 output: scale 1/256, zero point -128)."""
+        return self._unary("logistic", "LOGISTIC", x, "logistic",
+                           fixed=quant.PROBABILITY_PARAMS)
+
+    def hard_swish(self, x: TensorRef) -> TensorRef:
+        """HARD_SWISH: ``x * relu6(x + 3) / 6``."""
+        return self._unary("hard_swish", "HARD_SWISH", x, "hard_swish")
+
+    def relu(self, x: TensorRef) -> TensorRef:
+        """RELU as its own operator (prefer ``activation=`` on the layer before)."""
+        return self._unary("relu", "RELU", x, "relu")
+
+    def relu6(self, x: TensorRef) -> TensorRef:
+        """RELU6 as its own operator; int8 output keeps the input's parameters.
+
+        TFLite Micro's int8 RELU6 clamps without rescaling, so the converter ties the two.
+        """
+        return self._unary("relu6", "RELU6", x, "relu6", tied=True)
+
+    # -- output --------------------------------------------------------------------------
+
+    def build(self, outputs: Sequence[TensorRef]) -> bytes:
+        """The ``.tflite`` bytes of everything ``outputs`` depend on.
+
+        Layers no output depends on are left out, as the converter prunes them.
+        """
+        if isinstance(outputs, TensorRef) or not isinstance(outputs, Sequence) or not outputs:
+            raise UsageError("build: outputs must be a non-empty list of TensorRef")
+        for ref in outputs:
+            self._get("build", ref)
+        indices = [ref.index for ref in outputs]
+        if len(set(indices)) != len(indices):
+            raise UsageError("build: the same tensor is listed twice in outputs")
+        if any(i in self._net.inputs for i in indices):
+            raise UsageError("build: a model input cannot be an output; add a layer after it")
+        return serialize(self._net.resolve(indices, self._int8), self._int8)

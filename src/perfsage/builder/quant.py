@@ -1,0 +1,277 @@
+"""Quantisation without calibration data: estimated statistics in, int8 parameters out.
+
+Random weights make degenerate int8 models unless every scale is chosen with care, and a
+generated model has no representative data to calibrate on. Instead each activation tensor
+carries an estimate of its values -- a mean and a standard deviation per channel (last
+axis), propagated analytically from layer to layer -- and a range ``[lo, hi]`` from which
+its int8 scale and zero point follow, as a converter's calibration would choose them.
+
+Weights are random int8 values with one symmetric scale per output channel, chosen so that
+each output channel has unit mean square (what batch normalisation gives a trained
+network). Activations therefore keep a stable magnitude however deep the network is, and
+every requantisation ratio stays in the range the runtimes accept (XNNPACK, for one,
+refuses ratios far from 1).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Half-width of an activation's quantisation range, in standard deviations.
+RANGE_SIGMAS = 4.0
+#: Narrowest range an activation may get: keeps scales far from degenerate (~1e-8) values.
+MIN_SPAN = 1e-2
+#: Spread (log-normal sigma) of per-channel gains and the std of biases, relative to 1.
+GAIN_SPREAD = 0.25
+BIAS_STD = 0.1
+#: Correlation assumed between neighbouring values when averaging (pools, MEAN): an average
+#: of n values keeps ``sqrt(rho + (1 - rho) / n)`` of their spread.
+SPATIAL_CORRELATION = 0.1
+#: Output parameters TFLite mandates for int8 SOFTMAX and LOGISTIC.
+PROBABILITY_PARAMS = (1.0 / 256.0, -128)
+
+# Gauss-Hermite rule: E[f(X)] for X ~ N(m, s^2) as sum(w * f(m + s * x)).
+_NODES, _WEIGHTS = np.polynomial.hermite.hermgauss(32)
+_NODES = _NODES * math.sqrt(2.0)
+_WEIGHTS = _WEIGHTS / math.sqrt(math.pi)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+#: Element-wise functions by activation name, as the runtimes define them.
+ACTIVATIONS: dict[str | None, Callable[[np.ndarray], np.ndarray]] = {
+    None: lambda x: x,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "relu6": lambda x: np.clip(x, 0.0, 6.0),
+    "logistic": _sigmoid,
+    "hard_swish": lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Estimated values of an activation tensor.
+
+    ``mean`` and ``std`` are per channel (the last axis) and describe variation over
+    positions and inputs; ``lo``/``hi`` is the range int8 quantisation must cover.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    lo: float
+    hi: float
+
+    @property
+    def channels(self) -> int:
+        """Number of channels described."""
+        return int(self.mean.shape[0])
+
+    @property
+    def mean_square(self) -> np.ndarray:
+        """E[x^2] per channel."""
+        return self.mean**2 + self.std**2
+
+    def with_range(self, lo: float, hi: float) -> Stats:
+        """The same moments with another quantisation range."""
+        return Stats(self.mean, self.std, lo, hi)
+
+    def pooled(self) -> tuple[float, float]:
+        """Mean and std of all channels taken together (a mixture)."""
+        m = float(self.mean.mean())
+        var = float(self.mean_square.mean()) - m * m
+        return m, math.sqrt(max(var, 0.0))
+
+    def as_channels(self, n: int) -> Stats:
+        """Statistics for a last axis of ``n``: tiled when ``n`` is a multiple, else pooled."""
+        if n == self.channels:
+            return self
+        if n % self.channels == 0:
+            reps = n // self.channels
+            return Stats(np.tile(self.mean, reps), np.tile(self.std, reps), self.lo, self.hi)
+        m, s = self.pooled()
+        return Stats(np.full(n, m), np.full(n, s), self.lo, self.hi)
+
+
+def uniform_input(channels: int, lo: float = -1.0, hi: float = 1.0) -> Stats:
+    """Statistics of a model input drawn uniformly from ``[lo, hi]``."""
+    mean = np.full(channels, (lo + hi) / 2)
+    std = np.full(channels, (hi - lo) / math.sqrt(12.0))
+    return Stats(mean, std, lo, hi)
+
+
+def activate(mean: np.ndarray, std: np.ndarray, activation: str | None,
+             lo: float | None = None, hi: float | None = None) -> Stats:
+    """Statistics after an element-wise function of approximately Gaussian values.
+
+    Moments come from Gauss-Hermite quadrature; the range is the function's image of
+    ``[lo, hi]`` (default: ``RANGE_SIGMAS`` around each channel's mean).
+    """
+    f = ACTIVATIONS[activation]
+    std = np.maximum(std, 0.0)
+    if lo is None or hi is None:
+        lo = float(np.min(mean - RANGE_SIGMAS * std))
+        hi = float(np.max(mean + RANGE_SIGMAS * std))
+    if activation is None:
+        return Stats(mean, std, lo, hi)
+    samples = f(mean[:, None] + std[:, None] * _NODES[None, :])
+    m = samples @ _WEIGHTS
+    var = np.maximum((samples**2) @ _WEIGHTS - m**2, 0.0)
+    grid = f(np.append(np.linspace(lo, hi, 129), [-1.5] if lo < -1.5 < hi else []))
+    return Stats(m, np.sqrt(var), float(grid.min()), float(grid.max()))
+
+
+def averaged(stats: Stats, n: int) -> Stats:
+    """Statistics of averages over ``n`` neighbouring values of each channel (range kept)."""
+    keep = math.sqrt(SPATIAL_CORRELATION + (1.0 - SPATIAL_CORRELATION) / max(n, 1))
+    return Stats(stats.mean, stats.std * keep, stats.lo, stats.hi)
+
+
+def mean_stats(stats: Stats, n: int) -> Stats:
+    """Statistics of a MEAN over ``n`` values per channel, with its own (narrower) range."""
+    out = averaged(stats, n)
+    lo = float(np.min(out.mean - RANGE_SIGMAS * out.std))
+    hi = float(np.max(out.mean + RANGE_SIGMAS * out.std))
+    return out.with_range(max(lo, stats.lo), min(hi, stats.hi))
+
+
+def padded(stats: Stats, kept_fraction: float) -> Stats:
+    """Statistics after zero padding: a mixture of the values and zeros (range kept)."""
+    m = stats.mean * kept_fraction
+    var = np.maximum(stats.mean_square * kept_fraction - m**2, 0.0)
+    return Stats(m, np.sqrt(var), stats.lo, stats.hi)
+
+
+def mixed(parts: list[Stats], weights: list[float]) -> Stats:
+    """Statistics of a tensor made of pieces of others (same channel count), range united."""
+    total = sum(weights)
+    m = sum(w * p.mean for p, w in zip(parts, weights, strict=True)) / total
+    e2 = sum(w * p.mean_square for p, w in zip(parts, weights, strict=True)) / total
+    std = np.sqrt(np.maximum(e2 - m**2, 0.0))
+    return Stats(m, std, min(p.lo for p in parts), max(p.hi for p in parts))
+
+
+def concatenated(parts: list[Stats]) -> Stats:
+    """Statistics of a channel-wise concatenation, range united."""
+    return Stats(np.concatenate([p.mean for p in parts]), np.concatenate([p.std for p in parts]),
+                 min(p.lo for p in parts), max(p.hi for p in parts))
+
+
+def added(a: Stats, b: Stats, activation: str | None) -> Stats:
+    """Statistics of ``a + b`` (independent operands), then the fused activation."""
+    mean = a.mean + b.mean
+    std = np.sqrt(a.std**2 + b.std**2)
+    lo = max(float(np.min(mean - RANGE_SIGMAS * std)), a.lo + b.lo)
+    hi = min(float(np.max(mean + RANGE_SIGMAS * std)), a.hi + b.hi)
+    return activate(mean, std, activation, lo, hi)
+
+
+def multiplied(a: Stats, b: Stats, activation: str | None) -> Stats:
+    """Statistics of ``a * b`` (independent operands), then the fused activation."""
+    mean = a.mean * b.mean
+    std = np.sqrt(np.maximum(a.mean_square * b.mean_square - mean**2, 0.0))
+    corners = (a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi)
+    lo = max(float(np.min(mean - RANGE_SIGMAS * std)), min(corners))
+    hi = min(float(np.max(mean + RANGE_SIGMAS * std)), max(corners))
+    return activate(mean, std, activation, lo, hi)
+
+
+def affine_params(lo: float, hi: float) -> tuple[float, int]:
+    """Per-tensor int8 scale and zero point covering ``[lo, hi]`` (and zero, exactly)."""
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    span = max(hi - lo, MIN_SPAN)
+    if hi - lo < MIN_SPAN:  # widen evenly around what there is
+        hi = lo + span if lo < 0 else span
+    scale = span / 255.0
+    zero_point = int(np.clip(np.rint(-128.0 - lo / scale), -128, 127))
+    return float(np.float32(scale)), zero_point
+
+
+def random_int8(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Random symmetric int8 weights in [-127, 127], triangular around zero.
+
+    The mean of two uniform bytes: cheap to draw (a MobileNetV2's worth in a few ms) and
+    peaked at zero like trained weights, which matters for Vela's weight compression.
+    """
+    n = math.prod(shape)
+    raw = np.frombuffer(rng.bytes(2 * n), dtype=np.int8).reshape(2, n)
+    q = (raw[0] >> 1) + (raw[1] >> 1)
+    np.maximum(q, -127, out=q)
+    return q.reshape(shape)
+
+
+@dataclass(frozen=True, slots=True)
+class LinearLayer:
+    """A random linear layer (conv, depthwise, dense) scaled for its input's statistics."""
+
+    weights: np.ndarray  # int8, the layer's TFLite layout
+    scales: np.ndarray  # float32 per output channel: real weight = scale * int8
+    bias: np.ndarray  # float64 per output channel, real values
+    mean: np.ndarray  # per output channel, before the activation
+    std: np.ndarray
+    axis: int  # the output-channel axis of ``weights``
+
+    def float_weights(self) -> np.ndarray:
+        """Real-valued weights (float32) for models that are not quantised."""
+        shape = [1] * self.weights.ndim
+        shape[self.axis] = -1
+        return self.weights.astype(np.float32) * self.scales.reshape(shape)
+
+
+def _gains_and_bias(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    gains = np.exp(GAIN_SPREAD * rng.standard_normal(n))
+    bias = BIAS_STD * rng.standard_normal(n)
+    return gains, bias
+
+
+def dense_like(rng: np.random.Generator, out_channels: int, kernel: tuple[int, ...],
+               inp: Stats) -> LinearLayer:
+    """Weights ``[out, *kernel, in]`` (CONV_2D, FULLY_CONNECTED) for input statistics ``inp``.
+
+    Each output channel gets unit mean square (times a random gain): its scale is
+    ``gain / sqrt(sum(q^2) * E[x^2])``. The per-channel mean follows exactly from the
+    weights; the spread assumes independent inputs.
+    """
+    cin = inp.channels
+    q = random_int8(rng, (out_channels, *kernel, cin))
+    gains, bias = _gains_and_bias(rng, out_channels)
+    flat = q.reshape(out_channels, -1, cin)
+    q_sum = flat.sum(axis=1, dtype=np.int32).astype(np.float64)  # [out, in]
+    q_sq = np.maximum(np.square(q, dtype=np.int16).reshape(out_channels, -1)
+                      .sum(axis=1, dtype=np.int64), 1).astype(np.float64)
+    e2 = max(float(inp.mean_square.mean()), 1e-6)
+    scales = (gains / np.sqrt(q_sq * e2)).astype(np.float32)
+    s = scales.astype(np.float64)
+    mean = bias + s * (q_sum @ inp.mean)
+    std = s * np.sqrt(q_sq * float((inp.std**2).mean()))
+    return LinearLayer(q, scales, bias, mean, std, axis=0)
+
+
+def depthwise(rng: np.random.Generator, kernel: tuple[int, int], multiplier: int,
+              inp: Stats) -> LinearLayer:
+    """Weights ``[1, kh, kw, in * multiplier]`` (DEPTHWISE_CONV_2D), channel by channel."""
+    cout = inp.channels * multiplier
+    q = random_int8(rng, (1, *kernel, cout))
+    gains, bias = _gains_and_bias(rng, cout)
+    flat = q.reshape(-1, cout)
+    q_sum = flat.sum(axis=0, dtype=np.int32).astype(np.float64)
+    q_sq = np.maximum(np.square(flat, dtype=np.int16).sum(axis=0, dtype=np.int64), 1)
+    source = np.arange(cout) // multiplier  # input channel of each output channel
+    e2 = np.maximum(inp.mean_square[source], 1e-6)
+    scales = (gains / np.sqrt(q_sq * e2)).astype(np.float32)
+    s = scales.astype(np.float64)
+    mean = bias + s * q_sum * inp.mean[source]
+    std = s * np.sqrt(q_sq) * inp.std[source]
+    return LinearLayer(q, scales, bias, mean, std, axis=3)
+
+
+def quantize_bias(bias: np.ndarray, input_scale: float, weight_scales: np.ndarray) -> np.ndarray:
+    """int32 bias with scale ``input_scale * weight_scale`` per channel, as TFLite requires."""
+    scale = input_scale * weight_scales.astype(np.float64)
+    q = np.rint(bias / scale)
+    return np.clip(q, -(2**31) + 1, 2**31 - 1).astype(np.int32)
