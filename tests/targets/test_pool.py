@@ -91,4 +91,7 @@ def test_real_targets_on_real_and_corrupt_models(tflite_models):
     # Vela segfaults on this truncated flatbuffer; TFLM raises. Either way: an error.
     for target in targets:
         assert status["truncated", target].status == "error"
-        assert status["truncated", target].message
+    crashed = status["truncated", "ethos-u55-128"].message
+    if "killed by" in crashed:  # Vela 5.2.0 crashes here; what it printed last is kept
+        assert "Failed to load TfLite model" in crashed
+    assert status["truncated", "cortex-m-tflm"].message.startswith("TFLM failed")

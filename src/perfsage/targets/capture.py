@@ -5,6 +5,10 @@ Vela's C++ core and TFLite Micro print straight to file descriptors 1 and 2, pas
 descriptors (and Python's streams) for one temporary file for the duration of a call,
 flushing C's stdio buffers on the way in and out so nothing leaks onto the terminal later.
 Descriptors are process-wide: do not capture from two threads at once.
+
+When ``$PERFSAGE_CAPTURE_DIR`` is set (pool workers set it), the buffer is a named file in
+that folder, so if the library kills the process mid-call, the parent can still read what it
+printed last.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 _LIBC = ctypes.CDLL(None)
+CAPTURE_DIR_ENV = "PERFSAGE_CAPTURE_DIR"
 
 
 @dataclass
@@ -42,7 +47,8 @@ def capture_output() -> Iterator[Captured]:
     python_text = io.StringIO()
     _flush_all()
     saved = [os.dup(1), os.dup(2)]
-    with tempfile.TemporaryFile(mode="w+b") as sink:
+    folder = os.environ.get(CAPTURE_DIR_ENV) or None
+    with tempfile.NamedTemporaryFile(mode="w+b", dir=folder, prefix="capture-") as sink:
         try:
             os.dup2(sink.fileno(), 1)
             os.dup2(sink.fileno(), 2)

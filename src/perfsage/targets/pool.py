@@ -20,15 +20,19 @@ from __future__ import annotations
 import itertools
 import multiprocessing as mp
 import os
+import shutil
 import signal
+import tempfile
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any, Literal
 
 from perfsage.errors import MeasurementError, PerfSageError, UsageError
+from perfsage.targets.capture import CAPTURE_DIR_ENV
 from perfsage.targets.registry import load_class, target_path
 
 Status = Literal["ok", "error", "timeout"]
@@ -51,9 +55,10 @@ class MeasureResult:
         return self.status == "ok"
 
 
-def _worker_main(conn: Connection, spec: dict[str, tuple[str, dict]]) -> None:
+def _worker_main(conn: Connection, spec: dict[str, tuple[str, dict]], scratch: str) -> None:
     """Worker loop: load every target once, then measure tasks until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and cleans up
+    os.environ[CAPTURE_DIR_ENV] = scratch  # tool output survives a crash for the parent
     try:
         targets = {}
         for name, (path, options) in spec.items():
@@ -95,11 +100,19 @@ class _Task:
 class _Worker:
     process: Any
     conn: Connection
+    scratch: Path
     started: float
     ready: bool = False
     task: _Task | None = None
     task_started: float = 0.0
     done: int = 0
+
+
+def _last_words(scratch: Path, lines: int = 3) -> str:
+    """The last lines a tool printed before its process died (from the capture files)."""
+    text = "".join(p.read_text(errors="replace") for p in sorted(scratch.glob("capture-*")))
+    kept = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(kept[-lines:])
 
 
 def _death(process) -> str:
@@ -153,17 +166,19 @@ class MeasurePool:
 
     def _spawn(self) -> _Worker:
         parent, child = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(target=_worker_main, args=(child, self._spec),
+        scratch = Path(tempfile.mkdtemp(prefix="perfsage-worker-"))
+        process = self._ctx.Process(target=_worker_main, args=(child, self._spec, str(scratch)),
                                     name="perfsage-measure", daemon=True)
         process.start()
         child.close()
-        return _Worker(process, parent, started=time.monotonic())
+        return _Worker(process, parent, scratch, started=time.monotonic())
 
     def _kill(self, worker: _Worker) -> None:
         if worker.process.is_alive():
             worker.process.kill()
         worker.process.join(timeout=5)
         worker.conn.close()
+        shutil.rmtree(worker.scratch, ignore_errors=True)
 
     def _replace(self, worker: _Worker) -> None:
         self._kill(worker)
@@ -270,15 +285,17 @@ class MeasurePool:
             message = worker.conn.recv()
         except (EOFError, OSError):
             how = _death(worker.process)
+            last = _last_words(worker.scratch)
+            said = f"; its last output: {last}" if last else ""
             task, worker.task = worker.task, None
             if not worker.ready:
                 raise MeasurementError(", ".join(self.targets),
-                                       f"worker {how} while loading its tools") from None
+                                       f"worker {how} while loading its tools{said}") from None
             self._replace(worker)
             if task is None:
                 return None
             return MeasureResult(task.key, task.target, "error",
-                                 message=f"worker {how} while measuring; replaced",
+                                 message=f"worker {how} while measuring (replaced){said}",
                                  wall_s=time.monotonic() - worker.task_started)
         if message[0] == "fatal":
             self._kill(worker)
