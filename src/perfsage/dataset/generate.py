@@ -1,15 +1,18 @@
 """`dataset generate`: sample, build and store models from a search space, in parallel.
 
 Models are numbered by index within (space, seed); model ``i`` is always built from the
-same configuration, so the job can stop anywhere and resume. Work goes out in batches and
-results are stored in index order, one transaction per batch: a kill loses at most the
-batch in flight, and which of two duplicate graphs is kept never depends on timing.
+same configuration, so the job can stop anywhere and resume. A bounded window of tasks is
+in flight at any time and results are stored strictly in index order, committed every
+half second: a kill loses at most the window in flight, and which of two duplicate graphs
+is kept never depends on timing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -17,7 +20,8 @@ from pathlib import Path
 
 from perfsage.dataset.store import ModelRecord, Store, write_model_file
 
-BATCH_PER_WORKER = 16
+WINDOW_PER_WORKER = 8  # tasks in flight per worker: keeps workers busy, bounds what a kill loses
+COMMIT_EVERY_S = 0.5
 
 
 @dataclass
@@ -95,24 +99,44 @@ def generate(folder: str | Path, space: str, count: int, seed: int = 0, workers:
             progress(summary)
         indices = _pending(store.done_indices(space, seed))
         keep_dir = str(folder) if keep_files else None
-        pool = (multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None)
+        pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
+        window: deque = deque()  # results in index order, oldest first
+        records: list[ModelRecord] = []
+        failures: list[tuple[str, int, int, str]] = []
+        last_commit = time.monotonic()
+
+        def commit() -> None:
+            added, dups = store.add_batch(records, failures)
+            summary.added += added
+            summary.duplicates += dups
+            summary.failures += len(failures)
+            room = 5 - len(summary.failure_messages)
+            summary.failure_messages += [f[3] for f in failures][:room]
+            records.clear()
+            failures.clear()
+            if progress:
+                progress(summary)
+
         try:
-            while summary.stored < count:
-                # Never more than still needed: every index handed out gets stored as a
-                # model, a duplicate or a failure, so a resumed run continues identically.
-                batch = [(space, seed, next(indices), keep_dir)
-                         for _ in range(min(count - summary.stored, BATCH_PER_WORKER * workers))]
-                results = pool.map(make_model, batch) if pool else map(make_model, batch)
-                records, failures = [], []
-                for result in results:
-                    (records if isinstance(result, ModelRecord) else failures).append(result)
-                added, dups = store.add_batch(records, failures)
-                summary.added += added
-                summary.duplicates += dups
-                summary.failures += len(failures)
-                summary.failure_messages += [f[3] for f in failures][:5]
-                if progress:
-                    progress(summary)
+            while True:
+                # Never hand out more indices than models still needed: each one ends up
+                # stored as a model, a duplicate or a failure, so reruns continue identically.
+                wanted = count - summary.stored - len(records) - len(window)
+                while wanted > 0 and len(window) < WINDOW_PER_WORKER * workers:
+                    task = (space, seed, next(indices), keep_dir)
+                    window.append(pool.apply_async(make_model, (task,)) if pool else task)
+                    wanted -= 1
+                if not window:
+                    commit()
+                    if summary.stored >= count:
+                        break
+                    continue
+                head = window.popleft()
+                result = head.get() if pool else make_model(head)
+                (records if isinstance(result, ModelRecord) else failures).append(result)
+                if time.monotonic() - last_commit >= COMMIT_EVERY_S or not window:
+                    commit()
+                    last_commit = time.monotonic()
         finally:
             if pool:
                 pool.terminate()

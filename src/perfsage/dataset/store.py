@@ -166,7 +166,7 @@ class Store:
         """
         added = dups = 0
         now = time.time()
-        with self._transaction():
+        with self.transaction():
             for r in records:
                 cur = self.db.execute(
                     "INSERT OR IGNORE INTO models (space, seed, idx, config, graph_hash, "
@@ -185,7 +185,8 @@ class Store:
                                 list(failures))
         return added, dups
 
-    def _transaction(self):
+    def transaction(self) -> _Transaction:
+        """A write transaction (BEGIN IMMEDIATE); commits on success, rolls back on error."""
         return _Transaction(self.db)
 
     # -- reading ------------------------------------------------------------------------
