@@ -75,13 +75,14 @@ def spaces() -> None:
 def info(folder: Folder) -> None:
     """Counts per space, label coverage per target, and histograms of MACs, params, ops."""
     from perfsage.dataset.store import Store
-    from perfsage.dataset.summary import histogram, label_coverage, model_columns
+    from perfsage.dataset.summary import histogram, label_coverage, label_metrics, model_columns
 
     out = fmt.console()
     with Store(folder) as store:
         counts = store.counts_by_space()
         columns = model_columns(store)
         coverage = label_coverage(store)
+        metrics = label_metrics(store)
     table = Table(title=f"{folder}", title_justify="left")
     for name in ("space", "models", "duplicates", "failures", "MACs min", "MACs median",
                  "MACs max", "params median", "ops median"):
@@ -102,6 +103,14 @@ def info(folder: Folder) -> None:
         for target, by_status in sorted(coverage.items()):
             labels.add_row(target, *(str(by_status.get(s, 0)) for s in ("ok", "error", "timeout")))
         out.print(labels)
+        ranges = Table(title="label ranges (ok labels)", title_justify="left")
+        for name in ("target", "metric", "min", "median", "max"):
+            ranges.add_column(name, justify="left" if name in ("target", "metric") else "right")
+        for target, per in sorted(metrics.items()):
+            for metric, values in per.items():
+                ranges.add_row(target, metric, *(f"{v:.4g}" for v in (
+                    values.min(), _median(values), values.max())))
+        out.print(ranges)
     if "all" in columns:
         for key, log, title in (("macs", True, "MACs"), ("params", True, "parameters"),
                                 ("ops", False, "operators")):
@@ -128,3 +137,53 @@ def export(
     with Store(folder) as store:
         rows = export_parquet(store, parquet)
     print(f"{rows} models written to {parquet}")
+
+
+@app.command()
+def annotate(
+    folder: Folder,
+    target: Annotated[list[str], typer.Option(help="Target to label (repeatable).")],
+    workers: Annotated[int, typer.Option(min=1, help="Measuring processes.")] = 2,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per model per target.")] = 60.0,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many models.")] = None,
+) -> None:
+    """Label every model lacking a label for the targets; running again resumes."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from perfsage.dataset.annotate import annotate as run
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+               TimeRemainingColumn()]
+    clock: dict[str, float] = {}
+    with Progress(*columns, console=fmt.console(stderr=True)) as bar:
+        task = bar.add_task("annotate", total=None, rate="")
+
+        def show(s) -> None:
+            import time
+
+            now = clock.setdefault("start", time.perf_counter())
+            elapsed = time.perf_counter() - now
+            failed = sum(n for per in s.by_status.values()
+                         for status, n in per.items() if status != "ok")
+            bar.update(task, total=s.total, completed=s.done,
+                       rate=f"{s.done / elapsed:.1f} labels/s" if elapsed > 0 else "",
+                       description=f"annotate (not ok: {failed})")
+
+        summary = run(folder, target, workers=workers, timeout_s=timeout, limit=limit,
+                      progress=show)
+    for name, per in sorted(summary.by_status.items()):
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(per.items()))
+        mean = summary.wall_s[name] / max(1, sum(per.values()))
+        print(f"{name}: {counts}; {mean * 1000:.0f} ms per model")
+        if name in summary.examples:
+            print(f"  e.g. {summary.examples[name]}")
+    if summary.total == 0:
+        print("nothing to do: every model already has these labels")

@@ -44,6 +44,7 @@ def histogram(values: list[float] | np.ndarray, bins: int = 12, log: bool = True
     if log and lo > 0:
         edges = np.logspace(math.log10(lo), math.log10(hi) if hi > lo else math.log10(lo) + 1,
                             bins + 1)
+        edges[0], edges[-1] = lo, max(hi, edges[-1])  # no rounding may drop the extremes
     else:  # integer quantities: whole-number bins
         step = max(1, math.ceil((hi - lo + 1) / bins))
         edges = np.arange(lo, hi + step + 1, step)
@@ -71,3 +72,16 @@ def label_coverage(store: Store) -> dict[str, dict[str, int]]:
             "SELECT target, status, COUNT(*) FROM labels GROUP BY target, status"):
         out.setdefault(target, {})[status] = n
     return out
+
+
+def label_metrics(store: Store) -> dict[str, dict[str, np.ndarray]]:
+    """Per target and metric, the values of every successful label."""
+    import json
+
+    out: dict[str, dict[str, list[float]]] = {}
+    for target, metrics in store.db.execute(
+            "SELECT target, metrics FROM labels WHERE status = 'ok' AND metrics IS NOT NULL"):
+        per = out.setdefault(target, {})
+        for name, value in json.loads(metrics).items():
+            per.setdefault(name, []).append(value)
+    return {t: {m: np.asarray(v, dtype=float) for m, v in per.items()} for t, per in out.items()}

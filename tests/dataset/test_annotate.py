@@ -1,0 +1,114 @@
+"""`dataset annotate`: labels in the store, resumable after SIGKILL, errors and timeouts kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from perfsage.dataset.annotate import annotate, missing_labels
+from perfsage.dataset.generate import generate
+from perfsage.dataset.store import DB_NAME, Store
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("annotate")
+    generate(folder, "keyword-spotting", 12, seed=0)
+    return folder
+
+
+def _labels(folder) -> dict[tuple[int, str], tuple]:
+    with Store(folder) as store:
+        rows = store.db.execute("SELECT model_id, target, status, metrics, settings_hash, "
+                                "tool_version FROM labels").fetchall()
+    return {(r[0], r[1]): r[2:] for r in rows}
+
+
+def test_annotate_stores_one_label_per_model_and_target(tmp_path, dataset):
+    import shutil
+
+    folder = tmp_path / "d"
+    shutil.copytree(dataset, folder)
+    summary = annotate(folder, ["ethos-u55-128", "cortex-m-tflm"], workers=2)
+    assert summary.by_status == {"ethos-u55-128": {"ok": 12}, "cortex-m-tflm": {"ok": 12}}
+    labels = _labels(folder)
+    assert len(labels) == 24
+    from perfsage.targets import get_target
+
+    vela = get_target("ethos-u55-128")
+    with Store(folder) as store:
+        for model_id in (1, 7):
+            status, metrics, settings, version = labels[model_id, "ethos-u55-128"]
+            assert status == "ok" and settings == vela.settings_hash and version == "5.2.0"
+            # The stored label is what measuring the model directly gives.
+            assert json.loads(metrics) == pytest.approx(vela.measure(store.model_bytes(model_id)))
+        assert missing_labels(store, ["ethos-u55-128", "cortex-m-tflm"]) == {}
+    again = annotate(folder, ["ethos-u55-128", "cortex-m-tflm"], workers=1)
+    assert again.total == 0
+    # A new target later measures only that target.
+    later = annotate(folder, ["ethos-u65-256", "cortex-m-tflm"], workers=1, limit=3)
+    assert later.by_status == {"ethos-u65-256": {"ok": 3}}
+
+
+def test_error_is_recorded_and_the_run_goes_on(tmp_path, dataset):
+    import hashlib
+    import shutil
+
+    folder = tmp_path / "d"
+    shutil.copytree(dataset, folder)
+    broken = b"TFL3" * 8  # Vela cannot read this; the worker dies on it and is replaced
+    (folder / "models").mkdir()
+    (folder / "models" / "broken.tflite").write_bytes(broken)
+    with Store(folder) as store:
+        store.db.execute("UPDATE models SET file = 'models/broken.tflite', model_sha256 = ? "
+                         "WHERE id = 2", (hashlib.sha256(broken).hexdigest(),))
+    summary = annotate(folder, ["ethos-u55-128"], workers=1)
+    labels = _labels(folder)
+    assert summary.by_status == {"ethos-u55-128": {"ok": 11, "error": 1}}
+    assert labels[2, "ethos-u55-128"][0] == "error"
+    with Store(folder) as store:
+        message = store.db.execute("SELECT message FROM labels WHERE model_id = 2").fetchone()[0]
+    assert message
+
+
+def test_timeout_is_recorded(tmp_path, dataset):
+    import shutil
+
+    folder = tmp_path / "d"
+    shutil.copytree(dataset, folder)
+    summary = annotate(folder, ["ethos-u55-128"], workers=1, timeout_s=1e-3, limit=2)
+    assert summary.by_status == {"ethos-u55-128": {"timeout": 2}}
+    assert {v[0] for v in _labels(folder).values()} == {"timeout"}
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume(tmp_path):
+    folder = tmp_path / "k"
+    generate(folder, "nasbench201", 40, seed=1)
+    cmd = [sys.executable, "-m", "perfsage", "dataset", "annotate", str(folder), "--target",
+           "ethos-u55-128", "--target", "cortex-m-tflm", "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            time.sleep(0.2)
+            with sqlite3.connect(folder / DB_NAME, timeout=5) as db:
+                if db.execute("SELECT COUNT(*) FROM labels").fetchone()[0] >= 10:
+                    break
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    done = len(_labels(folder))
+    assert 10 <= done < 80
+    summary = annotate(folder, ["ethos-u55-128", "cortex-m-tflm"], workers=2)
+    assert summary.total == 80 - done  # exactly the missing ones, nothing twice
+    labels = _labels(folder)
+    assert len(labels) == 80 and all(v[0] == "ok" for v in labels.values())
