@@ -195,3 +195,12 @@ def test_parses_quickly(converted):
     for _ in range(20):
         read_model(data)
     assert (time.perf_counter() - start) / 20 < 0.05
+
+
+def test_option_names_follow_the_schema():
+    from perfsage.graph.schema import field_name
+
+    assert field_name("dilationWFactor") == "dilation_w_factor"
+    assert field_name("strideH") == "stride_h"
+    assert field_name("fusedActivationFunction") == "fused_activation_function"
+    assert field_name("halfPixelCenters") == "half_pixel_centers"

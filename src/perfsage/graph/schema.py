@@ -91,10 +91,12 @@ def options2_class(code: int) -> type | None:
     return _OPTIONS2.get(code)
 
 
-_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
+# A word starts at a capital after a lower-case letter or digit, or at the last capital of a
+# run that is followed by a lower-case letter: dilationWFactor -> dilation_w_factor.
+_WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
 
 @cache
 def field_name(camel: str) -> str:
     """Schema field name from the generated attribute name: ``strideW`` -> ``stride_w``."""
-    return _CAMEL.sub(r"_\1", camel).lower()
+    return _WORD_START.sub("_", camel).lower()
