@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import builder_checks as checks
 import numpy as np
 import pytest
 
-import builder_checks as checks
 from perfsage.builder import ModelBuilder, TensorRef
 from perfsage.graph import read_model
 

@@ -187,7 +187,9 @@ def serialize(res: Resolved, int8: bool) -> bytes:
     sig.outputs = _tensor_map("output", res.outputs)
     model.signatureDefs = [sig]
 
+    # Size the builder once: growing it copies everything written so far.
     payload = sum(len(b.data) + _ALIGN for b in buffers if b.data is not None)
-    builder = flatbuffers.Builder(payload + 512 * (len(tensors) + len(operators)) + 4096)
+    payload += sum(12 * len(q.scale) for q in res.quant if q is not None)
+    builder = flatbuffers.Builder(payload + 256 * (len(tensors) + len(operators)) + 4096)
     builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
     return bytes(builder.Output())

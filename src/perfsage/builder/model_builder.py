@@ -51,6 +51,7 @@ class _Window:
     kernel: tuple[int, int]
     out: tuple[int, int]
     options: dict[str, int]
+    seen: Stats
 
 
 def _options(cls: type, **fields: object) -> object:
@@ -121,7 +122,7 @@ class ModelBuilder:
             w = self._const(f"{name}/weights", weights.float_weights())
             b = self._net.add(Tensor(f"{name}/bias", (len(bias_values),), "float32",
                                      bias=Bias(bias_values, inp, weights.scales)))
-        stats = quant.activate(mean, weights.std, activation)
+        stats = quant.activate(mean, weights.std, activation, magnitude=weights.gains)
         return self._emit(kind, name, [inp, w, b], shape, stats, options)
 
     @staticmethod
@@ -156,7 +157,9 @@ class ModelBuilder:
         out = shapes.window_output(layer, t.shape[1:3], k, s, d, pad)
         common = dict(padding=_PADDING[pad], strideH=s[0], strideW=s[1], dilationHFactor=d[0],
                       dilationWFactor=d[1])
-        return _Window(t, k, out, common)
+        # What the kernel sees: the input mixed with the zeros of the padding.
+        seen = quant.padded(t.stats, shapes.window_coverage(t.shape[1:3], k, s, d, out))
+        return _Window(t, k, out, common, seen)
 
     def conv2d(self, x: TensorRef, filters: int, kernel: int | tuple[int, int] = 3,
                stride: int | tuple[int, int] = 1, padding: str = "same",
@@ -167,7 +170,7 @@ class ModelBuilder:
         w = self._window(layer, x, kernel, stride, dilation, padding)
         filters = shapes.positive(layer, "filters", filters)
         act = self._activation(layer, activation)
-        weights = quant.dense_like(self._rng, filters, w.kernel, w.tensor.stats)
+        weights = quant.dense_like(self._rng, filters, w.kernel, w.seen)
         options = _options(fb.Conv2DOptionsT, fusedActivationFunction=_FUSED[act], **w.options)
         return self._linear(self._name(layer), "CONV_2D", x.index, weights, act, bias, options,
                             (1, *w.out, filters))
@@ -181,7 +184,7 @@ class ModelBuilder:
         w = self._window(layer, x, kernel, stride, dilation, padding)
         dm = shapes.positive(layer, "depth_multiplier", depth_multiplier)
         act = self._activation(layer, activation)
-        weights = quant.depthwise(self._rng, w.kernel, dm, w.tensor.stats)
+        weights = quant.depthwise(self._rng, w.kernel, dm, w.seen)
         options = _options(fb.DepthwiseConv2DOptionsT, depthMultiplier=dm,
                            fusedActivationFunction=_FUSED[act], **w.options)
         return self._linear(self._name(layer), "DEPTHWISE_CONV_2D", x.index, weights, act, bias,
@@ -249,7 +252,7 @@ class ModelBuilder:
         pad = shapes.padding(layer, padding)
         oh, ow = shapes.window_output(layer, t.shape[1:3], k, s, (1, 1), pad)
         n = k[0] * k[1]
-        stats = quant.averaged(t.stats, n) if opcode == "AVERAGE_POOL_2D" else t.stats
+        stats = (quant.averaged if opcode == "AVERAGE_POOL_2D" else quant.maxed)(t.stats, n)
         options = _options(fb.Pool2DOptionsT, padding=_PADDING[pad], strideH=s[0], strideW=s[1],
                            filterHeight=k[0], filterWidth=k[1])
         return self._emit(opcode, self._name(layer), [x.index], (1, oh, ow, t.shape[3]), stats,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 from perfsage.errors import UsageError
 
 PADDINGS = ("same", "valid")
@@ -71,6 +73,20 @@ def window_output(layer: str, size: tuple[int, int], kernel: tuple[int, int],
         else:
             out.append((n - span) // s + 1)
     return out[0], out[1]
+
+
+def window_coverage(size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+                    dilation: tuple[int, int], out: tuple[int, int]) -> float:
+    """Fraction of a window's taps that land inside the input rather than in the zero
+    padding TFLite adds for 'same' (1.0 for 'valid').
+    """
+    inside = 1.0
+    for n, k, s, d, o in zip(size, kernel, stride, dilation, out, strict=True):
+        span = (k - 1) * d + 1
+        before = max((o - 1) * s + span - n, 0) // 2
+        taps = np.arange(o)[:, None] * s - before + np.arange(k)[None, :] * d
+        inside *= float(np.mean((taps >= 0) & (taps < n)))
+    return inside
 
 
 def axis(layer: str, value: object, ndim: int) -> int:
