@@ -77,8 +77,9 @@ def window_output(layer: str, size: tuple[int, int], kernel: tuple[int, int],
 
 def window_coverage(size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
                     dilation: tuple[int, int], out: tuple[int, int]) -> float:
-    """Fraction of a window's taps that land inside the input rather than in the zero
-    padding TFLite adds for 'same' (1.0 for 'valid').
+    """Fraction of a window's taps inside the input, not in 'same' zero padding.
+
+    1.0 for 'valid'; statistics mix the input with that many zeros.
     """
     inside = 1.0
     for n, k, s, d, o in zip(size, kernel, stride, dilation, out, strict=True):
