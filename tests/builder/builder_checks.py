@@ -34,16 +34,57 @@ def random_inputs(data: bytes, seed: int = 0) -> list[np.ndarray]:
     return out
 
 
-def litert(data: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Outputs of LiteRT's interpreter (XNNPACK applied, as by default)."""
-    from ai_edge_litert.interpreter import Interpreter
+def litert(data: bytes, inputs: list[np.ndarray], reference: bool = False) -> list[np.ndarray]:
+    """Outputs of LiteRT's interpreter: XNNPACK applied, as by default, or, with
+    ``reference``, TFLite's reference kernels (which TFLite Micro's match bit for bit).
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    it = Interpreter(model_content=data)
+    resolver = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
+    it = Interpreter(model_content=data, experimental_op_resolver_type=resolver)
     it.allocate_tensors()
     for d, x in zip(it.get_input_details(), inputs, strict=True):
         it.set_tensor(d["index"], x)
     it.invoke()
     return [it.get_tensor(d["index"]).copy() for d in it.get_output_details()]
+
+
+def xnnpack_partitions(data: bytes) -> list[tuple[int, int]]:
+    """(inputs, outputs) of each XNNPACK delegate node: what XNNPACK took over."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=data)
+    it.allocate_tensors()
+    return [(len(op["inputs"]), len(op["outputs"])) for op in it._get_ops_details()
+            if op["op_name"] == "DELEGATE"]
+
+
+def reference(data: bytes, inputs: list[np.ndarray]) -> list[np.ndarray] | None:
+    """Outputs of TFLite's reference kernels, or None where they lack an operator.
+
+    (The reference resolver has no int8 DEPTH_TO_SPACE, version 2, the converter's.)
+    """
+    try:
+        return litert(data, inputs, reference=True)
+    except ValueError as exc:
+        assert "Didn't find op for builtin opcode 'DEPTH_TO_SPACE'" in str(exc), exc
+        return None
+
+
+def assert_tflm_matches(data: bytes, inputs: list[np.ndarray], xnnpack: list[np.ndarray],
+                        tolerance: int = 2) -> None:
+    """TFLite Micro gives the reference kernels' outputs bit for bit (XNNPACK's within
+    ``tolerance`` where there is no reference: it rounds differently).
+    """
+    micro = tflm(data, inputs)
+    ref = reference(data, inputs)
+    for i, m in enumerate(micro):
+        if ref is not None:
+            np.testing.assert_array_equal(m, ref[i])
+        elif m.dtype == np.int8:
+            assert np.abs(m.astype(int) - xnnpack[i].astype(int)).max() <= tolerance
+        else:
+            np.testing.assert_allclose(m, xnnpack[i], rtol=1e-4, atol=1e-4)
 
 
 def tflm(data: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:

@@ -1,7 +1,8 @@
 """The same architecture built by ModelBuilder and by Keras + the TFLite converter.
 
 Both must give the same operators (type, version, output shape, in order), the same
-``min_runtime_version`` and, on an Ethos-U55-128, Vela cycle estimates within 2 %.
+``min_runtime_version``, the same XNNPACK delegation and, on an Ethos-U55-128, Vela cycle
+estimates within 2 %.
 """
 
 from __future__ import annotations
@@ -125,6 +126,8 @@ def test_same_operators_as_converter(converted, name: str, dtype: str) -> None:
     assert _operators(mine) == _operators(theirs)
     assert _runtime_version(mine) == _runtime_version(theirs)
     assert read_model(mine).signatures == read_model(theirs).signatures
+    # XNNPACK takes over the same parts of both: no operator refused for its quantisation.
+    assert checks.xnnpack_partitions(mine) == checks.xnnpack_partitions(theirs)
 
 
 @pytest.mark.parametrize("name", list(ARCHS))

@@ -32,6 +32,10 @@ MIN_SPAN = 1e-2
 #: Floor on an input's estimated E[x^2] when scaling weights: an (almost) dead input, e.g.
 #: a RELU whose channels are all negative, must not blow weight scales up.
 MIN_MEAN_SQUARE = 1e-2
+#: A depthwise channel is scaled for at least this fraction of the tensor's average E[x^2]:
+#: normalising a nearly silent channel to unit size would amplify its quantisation noise,
+#: and runtimes that round differently (XNNPACK, reference kernels) would drift apart.
+MIN_CHANNEL_SHARE = 0.25
 #: How well a channel's mean is known, relative to the typical magnitude of its values.
 #: The estimates rest on Gaussian and independence assumptions; where a tensor hardly varies
 #: (after a MEAN, on a 1x1 map) its range would hug an inexact mean, so ranges reach at least
@@ -354,7 +358,8 @@ def depthwise(rng: np.random.Generator, kernel: tuple[int, int], multiplier: int
     q_sum = flat.sum(axis=0, dtype=np.int32).astype(np.float64)
     q_sq = np.maximum(np.square(flat, dtype=np.int16).sum(axis=0, dtype=np.int64), 1)
     source = np.arange(cout) // multiplier  # input channel of each output channel
-    e2 = np.maximum(inp.mean_square[source], MIN_MEAN_SQUARE)
+    floor = max(MIN_MEAN_SQUARE, MIN_CHANNEL_SHARE * float(inp.mean_square.mean()))
+    e2 = np.maximum(inp.mean_square[source], floor)
     scales = snap(gains / np.sqrt(q_sq * e2))
     s = scales.astype(np.float64)
     mean = bias + s * q_sum * inp.mean[source]
