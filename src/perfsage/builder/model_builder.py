@@ -10,6 +10,7 @@ quantised, per-channel weights, int32 biases -- or a float32 one.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ _FUSED = {None: fb.ActivationFunctionType.NONE, "relu": fb.ActivationFunctionTyp
 _PADDING = {"same": fb.Padding.SAME, "valid": fb.Padding.VALID}
 _RESIZE = {"nearest": ("RESIZE_NEAREST_NEIGHBOR", fb.ResizeNearestNeighborOptionsT),
            "bilinear": ("RESIZE_BILINEAR", fb.ResizeBilinearOptionsT)}
+_SERIAL = itertools.count()  # tells builders apart, so one's tensors are refused by another
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +39,7 @@ class TensorRef:
 
     index: int
     shape: tuple[int, ...]
-    owner: int  # id of the ModelBuilder that made it
+    owner: int  # serial number of the ModelBuilder that made it
 
     def __repr__(self) -> str:
         return f"TensorRef({self.index}, shape={self.shape})"
@@ -77,6 +79,7 @@ class ModelBuilder:
         self._act_dtype = dtype
         self._net = Network()
         self._counts: dict[str, int] = {}
+        self._id = next(_SERIAL)
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -86,7 +89,7 @@ class ModelBuilder:
         return f"{kind}_{n}"
 
     def _get(self, layer: str, ref: object) -> Tensor:
-        if not isinstance(ref, TensorRef) or ref.owner != id(self):
+        if not isinstance(ref, TensorRef) or ref.owner != self._id:
             raise shapes.fail(layer, f"expected a TensorRef from this ModelBuilder, got {ref!r}")
         return self._net.tensors[ref.index]
 
@@ -106,7 +109,7 @@ class ModelBuilder:
         out = self._net.add(Tensor(name, shape, self._act_dtype,
                                    stats=stats.as_channels(shape[-1]), fixed=fixed))
         self._net.ops.append(Op(opcode, tuple(inputs), (out,), options, tied))
-        return TensorRef(out, shape, id(self))
+        return TensorRef(out, shape, self._id)
 
     def _linear(self, name: str, kind: str, inp: int, weights: quant.LinearLayer,
                 activation: str | None, bias: bool, options: object,
@@ -116,12 +119,11 @@ class ModelBuilder:
         mean = weights.mean - (0.0 if bias else weights.bias)
         if self._int8:
             w = self._const(f"{name}/weights", weights.weights, weights.scales, weights.axis)
-            b = self._net.add(Tensor(f"{name}/bias", (len(bias_values),), "int32",
-                                     bias=Bias(bias_values, inp, weights.scales)))
         else:
             w = self._const(f"{name}/weights", weights.float_weights())
-            b = self._net.add(Tensor(f"{name}/bias", (len(bias_values),), "float32",
-                                     bias=Bias(bias_values, inp, weights.scales)))
+        b = self._net.add(Tensor(f"{name}/bias", (len(bias_values),),
+                                 "int32" if self._int8 else "float32",
+                                 bias=Bias(bias_values, inp, weights.scales)))
         stats = quant.activate(mean, weights.std, activation, magnitude=weights.gains)
         return self._emit(kind, name, [inp, w, b], shape, stats, options)
 
@@ -132,18 +134,19 @@ class ModelBuilder:
     # -- layers --------------------------------------------------------------------------
 
     def input(self, shape: Sequence[int]) -> TensorRef:
-        """A model input, values expected in [-1, 1] (NHWC for images, batch 1)."""
-        shape = tuple(shape) if isinstance(shape, Sequence) else shape
-        if not isinstance(shape, tuple) or not shape or any(
-                isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
-            raise shapes.fail("input", f"shape must be a sequence of positive ints, got {shape!r}")
+        """A model input, values expected in [-1, 1] (NHWC for images, batch 1).
+
+        An int8 input is quantised for [-1, 1], or wider when a layer that keeps its input's
+        parameters (concat, pad, pool, ...) ties it to a wider tensor.
+        """
+        shape = shapes.dims("input", "shape", shape)
         if shape[0] != 1:
             raise shapes.fail("input", f"batch must be 1, got shape {shape}")
         name = f"input_{len(self._net.inputs)}"
         index = self._net.add(Tensor(name, shape, self._act_dtype,
                                      stats=quant.uniform_input(shape[-1])))
         self._net.inputs.append(index)
-        return TensorRef(index, shape, id(self))
+        return TensorRef(index, shape, self._id)
 
     def _window(self, layer: str, x: TensorRef, kernel: object, stride: object, dilation: object,
                 padding: object) -> _Window:
@@ -272,9 +275,9 @@ class ModelBuilder:
         """MEAN over ``axes`` (global average pooling with the default axes)."""
         layer = "mean"
         t = self._get(layer, x)
-        if isinstance(axes, int):
+        if shapes.integer(axes) is not None:
             axes = (axes,)
-        if not isinstance(axes, Sequence) or not axes:
+        if not shapes.is_sequence(axes) or len(axes) == 0:
             raise shapes.fail(layer, f"axes must be a non-empty sequence of ints, got {axes!r}")
         ax = sorted({shapes.axis(layer, a, len(t.shape)) for a in axes})
         if len(ax) != len(axes):

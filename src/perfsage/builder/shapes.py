@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from numbers import Integral
 
 import numpy as np
 
@@ -21,17 +22,43 @@ def fail(layer: str, problem: str) -> UsageError:
     return UsageError(f"{layer}: {problem}")
 
 
+def is_sequence(value: object) -> bool:
+    """A list, tuple or 1-D array (not a string)."""
+    if isinstance(value, np.ndarray):
+        return value.ndim == 1
+    return isinstance(value, Sequence) and not isinstance(value, str)
+
+
+def integer(value: object) -> int | None:
+    """``value`` as an int if it is one (NumPy integers included, bools not), else None."""
+    if isinstance(value, Integral) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    return None
+
+
 def positive(layer: str, name: str, value: object) -> int:
     """A positive int argument."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    v = integer(value)
+    if v is None or v < 1:
         raise fail(layer, f"{name} must be a positive integer, got {value!r}")
-    return value
+    return v
+
+
+def dims(layer: str, name: str, value: object, unknown: bool = False) -> tuple[int, ...]:
+    """A non-empty shape of positive ints (and -1 where ``unknown`` allows it)."""
+    out = None
+    if is_sequence(value) and len(value) > 0:  # type: ignore[arg-type]
+        out = tuple(integer(d) for d in value)  # type: ignore[attr-defined]
+    if out is None or any(d is None or (d < 1 and not (unknown and d == -1)) for d in out):
+        extra = " (one may be -1)" if unknown else ""
+        raise fail(layer, f"{name} must be a sequence of positive ints{extra}, got {value!r}")
+    return out  # type: ignore[return-value]
 
 
 def pair(layer: str, name: str, value: object) -> tuple[int, int]:
     """An int or an (h, w) pair of positive ints, as (h, w)."""
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        if len(value) != 2:
+    if is_sequence(value):
+        if len(value) != 2:  # type: ignore[arg-type]
             raise fail(layer, f"{name} must be an int or an (h, w) pair, got {value!r}")
         return positive(layer, name, value[0]), positive(layer, name, value[1])
     v = positive(layer, name, value)
@@ -40,17 +67,16 @@ def pair(layer: str, name: str, value: object) -> tuple[int, int]:
 
 def padding(layer: str, value: object) -> str:
     """'same' or 'valid'."""
-    if value not in PADDINGS:
-        raise fail(layer, f"padding must be 'same' or 'valid', got {value!r}")
-    return value  # type: ignore[return-value]
+    return choice(layer, "padding", value, PADDINGS)  # type: ignore[return-value]
 
 
 def choice(layer: str, name: str, value: object, options: Sequence[object]) -> object:
-    """One of a fixed set of values."""
-    if value not in options:
-        listed = ", ".join(repr(o) for o in options)
-        raise fail(layer, f"unknown {name} {value!r}; choose one of {listed}")
-    return value
+    """One of a fixed set of values, returned as the option itself (NumPy strings match)."""
+    for option in options:
+        if value is option or (isinstance(value, str) and value == option):
+            return option
+    listed = ", ".join(repr(o) for o in options)
+    raise fail(layer, f"unknown {name} {value!r}; choose one of {listed}")
 
 
 def rank(layer: str, shape: tuple[int, ...], expected: int, hint: str = "") -> None:
@@ -92,9 +118,10 @@ def window_coverage(size: tuple[int, int], kernel: tuple[int, int], stride: tupl
 
 def axis(layer: str, value: object, ndim: int) -> int:
     """An axis in ``[-ndim, ndim)``, made non-negative."""
-    if isinstance(value, bool) or not isinstance(value, int) or not -ndim <= value < ndim:
+    v = integer(value)
+    if v is None or not -ndim <= v < ndim:
         raise fail(layer, f"axis {value!r} is out of range for a rank-{ndim} tensor")
-    return value % ndim
+    return v % ndim
 
 
 def broadcast(layer: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
@@ -111,11 +138,9 @@ def broadcast(layer: str, a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, 
     return out
 
 
-def reshaped(layer: str, shape: tuple[int, ...], new: object) -> tuple[int, ...]:
+def reshaped(layer: str, shape: tuple[int, ...], value: object) -> tuple[int, ...]:
     """The target shape of a reshape, with at most one -1 resolved."""
-    if not isinstance(new, Sequence) or isinstance(new, str) or not new or any(
-            isinstance(d, bool) or not isinstance(d, int) or (d < 1 and d != -1) for d in new):
-        raise fail(layer, f"shape must be a sequence of positive ints (one may be -1), got {new!r}")
+    new = dims(layer, "shape", value, unknown=True)
     total = math.prod(shape)
     unknown = [i for i, d in enumerate(new) if d == -1]
     known = math.prod(d for d in new if d != -1)
