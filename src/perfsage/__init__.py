@@ -6,3 +6,12 @@ targets and predict.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # The prediction API loads on first use, so `import perfsage` stays cheap.
+    if name in ("predict", "predict_many"):
+        from perfsage import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'perfsage' has no attribute {name!r}")

@@ -36,6 +36,9 @@ _COMMANDS = {
     "inspect": "perfsage.cli.inspect:inspect",
     "measure": "perfsage.cli.measure:measure", "targets": "perfsage.cli.measure:targets",
     "dataset": "perfsage.cli.dataset:app",
+    "predict": "perfsage.cli.predict:predict",
+    "train": "perfsage.cli.train:train",
+    "evaluate": "perfsage.cli.train:evaluate",
 }
 
 

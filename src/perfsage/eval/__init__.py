@@ -1,0 +1,1 @@
+"""Accuracy metrics for predictors, evaluation reports and plots."""

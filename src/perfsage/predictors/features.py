@@ -1,0 +1,111 @@
+"""Graph features for the predictors, computed from the IR alone (NumPy, no torch).
+
+Nothing here knows which search space a model came from: a node is an operator described
+by its type, options, tensor shapes, bit widths and costs; an edge is a tensor from its
+producer to a consumer. Operator types outside ``OP_TYPES`` share one "unknown" embedding
+row, and their shapes and byte counts still describe them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from perfsage.graph import Model, analyze
+from perfsage.graph.analysis import ModelCost
+
+FEATURE_VERSION = 1
+
+#: Operator types with their own embedding; anything else maps to index len(OP_TYPES).
+OP_TYPES = (
+    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL",
+    "CONV_3D", "ADD", "SUB", "MUL", "DIV", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM",
+    "CONCATENATION", "AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D", "MEAN", "SUM",
+    "REDUCE_MAX", "SOFTMAX", "LOG_SOFTMAX", "LOGISTIC", "TANH", "HARD_SWISH", "GELU", "RELU",
+    "RELU6", "LEAKY_RELU", "PRELU", "ELU", "EXP", "RSQRT", "SQRT", "RESHAPE", "SQUEEZE",
+    "EXPAND_DIMS", "TRANSPOSE", "PAD", "PADV2", "MIRROR_PAD", "RESIZE_BILINEAR",
+    "RESIZE_NEAREST_NEIGHBOR", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "QUANTIZE", "DEQUANTIZE",
+    "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "GATHER", "TILE",
+    "CAST", "ARG_MAX", "L2_NORMALIZATION",
+)
+UNKNOWN_TYPE = len(OP_TYPES)
+_TYPE_INDEX = {name: i for i, name in enumerate(OP_TYPES)}
+ACTIVATIONS = ("RELU", "RELU6", "RELU_N1_TO_1", "TANH")
+
+NODE_FEATURES = (
+    "kernel_h", "kernel_w", "stride_h", "stride_w", "dilation_h", "dilation_w",
+    "depth_multiplier", "padding_same", *(f"act_{a.lower()}" for a in ACTIVATIONS),
+    "in_h", "in_w", "in_c", "in_elements", "out_h", "out_w", "out_c", "out_elements",
+    "weight_elements", "activation_inputs", "outputs", "in_bits", "weight_bits", "out_bits",
+    "macs", "params", "param_bytes", "input_bytes", "output_bytes", "consumers",
+)
+GLOBAL_FEATURES = (
+    "macs", "params", "param_bytes", "peak_activation_bytes", "activation_bytes",
+    "model_bytes", "operators", "input_bytes", "output_bytes",
+)
+# Counts and sizes spanning orders of magnitude enter as log1p.
+_LOG = {"kernel_h", "kernel_w", "in_h", "in_w", "in_c", "in_elements", "out_h", "out_w",
+        "out_c", "out_elements", "weight_elements", "macs", "params", "param_bytes",
+        "input_bytes", "output_bytes", "consumers"}
+_LOG_MASK = np.array([name in _LOG for name in NODE_FEATURES])
+
+
+@dataclass(slots=True)
+class GraphFeatures:
+    """One graph ready for a predictor: node types, node features, edges, globals."""
+
+    op_types: np.ndarray  # int64 [nodes]
+    nodes: np.ndarray  # float32 [nodes, len(NODE_FEATURES)], log-scaled, not yet standardised
+    edges: np.ndarray  # int64 [2, edges], producer -> consumer
+    globals: np.ndarray  # float32 [len(GLOBAL_FEATURES)], log1p
+
+
+def _hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    dims = [max(d, 1) for d in shape]
+    dims = [1] * (4 - len(dims)) + dims if len(dims) < 4 else dims[-3:] if len(dims) > 4 else dims
+    return dims[-3], dims[-2], dims[-1]
+
+
+def featurize(model: Model, cost: ModelCost | None = None) -> GraphFeatures:
+    """Features of the main subgraph of ``model`` (cost reused when already computed)."""
+    cost = cost or analyze(model)
+    sub = model.main
+    n = len(sub.operators)
+    rows = np.zeros((n, len(NODE_FEATURES)), dtype=np.float64)
+    types = np.empty(n, dtype=np.int64)
+    for op, layer, row in zip(sub.operators, cost.layers, rows, strict=True):
+        types[op.index] = _TYPE_INDEX.get(op.opcode, UNKNOWN_TYPE)
+        o = op.options
+        ins = [sub.tensors[t] for t in op.inputs if t >= 0]
+        acts = [t for t in ins if not t.is_constant]
+        weights = [t for t in ins if t.is_constant]
+        outs = sub.output_tensors(op)
+        kernel = (o.get("filter_height", 0), o.get("filter_width", 0))
+        if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV") and len(ins) > 1:
+            shape = sub.tensors[op.inputs[1]].shape
+            kernel = (shape[1], shape[2]) if len(shape) == 4 else kernel
+        first_in = acts[0].shape if acts else ()
+        first_out = outs[0].shape if outs else ()
+        act = op.fused_activation
+        row[:] = (
+            kernel[0], kernel[1], o.get("stride_h", 1), o.get("stride_w", 1),
+            o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1),
+            o.get("depth_multiplier", 1) or 1, float(o.get("padding") == "SAME"),
+            *(float(act == a) for a in ACTIVATIONS),
+            *_hwc(first_in), math.prod(max(d, 1) for d in first_in) if first_in else 0,
+            *_hwc(first_out), math.prod(max(d, 1) for d in first_out) if first_out else 0,
+            sum(t.num_elements for t in weights), len(acts), len(outs),
+            acts[0].bits / 32 if acts else 0, max((t.bits for t in weights), default=0) / 32,
+            outs[0].bits / 32 if outs else 0,
+            layer.macs, layer.params, layer.param_bytes, layer.input_bytes, layer.output_bytes,
+            sum(len(sub.consumers.get(t, ())) for t in op.outputs),
+        )
+    rows[:, _LOG_MASK] = np.log1p(rows[:, _LOG_MASK])
+    edges = np.array([[e.producer, e.consumer] for e in sub.edges], dtype=np.int64).reshape(-1, 2).T
+    totals = (cost.macs, cost.params, cost.param_bytes, cost.peak_activation_bytes,
+              cost.activation_bytes, cost.model_bytes, n,
+              sum(t.nbytes for t in model.inputs), sum(t.nbytes for t in model.outputs))
+    return GraphFeatures(types, rows.astype(np.float32), np.ascontiguousarray(edges),
+                         np.log1p(np.array(totals, dtype=np.float64)).astype(np.float32))

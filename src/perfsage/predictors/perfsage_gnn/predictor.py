@@ -1,0 +1,61 @@
+"""A trained PerfSAGE network ready to predict: weights, scaling and the NumPy runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from perfsage.predictors.features import GraphFeatures
+from perfsage.predictors.perfsage_gnn import runtime, weights
+
+
+def decode(z: np.ndarray, config: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Standardised network outputs -> metric values in their units."""
+    out = {}
+    for i, metric in enumerate(config["metrics"]):
+        mode = config["modes"][metric]
+        if mode == "constant":
+            out[metric] = np.full(len(z), config["constants"][metric])
+            continue
+        t = z[:, i] * config["sigma"][i] + config["mu"][i]
+        out[metric] = np.exp(t) if mode == "log" else np.maximum(np.expm1(t), 0.0)
+    return out
+
+
+class PerfSAGEModel:
+    """PerfSAGE weights for one target, evaluated with NumPy."""
+
+    def __init__(self, tensors: dict[str, np.ndarray], config: dict[str, Any]) -> None:
+        self.tensors = tensors
+        self.config = config
+        self._node_mu = np.asarray(config["node_mu"], dtype=np.float32)
+        self._node_sigma = np.asarray(config["node_sigma"], dtype=np.float32)
+        self._global_mu = np.asarray(config["global_mu"], dtype=np.float32)
+        self._global_sigma = np.asarray(config["global_sigma"], dtype=np.float32)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> PerfSAGEModel:
+        """Load and verify a weights folder (``model.safetensors`` + ``config.json``)."""
+        return cls(*weights.load(folder))
+
+    @property
+    def target(self) -> str:
+        """The hardware target these weights predict."""
+        return self.config["target"]
+
+    @property
+    def metrics(self) -> list[str]:
+        """Metric names, in output order."""
+        return list(self.config["metrics"])
+
+    def standardised(self, graphs: list[GraphFeatures]) -> np.ndarray:
+        """Raw network outputs (standardised), one row per graph."""
+        return runtime.forward(self.tensors, self.config["hyper"]["layers"], graphs,
+                               self._node_mu, self._node_sigma, self._global_mu,
+                               self._global_sigma)
+
+    def predict(self, graphs: list[GraphFeatures]) -> dict[str, np.ndarray]:
+        """Every metric for every graph, in the target's units."""
+        return decode(self.standardised(graphs), self.config)

@@ -1,0 +1,225 @@
+"""Training the PerfSAGE network (CPU, PyTorch Geometric): resumable, early-stopped.
+
+The loss is the relative error of each metric, |predicted / measured - 1|, computed from
+log-space outputs; metrics that can be zero (e.g. operators left on the CPU) use an L1
+loss on log1p instead, and a metric constant over the training set is stored as that
+constant. Every epoch writes a checkpoint (safetensors + JSON, no pickle); a second run
+with the same output folder continues from it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from perfsage.predictors.features import GLOBAL_FEATURES, NODE_FEATURES, OP_TYPES
+from perfsage.predictors.graphset import GraphSet
+from perfsage.predictors.perfsage_gnn import weights
+from perfsage.predictors.perfsage_gnn.predictor import decode
+
+CHECKPOINT = "checkpoint.safetensors"
+CHECKPOINT_STATE = "checkpoint.json"
+
+
+@dataclass
+class Hyper:
+    """Hyper-parameters, saved with the weights."""
+
+    hidden: int = 128
+    layers: int = 4
+    embed: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    batch: int = 64
+    epochs: int = 80
+    patience: int = 12
+    seed: int = 0
+
+
+def _scaling(data: GraphSet, train: np.ndarray) -> dict[str, Any]:
+    """Per-metric modes and output scaling; node and global feature standardisation."""
+    metrics = list(data.labels)
+    modes, mu, sigma, constants = {}, [], [], {}
+    for m in metrics:
+        y = data.labels[m][train]
+        if np.all(y == y[0]):
+            modes[m], t = "constant", np.zeros(1)
+            constants[m] = float(y[0])
+        elif np.all(y > 0):
+            modes[m], t = "log", np.log(y)
+        else:
+            modes[m], t = "log1p", np.log1p(np.maximum(y, 0))
+        mu.append(float(t.mean()))
+        sigma.append(float(max(t.std(), 1e-3)))
+    nodes = np.concatenate([data.graphs[i].nodes for i in np.flatnonzero(train)])
+    glob = np.stack([data.graphs[i].globals for i in np.flatnonzero(train)])
+
+    def std(a: np.ndarray) -> list[float]:
+        s = a.std(axis=0)
+        return np.where(s > 1e-6, s, 1.0).tolist()
+
+    return {"metrics": metrics, "modes": modes, "mu": mu, "sigma": sigma,
+            "constants": constants, "node_mu": nodes.mean(axis=0).tolist(),
+            "node_sigma": std(nodes), "global_mu": glob.mean(axis=0).tolist(),
+            "global_sigma": std(glob)}
+
+
+def _targets(data: GraphSet, scale: dict[str, Any]) -> np.ndarray:
+    cols = []
+    for i, m in enumerate(scale["metrics"]):
+        y = data.labels[m]
+        t = (np.log(np.maximum(y, 1e-30)) if scale["modes"][m] == "log"
+             else np.log1p(np.maximum(y, 0)))
+        cols.append((t - scale["mu"][i]) / scale["sigma"][i])
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+def _pyg(data: GraphSet, scale: dict[str, Any]) -> list:
+    import torch
+    from torch_geometric.data import Data
+
+    y = torch.from_numpy(_targets(data, scale))
+    nmu, nsd = np.asarray(scale["node_mu"]), np.asarray(scale["node_sigma"])
+    gmu, gsd = np.asarray(scale["global_mu"]), np.asarray(scale["global_sigma"])
+    out = []
+    for i, g in enumerate(data.graphs):
+        out.append(Data(
+            op_type=torch.from_numpy(g.op_types), num_nodes=len(g.op_types),
+            x=torch.from_numpy(((g.nodes - nmu) / nsd).astype(np.float32)),
+            edge_index=torch.from_numpy(g.edges),
+            glob=torch.from_numpy(((g.globals - gmu) / gsd).astype(np.float32))[None],
+            y=y[i:i + 1],
+        ))
+    return out
+
+
+def _loss(pred, true, sigma, log_mask):
+    import torch
+
+    diff = (pred - true) * sigma
+    relative = torch.abs(torch.expm1(diff.clamp(-4, 4)))
+    return torch.where(log_mask, relative, diff.abs()).mean()
+
+
+def _predict(net, loader) -> np.ndarray:
+    import torch
+
+    net.eval()
+    rows = []
+    with torch.no_grad():
+        for b in loader:
+            rows.append(net(b.op_type, b.x, b.edge_index, b.glob, b.batch, b.num_graphs).numpy())
+    net.train()
+    return np.concatenate(rows)
+
+
+def _mape(pred: dict[str, np.ndarray], data: GraphSet, scale: dict[str, Any]) -> float:
+    errors = [np.mean(np.abs(pred[m] / data.labels[m] - 1)) for m in scale["metrics"]
+              if scale["modes"][m] == "log"]
+    return float(np.mean(errors)) * 100 if errors else 0.0
+
+
+def fit(data: GraphSet, masks: dict[str, np.ndarray], target: str, out: str | Path,
+        hyper: Hyper | None = None, info: dict[str, Any] | None = None,
+        progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train on ``masks["train"]``, early-stop on ``masks["val"]``; weights go to ``out``.
+
+    Returns the final training state (epochs run, best validation MAPE, wall time).
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+    from torch_geometric.loader import DataLoader
+
+    from perfsage.predictors.perfsage_gnn.net import PerfSAGENet
+
+    hyper = hyper or Hyper()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(hyper.seed)
+    # One intra-op thread: these graphs are small, and on a busy 2-core machine a second
+    # thread made a batch 40x slower (1.5 s vs 37 ms) through oversubscription.
+    torch.set_num_threads(1)
+    train, val = data.subset(masks["train"]), data.subset(masks["val"])
+    scale = _scaling(data, masks["train"])
+    train_set, val_set = _pyg(train, scale), _pyg(val, scale)
+    val_loader = DataLoader(val_set, batch_size=256)
+    net = PerfSAGENet(len(OP_TYPES) + 1, len(NODE_FEATURES), len(GLOBAL_FEATURES),
+                      len(scale["metrics"]), hidden=hyper.hidden, layers=hyper.layers,
+                      embed=hyper.embed)
+    opt = torch.optim.AdamW(net.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=hyper.epochs)
+    sigma = torch.tensor(scale["sigma"], dtype=torch.float32)
+    log_mask = torch.tensor([scale["modes"][m] == "log" for m in scale["metrics"]])
+    state = {"epoch": 0, "best_val_mape": float("inf"), "best_epoch": 0, "stale": 0,
+             "wall_s": 0.0, "target": target, "hyper": asdict(hyper)}
+    if (out / CHECKPOINT_STATE).exists():
+        saved = json.loads((out / CHECKPOINT_STATE).read_text())
+        if saved.get("target") == target and saved.get("hyper") == asdict(hyper):
+            state = saved
+            tensors = load_file(str(out / CHECKPOINT))
+            net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+            opt.load_state_dict(_optimizer_state(tensors, state["optimizer"]))
+            sched.load_state_dict(state["scheduler"])
+
+    def export(epoch_net) -> None:
+        tensors = {k: v.detach().numpy() for k, v in epoch_net.state_dict().items()}
+        weights.save(out, tensors, {**scale, "target": target, "hyper": asdict(hyper),
+                                    "trained": {**(info or {}), "train_graphs": len(train),
+                                                "val_graphs": len(val)}})
+
+    while state["epoch"] < hyper.epochs and state["stale"] < hyper.patience:
+        start = time.perf_counter()
+        generator = torch.Generator().manual_seed(hyper.seed * 1000 + state["epoch"])
+        loader = DataLoader(train_set, batch_size=hyper.batch, shuffle=True, generator=generator)
+        losses = []
+        for b in loader:
+            opt.zero_grad()
+            pred = net(b.op_type, b.x, b.edge_index, b.glob, b.batch, b.num_graphs)
+            loss = _loss(pred, b.y, sigma, log_mask)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+            opt.step()
+            losses.append(float(loss.detach()))
+        sched.step()
+        val_mape = _mape(decode(_predict(net, val_loader), scale), val, scale)
+        state["epoch"] += 1
+        state["wall_s"] += time.perf_counter() - start
+        if val_mape < state["best_val_mape"]:
+            state.update(best_val_mape=val_mape, best_epoch=state["epoch"], stale=0)
+            export(net)
+        else:
+            state["stale"] += 1
+        tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
+        tensors.update(_optimizer_tensors(opt))
+        save_file(tensors, str(out / (CHECKPOINT + ".tmp")))
+        (out / (CHECKPOINT + ".tmp")).replace(out / CHECKPOINT)
+        state["optimizer"] = _optimizer_meta(opt)
+        state["scheduler"] = sched.state_dict()
+        (out / (CHECKPOINT_STATE + ".tmp")).write_text(json.dumps(state))
+        (out / (CHECKPOINT_STATE + ".tmp")).replace(out / CHECKPOINT_STATE)
+        if progress:
+            progress({**state, "train_loss": float(np.mean(losses)), "val_mape": val_mape})
+    return state
+
+
+def _optimizer_tensors(opt) -> dict:
+    sd = opt.state_dict()
+    return {f"opt.{pid}.{k}": v for pid, st in sd["state"].items() for k, v in st.items()}
+
+
+def _optimizer_meta(opt) -> dict:
+    sd = opt.state_dict()
+    return {"param_groups": sd["param_groups"],
+            "state_keys": {str(pid): list(st) for pid, st in sd["state"].items()}}
+
+
+def _optimizer_state(tensors: dict, meta: dict) -> dict:
+    state = {int(pid): {k: tensors[f"opt.{pid}.{k}"] for k in keys}
+             for pid, keys in meta["state_keys"].items()}
+    return {"state": state, "param_groups": meta["param_groups"]}

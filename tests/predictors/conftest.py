@@ -1,0 +1,30 @@
+"""A small labelled dataset and a briefly trained network, shared by the predictor tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from perfsage.dataset.annotate import annotate
+from perfsage.dataset.generate import generate
+
+TARGET = "ethos-u55-128"
+
+
+@pytest.fixture(scope="session")
+def labelled(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("labelled")
+    generate(folder, "keyword-spotting", 50, seed=5)
+    generate(folder, "nasbench201", 30, seed=5)
+    annotate(folder, [TARGET], workers=2)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def trained(labelled, tmp_path_factory):
+    from perfsage.predictors.graphset import load_graphset, splits
+    from perfsage.predictors.perfsage_gnn.train import Hyper, fit
+
+    out = tmp_path_factory.mktemp("weights")
+    data = load_graphset(labelled, TARGET, workers=1)
+    fit(data, splits(data), TARGET, out, Hyper(epochs=3, hidden=16, layers=2, embed=8))
+    return out

@@ -1,0 +1,140 @@
+"""PerfSAGE GNN: features, training, the NumPy runtime, weights files and `perfsage predict`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from perfsage.errors import WeightsError
+from perfsage.graph import read_model
+from perfsage.predictors.features import NODE_FEATURES, UNKNOWN_TYPE, featurize
+from perfsage.predictors.graphset import load_graphset, split_of, splits
+from perfsage.predictors.perfsage_gnn.predictor import PerfSAGEModel
+
+TARGET = "ethos-u55-128"  # as in conftest.py
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "models").glob("*.tflite"))
+
+
+def test_features_describe_every_operator():
+    model = read_model(EXAMPLES[0])
+    f = featurize(model)
+    assert f.nodes.shape == (len(model.main.operators), len(NODE_FEATURES))
+    assert f.edges.shape[0] == 2 and f.edges.shape[1] == len(model.main.edges)
+    assert np.isfinite(f.nodes).all() and np.isfinite(f.globals).all()
+
+
+def test_unknown_operator_gets_the_unknown_embedding():
+    from ai_edge_litert import schema_py_generated as fb
+
+    from helpers.tflite_edit import edit
+
+    def rename(m):
+        m.operatorCodes[0].builtinCode = m.operatorCodes[0].deprecatedBuiltinCode = 32
+        m.operatorCodes[0].customCode = "NeverSeenOp"
+
+    data = edit(EXAMPLES[0].read_bytes(), rename)
+    f = featurize(read_model(data))
+    assert UNKNOWN_TYPE in f.op_types.tolist()
+    assert fb.BuiltinOperator.CUSTOM == 32
+
+
+def test_splits_are_disjoint_by_graph_hash(labelled):
+    data = load_graphset(labelled, TARGET, workers=1)
+    masks = splits(data)
+    assert sum(m.sum() for m in masks.values()) == len(data)
+    train, test = set(data.hashes[masks["train"]]), set(data.hashes[masks["test"]])
+    assert not train & test
+    assert split_of("00000000ff") == "train" and split_of("00000063aa") == "test"
+    held = splits(data, holdout_space="nasbench201")
+    assert set(data.spaces[held["test"]]) == {"nasbench201"}
+    assert "nasbench201" not in set(data.spaces[held["train"] | held["val"]])
+
+
+def test_numpy_runtime_equals_the_torch_network(labelled, trained):
+    from safetensors.torch import load_file
+    from torch_geometric.loader import DataLoader
+
+    from perfsage.predictors.perfsage_gnn.net import PerfSAGENet
+    from perfsage.predictors.perfsage_gnn.train import _predict, _pyg
+
+    model = PerfSAGEModel.load(trained)
+    data = load_graphset(labelled, TARGET, workers=1)
+    h = model.config["hyper"]
+    net = PerfSAGENet(len(model.config["op_types"]) + 1, len(model.config["node_mu"]),
+                      len(model.config["global_mu"]), len(model.metrics), hidden=h["hidden"],
+                      layers=h["layers"], embed=h["embed"])
+    net.load_state_dict(load_file(str(trained / "model.safetensors")))
+    torch_out = _predict(net, DataLoader(_pyg(data, model.config), batch_size=17))
+    np.testing.assert_allclose(model.standardised(data.graphs), torch_out, atol=1e-4)
+
+
+def test_training_resumes_from_its_checkpoint(labelled, tmp_path):
+    from perfsage.predictors.perfsage_gnn.train import Hyper, fit
+
+    data = load_graphset(labelled, TARGET, workers=1)
+    hyper = Hyper(epochs=2, hidden=16, layers=1, embed=8)
+    first = fit(data, splits(data), TARGET, tmp_path, hyper)
+    assert first["epoch"] == 2
+    more = Hyper(epochs=2, hidden=16, layers=1, embed=8)
+    again = fit(data, splits(data), TARGET, tmp_path, more)
+    assert again["epoch"] == 2 and again["wall_s"] == pytest.approx(first["wall_s"])
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["target"] == TARGET and config["hyper"]["hidden"] == 16
+
+
+def test_predictions_cover_every_metric(trained):
+    import perfsage
+
+    out = perfsage.predict(EXAMPLES[0], weights=str(trained))
+    model = PerfSAGEModel.load(trained)
+    assert set(out) == set(model.metrics)
+    assert all(np.isfinite(v) and v >= 0 for v in out.values())
+    many = perfsage.predict_many([p.read_bytes() for p in EXAMPLES], weights=str(trained))
+    assert len(many) == len(EXAMPLES)
+    assert many[0] == pytest.approx(out)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "config", "missing"])
+def test_damaged_weights_fail_with_one_line(trained, tmp_path, damage):
+    import shutil
+
+    folder = tmp_path / "w"
+    shutil.copytree(trained, folder)
+    weights = folder / "model.safetensors"
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:100])
+    elif damage == "flip":
+        data = bytearray(weights.read_bytes())
+        data[-5] ^= 0xFF
+        weights.write_bytes(bytes(data))
+    elif damage == "config":
+        (folder / "config.json").write_text("{not json")
+    else:
+        weights.unlink()
+    with pytest.raises(WeightsError):
+        PerfSAGEModel.load(folder)
+    result = subprocess.run([sys.executable, "-m", "perfsage", "predict", str(EXAMPLES[0]),
+                             "--target", TARGET, "--weights", str(folder)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("perfsage: error: ")
+
+
+def test_predict_cli_json_and_no_heavy_imports(trained):
+    code = ("import sys; from perfsage.cli.main import main; sys.argv = ['perfsage', 'predict', "
+            f"{str(EXAMPLES[0])!r}, '--target', {TARGET!r}, '--weights', {str(trained)!r}, "
+            "'--json']\ntry:\n    main()\nfinally:\n    print(sorted(m for m in ('torch', "
+            "'torch_geometric', 'tensorflow') if m in sys.modules), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert rows[0]["target"] == TARGET and "latency_ms" in rows[0]["predicted"]
+    assert result.stderr.strip().endswith("[]")
