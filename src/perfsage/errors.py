@@ -42,3 +42,7 @@ class MeasurementError(PerfSageError):
         self.target = target
         self.problem = problem
         super().__init__(f"{target}: {problem}")
+
+
+class WeightsError(PerfSageError):
+    """A weights file is missing, truncated, tampered with or does not fit its config."""
