@@ -97,10 +97,31 @@ def ours_resampling(dtype: str) -> bytes:
     return b.build([b.softmax(x)])
 
 
+def keras_standalone_activation():
+    k = keras_models.keras()
+    L = k.layers
+    tf = keras_models.tf()
+    k.utils.set_random_seed(0)
+    inp = k.Input((16, 16, 8), batch_size=1)
+    x = L.DepthwiseConv2D(3, padding="same", dilation_rate=2, activation="relu",
+                          bias_initializer=BIAS)(L.ReLU(6.0)(inp))
+    x = L.Lambda(lambda t: tf.nn.depth_to_space(t, 2))(x)
+    return k.Model(inp, L.Conv2D(4, 1, bias_initializer=BIAS)(x))
+
+
+def ours_standalone_activation(dtype: str) -> bytes:
+    b = ModelBuilder(seed=0, dtype=dtype)
+    x = b.relu6(b.input((1, 16, 16, 8)))
+    x = b.depth_to_space(b.depthwise_conv2d(x, 3, dilation=2, activation="relu"), 2)
+    return b.build([b.conv2d(x, 4, 1)])
+
+
 ARCHS = {
     "classifier": (keras_classifier, ours_classifier),
     "inverted_residual_se": (keras_inverted_residual_se, ours_inverted_residual_se),
     "resampling": (keras_resampling, ours_resampling),
+    # A RELU6 the converter cannot fuse, dilated depthwise (float version 2), DEPTH_TO_SPACE.
+    "standalone_activation": (keras_standalone_activation, ours_standalone_activation),
 }
 
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from perfsage.builder import quant, shapes
+from perfsage.builder import estimate, quant, shapes
+from perfsage.builder.estimate import Stats
 from perfsage.builder.flatbuffer import serialize
 from perfsage.builder.network import Bias, Network, Op, Tensor
-from perfsage.builder.quant import Stats
 from perfsage.errors import UsageError
 from perfsage.graph.schema import fb
 
@@ -124,7 +124,7 @@ class ModelBuilder:
         b = self._net.add(Tensor(f"{name}/bias", (len(bias_values),),
                                  "int32" if self._int8 else "float32",
                                  bias=Bias(bias_values, inp, weights.scales)))
-        stats = quant.activate(mean, weights.std, activation, magnitude=weights.gains)
+        stats = estimate.activate(mean, weights.std, activation, magnitude=weights.gains)
         return self._emit(kind, name, [inp, w, b], shape, stats, options)
 
     @staticmethod
@@ -144,7 +144,7 @@ class ModelBuilder:
             raise shapes.fail("input", f"batch must be 1, got shape {shape}")
         name = f"input_{len(self._net.inputs)}"
         index = self._net.add(Tensor(name, shape, self._act_dtype,
-                                     stats=quant.uniform_input(shape[-1])))
+                                     stats=estimate.uniform_input(shape[-1])))
         self._net.inputs.append(index)
         return TensorRef(index, shape, self._id)
 
@@ -161,7 +161,7 @@ class ModelBuilder:
         common = dict(padding=_PADDING[pad], strideH=s[0], strideW=s[1], dilationHFactor=d[0],
                       dilationWFactor=d[1])
         # What the kernel sees: the input mixed with the zeros of the padding.
-        seen = quant.padded(t.stats, shapes.window_coverage(t.shape[1:3], k, s, d, out))
+        seen = estimate.padded(t.stats, shapes.window_coverage(t.shape[1:3], k, s, d, out))
         return _Window(t, k, out, common, seen)
 
     def conv2d(self, x: TensorRef, filters: int, kernel: int | tuple[int, int] = 3,
@@ -212,7 +212,7 @@ class ModelBuilder:
         act = self._activation(layer, activation)
         shape = shapes.broadcast(layer, ta.shape, tc.shape)
         sa, sc = ta.stats.as_channels(shape[-1]), tc.stats.as_channels(shape[-1])
-        combine = quant.added if opcode == "ADD" else quant.multiplied
+        combine = estimate.added if opcode == "ADD" else estimate.multiplied
         cls = fb.AddOptionsT if opcode == "ADD" else fb.MulOptionsT
         return self._emit(opcode, self._name(layer), [a.index, c.index], shape,
                           combine(sa, sc, act), _options(cls, fusedActivationFunction=_FUSED[act]))
@@ -239,9 +239,9 @@ class ModelBuilder:
                 raise shapes.fail(layer, f"shapes {first} and {t.shape} differ outside axis {ax}")
         shape = tuple(sum(t.shape[ax] for t in ts) if i == ax else n for i, n in enumerate(first))
         if ax == len(first) - 1:
-            stats = quant.concatenated([t.stats for t in ts])
+            stats = estimate.concatenated([t.stats for t in ts])
         else:
-            stats = quant.mixed([t.stats for t in ts], [t.shape[ax] for t in ts])
+            stats = estimate.mixed([t.stats for t in ts], [t.shape[ax] for t in ts])
         options = _options(fb.ConcatenationOptionsT, axis=ax)
         return self._emit("CONCATENATION", self._name(layer), [x.index for x in xs], shape,
                           stats, options, tied=True)
@@ -255,7 +255,7 @@ class ModelBuilder:
         pad = shapes.padding(layer, padding)
         oh, ow = shapes.window_output(layer, t.shape[1:3], k, s, (1, 1), pad)
         n = k[0] * k[1]
-        stats = (quant.averaged if opcode == "AVERAGE_POOL_2D" else quant.maxed)(t.stats, n)
+        stats = (estimate.averaged if opcode == "AVERAGE_POOL_2D" else estimate.maxed)(t.stats, n)
         options = _options(fb.Pool2DOptionsT, padding=_PADDING[pad], strideH=s[0], strideW=s[1],
                            filterHeight=k[0], filterWidth=k[1])
         return self._emit(opcode, self._name(layer), [x.index], (1, oh, ow, t.shape[3]), stats,
@@ -296,7 +296,7 @@ class ModelBuilder:
         axes_t = self._int32(f"{self._name('mean_axes')}", ax)
         options = _options(fb.ReducerOptionsT, keepDims=bool(keepdims))
         return self._emit("MEAN", self._name(layer), [x.index, axes_t], shape,
-                          quant.mean_stats(stats, n), options)
+                          estimate.mean_stats(stats, n), options)
 
     def pad(self, x: TensorRef, paddings: Sequence[Sequence[int]]) -> TensorRef:
         """PAD with zeros; ``paddings`` gives (before, after) per dimension."""
@@ -313,7 +313,7 @@ class ModelBuilder:
         kept = math.prod(t.shape) / math.prod(shape)
         p_t = self._int32(self._name("pad_paddings"), p.astype(np.int32))
         return self._emit("PAD", self._name(layer), [x.index, p_t], shape,
-                          quant.padded(t.stats, kept), tied=True)
+                          estimate.padded(t.stats, kept), tied=True)
 
     def resize(self, x: TensorRef, size: tuple[int, int], method: str = "nearest") -> TensorRef:
         """RESIZE_NEAREST_NEIGHBOR or RESIZE_BILINEAR to ``size``.
@@ -364,7 +364,7 @@ class ModelBuilder:
                stats: Stats | None = None, tied: bool = False) -> TensorRef:
         t = self._get(layer, x)
         if stats is None:
-            stats = quant.activate(t.stats.mean, t.stats.std, activation, t.stats.lo, t.stats.hi)
+            stats = estimate.activate(t.stats.mean, t.stats.std, activation, t.stats.lo, t.stats.hi)
         return self._emit(opcode, self._name(layer), [x.index], t.shape, stats, options,
                           tied=tied, fixed=fixed)
 

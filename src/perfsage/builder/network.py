@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from perfsage.builder import quant
-from perfsage.builder.quant import Stats
+from perfsage.builder.estimate import Stats
 
 
 @dataclass(slots=True, eq=False)
