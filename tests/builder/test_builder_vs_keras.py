@@ -20,11 +20,15 @@ pytestmark = [pytest.mark.tensorflow, pytest.mark.slow]
 BIAS = "random_normal"  # the converter drops all-zero dense biases; keep them
 
 
-def keras_classifier():
+def _start(shape: tuple[int, ...]):
+    """Keras, its layers, TensorFlow and a seeded batch-1 input of ``shape``."""
     k = keras_models.keras()
-    L = k.layers
     k.utils.set_random_seed(0)
-    inp = k.Input((32, 32, 3), batch_size=1)
+    return k, k.layers, keras_models.tf(), k.Input(shape, batch_size=1)
+
+
+def keras_classifier():
+    k, L, tf, inp = _start((32, 32, 3))
     x = L.Conv2D(16, 3, strides=2, padding="same", activation="relu6", bias_initializer=BIAS)(inp)
     y = L.DepthwiseConv2D(3, padding="same", activation="relu", bias_initializer=BIAS)(x)
     x = L.AveragePooling2D(2)(L.Add()([x, y]))
@@ -44,10 +48,7 @@ def ours_classifier(dtype: str) -> bytes:
 
 
 def keras_inverted_residual_se():
-    k = keras_models.keras()
-    L = k.layers
-    k.utils.set_random_seed(0)
-    inp = k.Input((16, 16, 16), batch_size=1)
+    k, L, tf, inp = _start((16, 16, 16))
     h = L.Conv2D(96, 1, activation="relu6", bias_initializer=BIAS)(inp)
     h = L.DepthwiseConv2D(3, padding="same", activation="relu6", bias_initializer=BIAS)(h)
     g = L.GlobalAveragePooling2D(keepdims=True)(h)
@@ -69,11 +70,7 @@ def ours_inverted_residual_se(dtype: str) -> bytes:
 
 
 def keras_resampling():
-    k = keras_models.keras()
-    L = k.layers
-    tf = keras_models.tf()
-    k.utils.set_random_seed(0)
-    inp = k.Input((24, 24, 8), batch_size=1)
+    k, L, tf, inp = _start((24, 24, 8))
     x = L.Conv2D(16, 3, padding="same", activation="relu", bias_initializer=BIAS)(inp)
     x = L.Concatenate()([L.MaxPooling2D(2)(x), L.AveragePooling2D(2)(x)])
     x = L.UpSampling2D(2, interpolation="bilinear")(L.ZeroPadding2D(1)(x))
@@ -98,11 +95,7 @@ def ours_resampling(dtype: str) -> bytes:
 
 
 def keras_standalone_activation():
-    k = keras_models.keras()
-    L = k.layers
-    tf = keras_models.tf()
-    k.utils.set_random_seed(0)
-    inp = k.Input((16, 16, 8), batch_size=1)
+    k, L, tf, inp = _start((16, 16, 8))
     x = L.DepthwiseConv2D(3, padding="same", dilation_rate=2, activation="relu",
                           bias_initializer=BIAS)(L.ReLU(6.0)(inp))
     x = L.Lambda(lambda t: tf.nn.depth_to_space(t, 2))(x)
