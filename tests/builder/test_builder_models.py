@@ -26,6 +26,7 @@ def test_mobilenet_v2_valid_everywhere(tmp_path) -> None:
     data = nets.mobilenet_v2()
     cost = analyze(read_model(data))
     assert 3.4e6 < cost.params < 3.6e6 and len(cost.layers) == 65
+    assert len(checks.xnnpack_partitions(data)) == 1, "XNNPACK refused part of the model"
     inputs = checks.random_inputs(data)
     out = checks.litert(data, inputs)
     scales = [t.quantization.scale[0] for t in read_model(data).main.tensors
