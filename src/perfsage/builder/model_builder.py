@@ -293,7 +293,7 @@ class ModelBuilder:
         if len(t.shape) - 1 in ax:  # channels reduced too: one pooled distribution
             m, s = stats.pooled()
             stats = Stats(np.array([m]), np.array([s]), stats.lo, stats.hi)
-        axes_t = self._int32(f"{self._name('mean_axes')}", ax)
+        axes_t = self._int32(self._name("mean_axes"), ax)
         options = _options(fb.ReducerOptionsT, keepDims=bool(keepdims))
         return self._emit("MEAN", self._name(layer), [x.index, axes_t], shape,
                           estimate.mean_stats(stats, n), options)
@@ -359,9 +359,10 @@ class ModelBuilder:
         return self._emit("RESHAPE", self._name(layer), [x.index, shape_t], new, t.stats,
                           tied=True)
 
-    def _unary(self, layer: str, opcode: str, x: TensorRef, activation: str,
+    def _unary(self, layer: str, opcode: str, x: TensorRef, activation: str | None,
                options: object | None = None, fixed: tuple[float, int] | None = None,
                stats: Stats | None = None, tied: bool = False) -> TensorRef:
+        """Record an element-wise operator: ``activation`` of the input, or given ``stats``."""
         t = self._get(layer, x)
         if stats is None:
             stats = estimate.activate(t.stats.mean, t.stats.std, activation, t.stats.lo, t.stats.hi)
@@ -373,8 +374,8 @@ class ModelBuilder:
         t = self._get("softmax", x)
         n = t.shape[-1]
         stats = Stats(np.full(n, 1.0 / n), np.full(n, 1.0 / n), 0.0, 1.0)
-        return self._unary("softmax", "SOFTMAX", x, "logistic", _options(fb.SoftmaxOptionsT,
-                           beta=1.0), quant.PROBABILITY_PARAMS, stats)
+        options = _options(fb.SoftmaxOptionsT, beta=1.0)
+        return self._unary("softmax", "SOFTMAX", x, None, options, quant.PROBABILITY_PARAMS, stats)
 
     def logistic(self, x: TensorRef) -> TensorRef:
         """LOGISTIC (sigmoid; int8 output: scale 1/256, zero point -128)."""
