@@ -135,3 +135,20 @@ def test_cli_generate_info_export(tmp_path):
                    str(tmp_path))
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("perfsage: error: unknown search space")
+
+
+def test_a_space_that_always_fails_stops_the_run(tmp_path, monkeypatch):
+    from perfsage.dataset import generate as gen
+    from perfsage.errors import PerfSageError
+
+    space = gen._space("keyword-spotting")
+
+    def broken(config, dtype="int8"):
+        raise ValueError("builder broke")
+
+    monkeypatch.setattr(space, "build", broken)
+    monkeypatch.setattr(gen, "MAX_CONSECUTIVE_FAILURES", 25)
+    with pytest.raises(PerfSageError, match="the last 25 models all failed.*builder broke"):
+        generate(tmp_path, "keyword-spotting", 10, seed=0)
+    with Store(tmp_path) as store:
+        assert store.db.execute("SELECT COUNT(*) FROM failures").fetchone()[0] == 25

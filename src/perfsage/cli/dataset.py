@@ -25,37 +25,13 @@ def generate(
     keep_files: Annotated[bool, typer.Option(help="Also keep each .tflite file.")] = False,
 ) -> None:
     """Generate COUNT unique models; running again resumes where a run stopped."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
+    from perfsage.cli.progress import Reporter
     from perfsage.dataset.generate import generate as run
 
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-               TimeRemainingColumn()]
-    with Progress(*columns, console=fmt.console(stderr=True)) as bar:
-        task = bar.add_task(space, total=count, rate="")
-        start: dict[str, float] = {}
-
-        def show(s) -> None:
-            import time
-
-            now = time.perf_counter()
-            start.setdefault("t", now)
-            start.setdefault("n", s.stored)
-            done = s.stored - start["n"]
-            rate = f"{done / (now - start['t']):.1f} models/s" if now > start["t"] else ""
-            bar.update(task, completed=s.stored, rate=rate,
-                       description=f"{space} (dup {s.duplicates}, failed {s.failures})")
-
+    with Reporter(f"generate {space}", "models") as progress:
         summary = run(out, space, count, seed=seed, workers=workers, keep_files=keep_files,
-                      progress=show)
+                      progress=lambda s: progress.update(
+                          s.stored, count, f"{s.duplicates} duplicates, {s.failures} failed"))
     print(f"{space}: {summary.stored} models stored (+{summary.added} this run), "
           f"{summary.duplicates} duplicates skipped, {summary.failures} failed")
     for message in summary.failure_messages:
@@ -148,37 +124,16 @@ def annotate(
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many models.")] = None,
 ) -> None:
     """Label every model lacking a label for the targets; running again resumes."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
+    from perfsage.cli.progress import Reporter
     from perfsage.dataset.annotate import annotate as run
 
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-               TimeRemainingColumn()]
-    clock: dict[str, float] = {}
-    with Progress(*columns, console=fmt.console(stderr=True)) as bar:
-        task = bar.add_task("annotate", total=None, rate="")
+    def note(s) -> str:
+        failed = sum(n for per in s.by_status.values() for st, n in per.items() if st != "ok")
+        return f"{failed} not ok"
 
-        def show(s) -> None:
-            import time
-
-            now = clock.setdefault("start", time.perf_counter())
-            elapsed = time.perf_counter() - now
-            failed = sum(n for per in s.by_status.values()
-                         for status, n in per.items() if status != "ok")
-            bar.update(task, total=s.total, completed=s.done,
-                       rate=f"{s.done / elapsed:.1f} labels/s" if elapsed > 0 else "",
-                       description=f"annotate (not ok: {failed})")
-
+    with Reporter("annotate", "labels") as progress:
         summary = run(folder, target, workers=workers, timeout_s=timeout, limit=limit,
-                      progress=show)
+                      progress=lambda s: progress.update(s.done, s.total, note(s)))
     for name, per in sorted(summary.by_status.items()):
         counts = ", ".join(f"{n} {status}" for status, n in sorted(per.items()))
         mean = summary.wall_s[name] / max(1, sum(per.values()))

@@ -29,31 +29,22 @@ def train(
     workers: Annotated[int, typer.Option(min=1, help="Processes for featurising.")] = 2,
 ) -> None:
     """Train PerfSAGE on a dataset's labels (CPU); running again resumes from the checkpoint."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
+    from perfsage.cli.progress import Reporter
     from perfsage.predictors.graphset import load_graphset, splits
     from perfsage.predictors.perfsage_gnn.train import Hyper, fit
     from perfsage.targets.registry import target_class
 
     target_class(target)
     hyper = Hyper(epochs=epochs, patience=patience, hidden=hidden, layers=layers, seed=seed)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[note]}"), console=fmt.console(stderr=True)) as bar:
-        feat = bar.add_task("features", total=None, note="")
-        data = load_graphset(dataset, target, workers=workers,
-                             progress=lambda i, n: bar.update(feat, completed=i, total=n))
-        bar.update(feat, total=len(data), completed=len(data))
-        masks = splits(data, holdout_space)
-        task = bar.add_task("epochs", total=epochs, note="")
-
-        def show(state: dict) -> None:
-            bar.update(task, completed=state["epoch"],
-                       note=f"loss {state['train_loss']:.4f}  val MAPE {state['val_mape']:.2f}% "
-                            f"(best {state['best_val_mape']:.2f}% @ {state['best_epoch']})")
-
-        info = {"dataset": str(dataset), "holdout_space": holdout_space,
-                "spaces": sorted(set(data.spaces.tolist()))}
-        state = fit(data, masks, target, out, hyper, info=info, progress=show)
+    with Reporter("features", "graphs") as progress:
+        data = load_graphset(dataset, target, workers=workers, progress=progress.update)
+    masks = splits(data, holdout_space)
+    info = {"dataset": str(dataset), "holdout_space": holdout_space,
+            "spaces": sorted(set(data.spaces.tolist()))}
+    with Reporter("train", "epochs") as progress:
+        state = fit(data, masks, target, out, hyper, info=info, progress=lambda s: progress.update(
+            s["epoch"], epochs, f"loss {s['train_loss']:.4f}, val MAPE {s['val_mape']:.2f}% "
+            f"(best {s['best_val_mape']:.2f}% at {s['best_epoch']})"))
     print(f"{target}: best validation MAPE {state['best_val_mape']:.2f}% at epoch "
           f"{state['best_epoch']} of {state['epoch']}; {state['wall_s'] / 60:.1f} min training; "
           f"weights in {out}")

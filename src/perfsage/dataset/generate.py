@@ -19,9 +19,16 @@ from functools import cache
 from pathlib import Path
 
 from perfsage.dataset.store import ModelRecord, Store, write_model_file
+from perfsage.errors import PerfSageError
 
+#: A run stops when this many models in a row fail to build: the space itself is broken.
+MAX_CONSECUTIVE_FAILURES = 200
 WINDOW_PER_WORKER = 8  # tasks in flight per worker: keeps workers busy, bounds what a kill loses
 COMMIT_EVERY_S = 0.5
+
+
+class GenerateError(PerfSageError):
+    """A generate run cannot make progress (every model fails to build)."""
 
 
 @dataclass
@@ -104,6 +111,7 @@ def generate(folder: str | Path, space: str, count: int, seed: int = 0, workers:
         records: list[ModelRecord] = []
         failures: list[tuple[str, int, int, str]] = []
         last_commit = time.monotonic()
+        streak = 0
 
         def commit() -> None:
             added, dups = store.add_batch(records, failures)
@@ -133,7 +141,16 @@ def generate(folder: str | Path, space: str, count: int, seed: int = 0, workers:
                     continue
                 head = window.popleft()
                 result = head.get() if pool else make_model(head)
-                (records if isinstance(result, ModelRecord) else failures).append(result)
+                if isinstance(result, ModelRecord):
+                    records.append(result)
+                    streak = 0
+                else:
+                    failures.append(result)
+                    streak += 1
+                    if streak >= MAX_CONSECUTIVE_FAILURES:
+                        commit()
+                        raise GenerateError(f"{space}: the last {streak} models all failed to "
+                                            f"build; stopping. Last error: {result[3]}")
                 if time.monotonic() - last_commit >= COMMIT_EVERY_S or not window:
                     commit()
                     last_commit = time.monotonic()
