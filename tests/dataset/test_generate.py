@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import sqlite3
@@ -152,3 +153,26 @@ def test_a_space_that_always_fails_stops_the_run(tmp_path, monkeypatch):
         generate(tmp_path, "keyword-spotting", 10, seed=0)
     with Store(tmp_path) as store:
         assert store.db.execute("SELECT COUNT(*) FROM failures").fetchone()[0] == 25
+
+
+def test_export_then_import_round_trips_models_and_labels(tmp_path):
+    from perfsage.dataset.annotate import annotate
+    from perfsage.dataset.export import export_parquet, import_parquet
+
+    generate(tmp_path / "a", "keyword-spotting", 6, seed=1)
+    annotate(tmp_path / "a", ["cortex-m-tflm"], workers=1)
+    with Store(tmp_path / "a") as store:
+        export_parquet(store, tmp_path / "a.parquet")
+        before = store.db.execute("SELECT model_id, target, status, metrics, settings_hash "
+                                  "FROM labels ORDER BY model_id").fetchall()
+        models_before = store.models()
+    assert import_parquet(tmp_path / "a.parquet", tmp_path / "b") == 6
+    with Store(tmp_path / "b") as store:
+        after = store.db.execute("SELECT model_id, target, status, metrics, settings_hash "
+                                 "FROM labels ORDER BY model_id").fetchall()
+        assert store.models() == models_before
+        assert store.model_bytes(3)  # rebuilds from the imported config
+    assert [r[:3] + (json.loads(r[3]), r[4]) for r in after] == \
+        [r[:3] + (json.loads(r[3]), r[4]) for r in before]
+    with pytest.raises(DatasetError, match="already holds a dataset"):
+        import_parquet(tmp_path / "a.parquet", tmp_path / "b")

@@ -115,6 +115,18 @@ def export(
     print(f"{rows} models written to {parquet}")
 
 
+@app.command("import")
+def import_(
+    parquet: Annotated[Path, typer.Argument(help="Parquet file from `dataset export`.",
+                                            show_default=False)],
+    out: Annotated[Path, typer.Option(help="New dataset folder.")],
+) -> None:
+    """Recreate a dataset (configs and labels) from a Parquet export, e.g. the one in data/."""
+    from perfsage.dataset.export import import_parquet
+
+    print(f"{import_parquet(parquet, out)} models imported into {out}")
+
+
 @app.command()
 def annotate(
     folder: Folder,

@@ -111,11 +111,14 @@ def targets(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """List hardware targets: their metrics with units, and the settings behind them."""
+    from perfsage.predictors.shipped import shipped_targets
     from perfsage.targets import get_target, target_names
 
     listed = [get_target(name) for name in target_names()]
+    shipped = set(shipped_targets())
     if as_json:
         print(json.dumps({t.name: {
+            "weights_shipped": t.name in shipped,
             "metrics": {m: {"unit": s.unit, "description": s.description}
                         for m, s in t.metrics.items()},
             "settings": t.settings, "settings_hash": t.settings_hash,
@@ -131,6 +134,9 @@ def targets(
         for metric, spec in t.metrics.items():
             table.add_row(metric, spec.unit, spec.description)
         out.print(table)
+        weights = ("PerfSAGE weights ship for this target" if t.name in shipped
+                   else "no PerfSAGE weights ship (train with `perfsage train`)")
+        out.print(weights, markup=False, highlight=False)
         settings = json.dumps({k: v for k, v in t.settings.items() if k != "target"})
         out.print(f"settings: {settings}", markup=False, highlight=False, soft_wrap=True)
         out.print()
