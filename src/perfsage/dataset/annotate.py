@@ -48,7 +48,9 @@ def missing_labels(store: Store, targets: Sequence[str]) -> dict[frozenset[str],
             f"SELECT model_id, target FROM labels WHERE target IN ({marks})", list(targets)):
         have.setdefault(model_id, set()).add(target)
     groups: dict[frozenset[str], list[int]] = {}
-    for (model_id,) in store.db.execute("SELECT id FROM models ORDER BY id"):
+    # Graph-hash order is deterministic but unrelated to space or size, so a run stopped
+    # early (or --limit) leaves a representative sample labelled, not one space.
+    for (model_id,) in store.db.execute("SELECT id FROM models ORDER BY graph_hash"):
         missing = frozenset(targets) - have.get(model_id, set())
         if missing:
             groups.setdefault(missing, []).append(model_id)

@@ -109,6 +109,27 @@ def _load(path: Path) -> dict[int, GraphFeatures]:
     return out
 
 
+def features_for(folder: str | Path, rows: list[tuple[int, str, str]], *, workers: int = 2,
+                 progress: Callable[[int, int], None] | None = None) -> dict[int, GraphFeatures]:
+    """Features of the models ``(id, space, config)``, from the cache or computed and cached."""
+    folder = Path(folder)
+    cached = _load(_cache_path(folder)) if _cache_path(folder).exists() else {}
+    todo = [r for r in rows if r[0] not in cached]
+    if todo:
+        tasks = [(r[1], r[2]) for r in todo]
+        done: list[GraphFeatures] = []
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(workers) if workers > 1 else _InProcess() as pool:
+            for i, features in enumerate(pool.imap(_features_of, tasks, chunksize=16)):
+                done.append(features)
+                if progress and (i % 100 == 0 or i + 1 == len(tasks)):
+                    progress(i + 1, len(tasks))
+        cached.update({r[0]: f for r, f in zip(todo, done, strict=True)})
+        ids = np.array(sorted(cached), dtype=np.int64)
+        _save(_cache_path(folder), ids, [cached[i] for i in ids.tolist()])
+    return cached
+
+
 def load_graphset(folder: str | Path, target: str, *, workers: int = 2,
                   progress: Callable[[int, int], None] | None = None) -> GraphSet:
     """Every model of the dataset with an ``ok`` label for ``target``, featurised."""
@@ -121,20 +142,8 @@ def load_graphset(folder: str | Path, target: str, *, workers: int = 2,
     if not rows:
         raise UsageError(f"{folder}: no models with '{target}' labels; run "
                          f"`perfsage dataset annotate {folder} --target {target}` first")
-    cached = _load(_cache_path(folder)) if _cache_path(folder).exists() else {}
-    todo = [r for r in rows if r[0] not in cached]
-    if todo:
-        tasks = [(r[1], r[3]) for r in todo]
-        done: list[GraphFeatures] = []
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(workers) if workers > 1 else _InProcess() as pool:
-            for i, features in enumerate(pool.imap(_features_of, tasks, chunksize=16)):
-                done.append(features)
-                if progress and (i % 100 == 0 or i + 1 == len(tasks)):
-                    progress(i + 1, len(tasks))
-        cached.update({r[0]: f for r, f in zip(todo, done, strict=True)})
-        ids = np.array(sorted(cached), dtype=np.int64)
-        _save(_cache_path(folder), ids, [cached[i] for i in ids.tolist()])
+    cached = features_for(folder, [(r[0], r[1], r[3]) for r in rows], workers=workers,
+                          progress=progress)
     metrics = [json.loads(r[4]) for r in rows]
     names = list(metrics[0])
     return GraphSet(
