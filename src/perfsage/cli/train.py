@@ -55,7 +55,8 @@ def evaluate(
                                             show_default=False)],
     dataset: Dataset,
     split: Annotated[str, typer.Option(help="test, val, train or all.")] = "test",
-    plots: Annotated[Path | None, typer.Option(help="Folder for scatter plots (PNG).")] = None,
+    plots: Annotated[Path | None, typer.Option(
+        help="Folder for scatter plots (PNG); default WEIGHTS/plots-SPLIT.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """Accuracy per metric and search space: MAPE, RMSPE, ±5 %, ±10 %, Kendall τ."""
@@ -76,9 +77,8 @@ def evaluate(
         data = data.subset(splits(data, holdout)[split])
     pred = model.predict(data.graphs)
     report = run(pred, data.labels, data.spaces, model.metrics)
-    if plots:
-        scatter_plots(pred, data.labels, data.spaces, list(report), plots,
-                      f"{model.target}, {split} split")
+    scatter_plots(pred, data.labels, data.spaces, list(report), plots or weights / f"plots-{split}",
+                  f"{model.target}, {split} split")
     if as_json:
         print(json.dumps({"target": model.target, "split": split, "metrics": report}, indent=1))
         return

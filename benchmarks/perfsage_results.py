@@ -1,0 +1,108 @@
+"""Accuracy and speed of the shipped PerfSAGE weights; writes docs/results.md.
+
+Run (after the dataset behind the weights is rebuilt, see docs/perfsage.md):
+
+    .venv/bin/python benchmarks/perfsage_results.py --dataset DATASET [--loso-dir DIR]
+
+For every target with shipped weights it evaluates the held-out test split (by graph
+hash; never seen in training or validation) per metric and per search space, saves a
+log-log scatter plot per metric under docs/plots/<target>/, and, when ``--loso-dir`` holds
+weights trained with ``--holdout-space`` (one folder per space), reports the
+leave-one-space-out latency error. Figures are measured on each run, never copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+from perfsage.eval.report import evaluate, scatter_plots
+from perfsage.predictors.graphset import load_graphset, splits
+from perfsage.predictors.perfsage_gnn.predictor import PerfSAGEModel
+from perfsage.predictors.shipped import shipped_targets, weights_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+BARS = {"latency_ms": 3.0, "energy_mj": 3.0, "sram_kib": 2.0, "flash_kib": 2.0}
+
+
+def _table(report: dict, metrics: list[str]) -> list[str]:
+    lines = ["| metric | space | n | MAPE % | RMSPE % | ±5 % | ±10 % | Kendall τ |",
+             "|---|---|---|---|---|---|---|---|"]
+    for m in metrics:
+        for space, r in report.get(m, {}).items():
+            lines.append(f"| {m} | {space} | {r['n']} | {r['mape']:.2f} | {r['rmspe']:.2f} | "
+                         f"{r['within_5']:.1f} | {r['within_10']:.1f} | {r['kendall_tau']:.3f} |")
+    return lines
+
+
+def accuracy(dataset: Path, target: str, plots: Path) -> tuple[list[str], dict]:
+    model = PerfSAGEModel.load(weights_dir(target))
+    data = load_graphset(dataset, target)
+    test = data.subset(splits(data)["test"])
+    pred = model.predict(test.graphs)
+    report = evaluate(pred, test.labels, test.spaces, model.metrics)
+    scatter_plots(pred, test.labels, test.spaces, list(report), plots / target,
+                  f"{target}, test split")
+    trained = model.config["trained"]
+    lines = [f"### {target}", "",
+             f"Trained on {trained['train_graphs']:,} graphs (validation {trained['val_graphs']:,})"
+             f"; test split: {len(test):,} graphs never seen in training.", ""]
+    lines += _table(report, list(report))
+    lines += ["", "Plots: " + ", ".join(f"[{m}](plots/{target}/scatter-{m}.png)"
+                                         for m in report), ""]
+    return lines, {m: r["all"] for m, r in report.items()}
+
+
+def loso(dataset: Path, folder: Path) -> list[str]:
+    lines = ["| held-out space | n | latency MAPE % | ±10 % | Kendall τ |", "|---|---|---|---|---|"]
+    for sub in sorted(p for p in folder.iterdir() if (p / "config.json").exists()):
+        model = PerfSAGEModel.load(sub)
+        space = model.config["trained"]["holdout_space"]
+        data = load_graphset(dataset, model.target)
+        test = data.subset(splits(data, space)["test"])
+        report = evaluate(model.predict(test.graphs), test.labels, test.spaces, ["latency_ms"])
+        r = report["latency_ms"]["all"]
+        lines.append(f"| {space} ({model.target}) | {r['n']} | {r['mape']:.2f} | "
+                     f"{r['within_10']:.1f} | {r['kendall_tau']:.3f} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--loso-dir", type=Path)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
+    args = parser.parse_args()
+    start = time.time()
+    lines = ["# PerfSAGE results", "",
+             "Regenerate with `.venv/bin/python benchmarks/perfsage_results.py --dataset "
+             "DATASET [--loso-dir DIR]` (see docs/perfsage.md for the dataset and weights).",
+             f"Machine: {platform.machine()}, {platform.python_version()}; "
+             f"run {time.strftime('%Y-%m-%d')}.", "", "## Accuracy on the held-out test split",
+             ""]
+    summary = {}
+    for target in shipped_targets():
+        section, summary[target] = accuracy(args.dataset, target, args.out.parent / "plots")
+        lines += section
+    lines += ["## Bars (issue #5)", "", "| target | metric | MAPE % | bar % | ±10 % |",
+              "|---|---|---|---|---|"]
+    for target, per in summary.items():
+        factor = 1.0 if target == "ethos-u55-128" else 1.5
+        for m, bar in BARS.items():
+            if m in per:
+                r = per[m]
+                lines.append(f"| {target} | {m} | {r['mape']:.2f} | {bar * factor:.1f} | "
+                             f"{r['within_10']:.1f} |")
+    if args.loso_dir:
+        lines += ["", "## Leave one space out (latency)", ""] + loso(args.dataset, args.loso_dir)
+    lines += ["", f"_Written in {time.time() - start:.0f} s._", ""]
+    args.out.write_text("\n".join(lines))
+    print(json.dumps(summary, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
