@@ -1,10 +1,14 @@
 """The trained network evaluated with NumPy: what `perfsage predict` runs (no torch import).
 
 Mirrors ``net.PerfSAGENet`` operation for operation; a test checks both give the same
-numbers on the same graphs.
+numbers on the same graphs. Everything stays float32 (a float64 scale factor would silently
+upcast every later product); neighbour means are gathers planned once per batch, not
+``np.add.at``; and the two directions' ``lin_r`` share one product (their weights summed).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,43 +23,100 @@ def _linear(w: dict[str, np.ndarray], name: str, x: np.ndarray) -> np.ndarray:
     return y + bias if bias is not None else y
 
 
-def _mean_neighbours(h: np.ndarray, src: np.ndarray, dst: np.ndarray,
-                     inv_degree: np.ndarray) -> np.ndarray:
-    out = np.zeros_like(h)
-    np.add.at(out, dst, h[src])
-    return out * inv_degree
+@dataclass(frozen=True, slots=True)
+class _Neighbours:
+    """Mean over each node's neighbours in one edge direction, built once per batch.
+
+    Most operators have exactly one neighbour, so the mean starts as one gather of every
+    node's first neighbour (a zero row, index ``n``, for none) and then adds the few second,
+    third, ... neighbours, in edge order as ``np.add.at`` would, before scaling those nodes.
+    """
+
+    first: np.ndarray  # [n]: row of each node's first neighbour, n when it has none
+    more: tuple[tuple[np.ndarray, np.ndarray], ...]  # (targets, sources) of k-th neighbours
+    several: np.ndarray  # nodes with more than one neighbour
+    inv_degree: np.ndarray  # float32 [len(several), 1]
+
+    @classmethod
+    def of(cls, source: np.ndarray, target: np.ndarray, n: int) -> _Neighbours:
+        order = np.argsort(target, kind="stable")
+        source, target = source[order], target[order]
+        degree = np.bincount(target, minlength=n)
+        rank = np.arange(len(target)) - (np.cumsum(degree) - degree)[target]
+        first = np.full(n, n)
+        first[target[rank == 0]] = source[rank == 0]
+        more = tuple((target[rank == k], source[rank == k])
+                     for k in range(1, degree.max(initial=0)))
+        several = np.flatnonzero(degree > 1)
+        return cls(first, more, several, (1 / degree[several]).astype(np.float32)[:, None])
+
+    def mean(self, padded: np.ndarray) -> np.ndarray:
+        """Neighbour means of ``padded`` (node features plus a zero row), one row per node."""
+        out = padded[self.first]
+        for targets, sources in self.more:
+            out[targets] += padded[sources]
+        out[self.several] *= self.inv_degree
+        return out
 
 
-def _sage(w: dict[str, np.ndarray], name: str, h: np.ndarray, src: np.ndarray,
-          dst: np.ndarray, inv_degree: np.ndarray) -> np.ndarray:
-    # PyG SAGEConv with mean aggregation: lin_l(mean of neighbours) + lin_r(self).
-    return (_linear(w, f"{name}.lin_l", _mean_neighbours(h, src, dst, inv_degree))
-            + _linear(w, f"{name}.lin_r", h))
+def _round_weights(w: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, ...]:
+    """Round i's SAGE pair: fwd lin_l, bwd lin_l, the two lin_r summed, and one bias."""
+    def t(name: str) -> np.ndarray:
+        return np.ascontiguousarray(w[name].T, dtype=np.float32)
+
+    biases = [w[k] for d in ("fwd", "bwd") for lin in ("lin_l", "lin_r")
+              if (k := f"{d}.{i}.{lin}.bias") in w]
+    return (t(f"fwd.{i}.lin_l.weight"), t(f"bwd.{i}.lin_l.weight"),
+            np.ascontiguousarray((w[f"fwd.{i}.lin_r.weight"] + w[f"bwd.{i}.lin_r.weight"]).T),
+            np.sum(biases, axis=0, dtype=np.float32))
+
+
+def _embed(w: dict[str, np.ndarray], types: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """lin_in over [type embedding | features], the embedding half looked up pre-multiplied."""
+    weight, embed = w["lin_in.weight"], w["embed.weight"]
+    split = embed.shape[1]
+    table = embed @ weight[:, :split].T + w["lin_in.bias"]
+    return np.maximum(table[types] + x @ weight[:, split:].T, 0)
+
+
+def _concatenated(graphs: list[GraphFeatures]) -> tuple[np.ndarray, ...]:
+    """Batch arrays: node types, node features, edges (renumbered) and graph start rows."""
+    sizes = np.array([len(g.op_types) for g in graphs])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    offsets = np.repeat(starts, [g.edges.shape[1] for g in graphs])
+    edges = np.concatenate([g.edges for g in graphs], axis=1) + offsets
+    return (np.concatenate([g.op_types for g in graphs]), np.concatenate([g.nodes for g in graphs]),
+            edges, starts, sizes)
+
+
+def _pool(h: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per-graph sum and max of node rows (a loop over graphs beats 2-D ``reduceat``)."""
+    blocks = [h[s:s + k] for s, k in zip(starts.tolist(), sizes.tolist(), strict=True)]
+    return np.stack([b.sum(axis=0) for b in blocks]), np.stack([b.max(axis=0) for b in blocks])
 
 
 def forward(weights: dict[str, np.ndarray], layers: int, graphs: list[GraphFeatures],
             node_mu: np.ndarray, node_sigma: np.ndarray, global_mu: np.ndarray,
             global_sigma: np.ndarray) -> np.ndarray:
     """Standardised outputs for a batch of graphs, one row per graph."""
-    sizes = np.array([len(g.op_types) for g in graphs])
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    types = np.concatenate([g.op_types for g in graphs])
-    x = (np.concatenate([g.nodes for g in graphs]) - node_mu) / node_sigma
-    edges = np.concatenate([g.edges + s for g, s in zip(graphs, starts, strict=True)], axis=1)
-    src, dst = edges[0], edges[1]
+    types, nodes, edges, starts, sizes = _concatenated(graphs)
     n = len(types)
-    inv_fwd = 1.0 / np.maximum(np.bincount(dst, minlength=n), 1)[:, None]
-    inv_bwd = 1.0 / np.maximum(np.bincount(src, minlength=n), 1)[:, None]
-
+    fwd, bwd = _Neighbours.of(edges[0], edges[1], n), _Neighbours.of(edges[1], edges[0], n)
     w = weights
-    h = np.maximum(_linear(w, "lin_in", np.concatenate([w["embed.weight"][types], x], axis=1)),
-                   0)
+    h0 = _embed(w, types, (nodes - node_mu) / node_sigma)
+    padded = np.zeros((n + 1, h0.shape[1]), dtype=np.float32)  # h, then one zero row
+    h = padded[:n]
+    h[:] = h0
     for i in range(layers):
-        h = h + np.maximum(_sage(w, f"fwd.{i}", h, src, dst, inv_fwd)
-                           + _sage(w, f"bwd.{i}", h, dst, src, inv_bwd), 0)
-    total = np.add.reduceat(h, starts, axis=0)
+        lin_fwd, lin_bwd, lin_self, bias = _round_weights(w, i)
+        z = fwd.mean(padded) @ lin_fwd
+        z += bwd.mean(padded) @ lin_bwd
+        z += h @ lin_self
+        z += bias
+        h += np.maximum(z, 0, out=z)
+    total, peak = _pool(h, starts, sizes)
     pooled = np.concatenate([
-        total * SUM_SCALE, total / sizes[:, None], np.maximum.reduceat(h, starts, axis=0),
+        total * np.float32(SUM_SCALE), total / sizes[:, None].astype(np.float32), peak,
         (np.stack([g.globals for g in graphs]) - global_mu) / global_sigma,
     ], axis=1)
     z = np.maximum(_linear(w, "head.0", pooled), 0)
