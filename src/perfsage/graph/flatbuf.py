@@ -11,6 +11,7 @@ malformed file.
 from __future__ import annotations
 
 import struct
+from struct import unpack_from
 
 import numpy as np
 
@@ -42,32 +43,43 @@ SLOTS = {
 
 
 class Table:
-    """One flatbuffer table at ``pos`` in ``buf``; fields are looked up by vtable slot."""
+    """One flatbuffer table at ``pos`` in ``buf``; fields are looked up by vtable slot.
 
-    __slots__ = ("buf", "pos", "_vt", "_vtlen")
+    The vtable is unpacked once, in one call: a table's fields are then tuple lookups,
+    which is what makes reading thousands of tensors per model cheap.
+    """
+
+    __slots__ = ("buf", "pos", "vtable", "_size")
 
     def __init__(self, buf: bytes, pos: int) -> None:
         self.buf = buf
         self.pos = pos
-        self._vt = pos - _I32(buf, pos)[0]
-        self._vtlen = _U16(buf, self._vt)[0]
+        vt = pos - _I32(buf, pos)[0]
+        if vt < 0:
+            raise ValueError(f"vtable offset {vt} is negative")
+        self._size = _U16(buf, vt)[0]
+        # (vtable size, table size, field offsets...), as far as the buffer holds them: a
+        # field past the end of the buffer fails when read, as reading it alone would.
+        count = min((self._size + 1) >> 1, (len(buf) - vt) >> 1)
+        self.vtable: tuple[int, ...] = unpack_from(f"<{count}H", buf, vt)
 
     @classmethod
     def root(cls, buf: bytes) -> Table:
         """The root table of a finished buffer."""
         return cls(buf, _U32(buf, 0)[0])
 
-    def _field(self, slot: int) -> int:
-        return _U16(self.buf, self._vt + slot)[0] if slot < self._vtlen else 0
+    def field(self, slot: int) -> int:
+        """Offset of a field from the table start, 0 when absent."""
+        return self.vtable[slot >> 1] if slot < self._size else 0
 
     def scalar(self, slot: int, kind: str, default: int = 0) -> int:
         """A scalar field, or its schema default when absent."""
-        o = self._field(slot)
+        o = self.field(slot)
         return SCALARS[kind].unpack_from(self.buf, self.pos + o)[0] if o else default
 
     def table(self, slot: int) -> Table | None:
         """A sub-table field, or None when absent."""
-        o = self._field(slot)
+        o = self.field(slot)
         if not o:
             return None
         p = self.pos + o
@@ -75,7 +87,7 @@ class Table:
 
     def vector(self, slot: int) -> tuple[int, int]:
         """(start position, element count) of a vector field; (0, 0) when absent."""
-        o = self._field(slot)
+        o = self.field(slot)
         if not o:
             return 0, 0
         p = self.pos + o
@@ -90,17 +102,35 @@ class Table:
         """A vector of tables."""
         start, n = self.vector(slot)
         buf = self.buf
-        return [Table(buf, start + 4 * i + _U32(buf, start + 4 * i)[0]) for i in range(n)]
+        offsets = unpack_from(f"<{n}I", buf, start)
+        return [Table(buf, start + 4 * i + o) for i, o in enumerate(offsets)]
 
     def array(self, slot: int, dtype: str) -> np.ndarray | None:
         """A vector of scalars as a zero-copy NumPy view, or None when absent."""
-        o = self._field(slot)
-        if not o:
+        if not self.field(slot):
             return None
         start, n = self.vector(slot)
         return np.frombuffer(self.buf, dtype, n, start)
+
+    def values(self, slot: int, code: str) -> tuple:
+        """A vector of scalars (struct format ``code``) as a tuple; () when absent."""
+        start, n = self.vector(slot)
+        return unpack_from(f"<{n}{code}", self.buf, start) if n else ()
 
     def string(self, slot: int) -> str:
         """A string field, decoded leniently ('' when absent)."""
         start, n = self.vector(slot)
         return self.buf[start:start + n].decode("utf-8", errors="replace") if n else ""
+
+    def inline_bytes(self) -> bytes | None:
+        """The table's bytes after its vtable offset, where its scalars lie.
+
+        None unless the vtable is whole and every field starts inside the table.
+        """
+        vtable = self.vtable
+        if len(vtable) < 2 or len(vtable) < (self._size + 1) >> 1:
+            return None
+        size = vtable[1]
+        if any(o >= size for o in vtable[2:]) or self.pos + size > len(self.buf):
+            return None
+        return self.buf[self.pos + 4:self.pos + size]

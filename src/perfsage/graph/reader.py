@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from functools import cache
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,20 @@ _DECODE_ERRORS = (struct.error, IndexError, ValueError, TypeError, OverflowError
 
 _MIN_SIZE = 8  # root offset + file identifier
 _IDENTIFIER = b"TFL3"
+
+# Field slots read once per tensor or operator, bound to names for the hot loops.
+_T_SHAPE, _T_TYPE, _T_BUFFER, _T_NAME, _T_QUANTIZATION, _T_VARIABLE, _T_SPARSITY, \
+    _T_SIGNATURE = (SLOTS["Tensor"][f] for f in (
+        "Shape", "Type", "Buffer", "Name", "Quantization", "IsVariable", "Sparsity",
+        "ShapeSignature"))
+_Q_SCALE, _Q_ZERO, _Q_AXIS = (SLOTS["QuantizationParameters"][f]
+                              for f in ("Scale", "ZeroPoint", "QuantizedDimension"))
+_OPTION_UNIONS = (
+    (SLOTS["Operator"]["BuiltinOptionsType"], SLOTS["Operator"]["BuiltinOptions"],
+     schema.options_class),
+    (SLOTS["Operator"]["BuiltinOptions2Type"], SLOTS["Operator"]["BuiltinOptions2"],
+     schema.options2_class),
+)
 
 
 def read_model(source: str | PathLike[str] | bytes | bytearray | memoryview,
@@ -158,42 +173,35 @@ class _BufferTable:
         return view
 
 
-def _ints(values: np.ndarray | None) -> tuple[int, ...]:
-    """A vector of integers (None when absent) as a tuple."""
-    return tuple(values.tolist()) if values is not None else ()
-
-
 def _quantization(q: Table | None) -> Quantization | None:
     if q is None:
         return None
-    slot = SLOTS["QuantizationParameters"]
-    scale = q.array(slot["Scale"], "<f4")
-    if scale is None or scale.size == 0:
+    scale = q.values(_Q_SCALE, "f")  # float32 widened to Python floats, exactly
+    if not scale:
         return None
-    zero = _ints(q.array(slot["ZeroPoint"], "<i8"))
-    axis = q.scalar(slot["QuantizedDimension"], "int32") if scale.size > 1 else None
-    return Quantization(tuple(scale.tolist()), zero or (0,) * scale.size, axis)
+    zero = q.values(_Q_ZERO, "q")
+    axis = q.scalar(_Q_AXIS, "int32") if len(scale) > 1 else None
+    return Quantization(scale, zero or (0,) * len(scale), axis)
 
 
 def _tensor(t: Table, index: int, buffers: _BufferTable, check: _Checker) -> Tensor:
-    slot = SLOTS["Tensor"]
-    check.length(t.length(slot["Shape"]), 4, f"tensor {index} shape")
-    shape = _ints(t.array(slot["Shape"], "<i4"))
-    if any(d < -1 for d in shape):
+    check.length(t.length(_T_SHAPE), 4, f"tensor {index} shape")
+    shape = t.values(_T_SHAPE, "i")
+    if shape and min(shape) < -1:
         check.fail(f"tensor {index} has an invalid shape {list(shape)}")
-    signature = _ints(t.array(slot["ShapeSignature"], "<i4")) or None
-    type_code = t.scalar(slot["Type"], "int8")
+    signature = t.values(_T_SIGNATURE, "i") or None
+    type_code = t.scalar(_T_TYPE, "int8")
     dtype = schema.DTYPE_NAMES.get(type_code)
     if dtype is None:
         check.fail(f"tensor {index} has unknown type code {type_code}")
-    buffer = t.scalar(slot["Buffer"], "uint32")
+    buffer = t.scalar(_T_BUFFER, "uint32")
     return Tensor(
-        index=index, name=t.string(slot["Name"]), shape=shape, dtype=dtype,
-        quantization=_quantization(t.table(slot["Quantization"])),
+        index=index, name=t.string(_T_NAME), shape=shape, dtype=dtype,
+        quantization=_quantization(t.table(_T_QUANTIZATION)),
         shape_signature=signature if signature != shape else None,
         buffer=buffer, data=buffers.data(buffer),
-        is_variable=bool(t.scalar(slot["IsVariable"], "bool")),
-        is_sparse=t.table(slot["Sparsity"]) is not None,
+        is_variable=bool(t.scalar(_T_VARIABLE, "bool")),
+        is_sparse=t.table(_T_SPARSITY) is not None,
     )
 
 
@@ -220,29 +228,55 @@ def _named_fields(obj: Any) -> dict[str, Any]:
     return fields
 
 
+@cache
+def _scalars_only(cls: type) -> bool:
+    """True when every field of an options class is a scalar (no vectors, strings, tables)."""
+    return all(isinstance(v, (int, float)) for v in vars(cls()).values())
+
+
+#: Decoded scalar-only option tables by (class, vtable, inline bytes); models repeat a few.
+_OPTIONS_CACHE: dict[tuple, dict[str, Any]] = {}
+_OPTIONS_CACHE_LIMIT = 4096
+
+
+def _option_fields(cls: type, table: Table) -> dict[str, Any]:
+    """One options table as named fields, from the cache when its bytes were seen before.
+
+    A table of scalars is wholly described by its vtable and inline bytes, so equal bytes
+    decode to equal fields; anything else goes through the generated object API.
+    """
+    inline = table.inline_bytes() if _scalars_only(cls) else None
+    if inline is None:
+        return _named_fields(cls.InitFromBuf(table.buf, table.pos))
+    key = (cls, table.vtable, inline)
+    fields = _OPTIONS_CACHE.get(key)
+    if fields is None:
+        if len(_OPTIONS_CACHE) >= _OPTIONS_CACHE_LIMIT:
+            _OPTIONS_CACHE.clear()
+        fields = _OPTIONS_CACHE[key] = _named_fields(cls.InitFromBuf(table.buf, table.pos))
+    return dict(fields)
+
+
 def _options(op: Table) -> dict[str, Any]:
     """Builtin options (both unions) as named fields, via the schema's object API."""
-    slot = SLOTS["Operator"]
     options: dict[str, Any] = {}
-    for type_slot, table_slot, lookup in (
-        ("BuiltinOptionsType", "BuiltinOptions", schema.options_class),
-        ("BuiltinOptions2Type", "BuiltinOptions2", schema.options2_class),
-    ):
-        kind = op.scalar(slot[type_slot], "uint8")
+    for type_slot, table_slot, lookup in _OPTION_UNIONS:
+        kind = op.scalar(type_slot, "uint8")
         cls = lookup(kind) if kind else None
-        table = op.table(slot[table_slot]) if cls is not None else None
+        table = op.table(table_slot) if cls is not None else None
         if table is not None:
-            options.update(_named_fields(cls.InitFromBuf(table.buf, table.pos)))
+            options.update(_option_fields(cls, table))
     return options
 
 
 def _indices(t: Table, slot: int, n: int, what: str, check: _Checker,
              optional: bool = False) -> tuple[int, ...]:
     check.length(t.length(slot), 4, what)
-    values = _ints(t.array(slot, "<i4"))
-    for v in values:
-        if not (optional and v == -1):
-            check.index(v, n, what)
+    values = t.values(slot, "i")
+    if values and (min(values) < (-1 if optional else 0) or max(values) >= n):
+        for v in values:  # name the first bad index
+            if not (optional and v == -1):
+                check.index(v, n, what)
     return values
 
 
