@@ -129,45 +129,57 @@ def operator_macs(sub: Subgraph, op: Operator) -> int:
     return out_elems * _PER_ELEMENT.get(name, 0)
 
 
-def _layer(sub: Subgraph, op: Operator) -> LayerCost:
-    ins = sub.input_tensors(op)
-    outs = sub.output_tensors(op)
-    consts = list({t.index: t for t in ins if t.is_constant}.values())
+def _layer(sub: Subgraph, op: Operator, nbytes: list[int]) -> LayerCost:
+    """One operator's costs; ``nbytes`` holds every tensor's size, counted once."""
+    tensors = sub.tensors
+    ins = [t for t in op.inputs if t >= 0]
+    outs = [t for t in op.outputs if t >= 0]
+    consts = dict.fromkeys(t for t in ins if tensors[t].data is not None)
     return LayerCost(
         index=op.index, op=op.name, activation=op.fused_activation,
-        output_shapes=tuple(t.shape for t in outs),
+        output_shapes=tuple(tensors[t].shape for t in outs),
         macs=operator_macs(sub, op),
-        params=sum(t.num_elements for t in consts),
-        param_bytes=sum(t.nbytes for t in consts),
-        input_bytes=sum(t.nbytes for t in ins if not t.is_constant),
-        output_bytes=sum(t.nbytes for t in outs),
+        params=sum(tensors[t].num_elements for t in consts),
+        param_bytes=sum(nbytes[t] for t in consts),
+        input_bytes=sum(nbytes[t] for t in ins if t not in consts),
+        output_bytes=sum(nbytes[t] for t in outs),
     )
 
 
-def _subgraph_macs(model: Model, index: int, visiting: frozenset[int]) -> int:
-    """MACs of a whole subgraph, called subgraphs included (recursion-safe)."""
+def _subgraph_macs(model: Model, index: int, visiting: frozenset[int],
+                   own: list[int] | None = None) -> int:
+    """MACs of a whole subgraph, called subgraphs included (recursion-safe).
+
+    ``own`` gives the operators' own MACs when the caller has them already.
+    """
     if index in visiting:
         return 0
     sub = model.subgraphs[index]
-    return sum(_op_total_macs(model, sub, op, visiting | {index}) for op in sub.operators)
+    own = own or [operator_macs(sub, op) for op in sub.operators]
+    inner = visiting | {index}
+    return sum(_with_called(model, op, macs, inner) for op, macs in zip(sub.operators, own,
+                                                                          strict=True))
 
 
-def _op_total_macs(model: Model, sub: Subgraph, op: Operator, visiting: frozenset[int]) -> int:
-    own = operator_macs(sub, op)
-    called = [_subgraph_macs(model, i, visiting) for i in op.called_subgraphs]
+def _with_called(model: Model, op: Operator, own: int, visiting: frozenset[int]) -> int:
+    """An operator's MACs plus those of the subgraphs it runs."""
+    called = op.called_subgraphs
     if not called:
         return own
-    return own + (max(called) if op.opcode == "IF" else sum(called))
+    macs = [_subgraph_macs(model, i, visiting) for i in called]
+    return own + (max(macs) if op.opcode == "IF" else sum(macs))
 
 
-def peak_activation_bytes(sub: Subgraph) -> int:
+def peak_activation_bytes(sub: Subgraph, nbytes: list[int] | None = None) -> int:
     """Most activation bytes live at once when operators run in their listed order.
 
     A tensor is live from the operator that writes it (or the start, for subgraph inputs)
     to its last reader (or the end, for subgraph outputs); variables live throughout. No
     two tensors share memory, as an arena planner without in-place reuse would place them.
+    ``nbytes`` gives every tensor's size when the caller has counted them already.
     """
-    activation = [not t.is_constant for t in sub.tensors]
+    nbytes = nbytes or [t.nbytes for t in sub.tensors]
+    activation = [t.data is None for t in sub.tensors]
     last_use: dict[int, int] = {}
     for op in sub.operators:
         for t in op.inputs:
@@ -179,17 +191,17 @@ def peak_activation_bytes(sub: Subgraph) -> int:
     for t in sub.tensors:
         if t.is_variable:
             last_use[t.index] = end
-    live = {t: sub.tensors[t].nbytes for t in sub.inputs if activation[t]}
-    live.update({t.index: t.nbytes for t in sub.tensors if t.is_variable})
+    live = {t: nbytes[t] for t in sub.inputs if activation[t]}
+    live.update({t.index: nbytes[t.index] for t in sub.tensors if t.is_variable})
     current = sum(live.values())
     peak = current
     for op in sub.operators:
         for t in op.outputs:
             if t >= 0 and activation[t] and t not in live:
-                live[t] = sub.tensors[t].nbytes
+                live[t] = nbytes[t]
                 current += live[t]
         peak = max(peak, current)
-        for t in set(op.inputs) | set(op.outputs):
+        for t in (*op.inputs, *op.outputs):  # a repeated tensor is gone after its first pop
             if t in live and last_use.get(t, op.index) <= op.index:
                 current -= live.pop(t)
     return peak
@@ -198,7 +210,8 @@ def peak_activation_bytes(sub: Subgraph) -> int:
 def analyze(model: Model) -> ModelCost:
     """Cost of every operator of the main subgraph and the model's totals."""
     main = model.main
-    layers = [_layer(main, op) for op in main.operators]
+    nbytes = [t.nbytes for t in main.tensors]
+    layers = [_layer(main, op, nbytes) for op in main.operators]
     constants = {
         t.buffer: t
         for sub in model.subgraphs for t in sub.tensors if t.is_constant
@@ -209,11 +222,12 @@ def analyze(model: Model) -> ModelCost:
     return ModelCost(
         source=model.source,
         layers=layers,
-        macs=_subgraph_macs(model, 0, frozenset()),
+        macs=_subgraph_macs(model, 0, frozenset(), [layer.macs for layer in layers]),
         params=sum(t.num_elements for t in constants.values()),
         param_bytes=sum(t.nbytes for t in constants.values()),
-        activation_bytes=sum(t.nbytes for t in main.tensors if not t.is_constant),
-        peak_activation_bytes=peak_activation_bytes(main),
+        activation_bytes=sum(n for t, n in zip(main.tensors, nbytes, strict=True)
+                             if t.data is None),
+        peak_activation_bytes=peak_activation_bytes(main, nbytes),
         model_bytes=model.size_bytes,
         subgraphs=len(model.subgraphs),
         ops_by_type=dict(sorted(ops_by_type.items(), key=lambda kv: -kv[1])),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,15 @@ DTYPE_BITS: dict[str, int] = {
 
 #: Operators that call other subgraphs, and the option fields naming them.
 SUBGRAPH_OPTION_SUFFIX = "_subgraph_index"
+
+
+@lru_cache(maxsize=1 << 16)
+def element_count(shape: tuple[int, ...]) -> int:
+    """Elements of a shape, dynamic (-1) dimensions taken as 1.
+
+    Memoised: analysis and features ask for the same few shapes over and over.
+    """
+    return math.prod(max(d, 1) for d in shape)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +81,7 @@ class Tensor:
     @property
     def num_elements(self) -> int:
         """Element count with dynamic dimensions taken as 1 (batch-1 inference)."""
-        return math.prod(max(d, 1) for d in self.shape)
+        return element_count(self.shape)
 
     @property
     def bits(self) -> int:
@@ -156,15 +165,20 @@ class Subgraph:
         return readers
 
     @cached_property
-    def edges(self) -> list[Edge]:
-        """Every producer -> consumer connection, one per (operator pair, tensor)."""
+    def edge_tuples(self) -> list[tuple[int, int, int]]:
+        """The edges as plain (producer, consumer, tensor) tuples, cheaper to build."""
         producers = self.producers
         return [
-            Edge(producers[t], op.index, t)
+            (producers[t], op.index, t)
             for op in self.operators
             for t in dict.fromkeys(op.inputs)
             if t in producers
         ]
+
+    @cached_property
+    def edges(self) -> list[Edge]:
+        """Every producer -> consumer connection, one per (operator pair, tensor)."""
+        return [Edge(*e) for e in self.edge_tuples]
 
     def input_tensors(self, op: Operator) -> list[Tensor]:
         """The tensors an operator reads (omitted optional inputs skipped)."""

@@ -8,13 +8,14 @@ row, and their shapes and byte counts still describe them.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
-from perfsage.graph import Model, analyze
-from perfsage.graph.analysis import ModelCost
+from perfsage.graph import Model, Operator, Subgraph, analyze
+from perfsage.graph.analysis import LayerCost, ModelCost
+from perfsage.graph.ir import element_count
 
 FEATURE_VERSION = 1
 
@@ -68,42 +69,60 @@ def _hwc(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return dims[-3], dims[-2], dims[-1]
 
 
+@lru_cache(maxsize=1 << 14)
+def _shape_features(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """(h, w, c, elements) of a shape; elements 0 for a scalar. Memoised: shapes repeat."""
+    return (*_hwc(shape), element_count(shape) if shape else 0)
+
+
+_NO_SHAPE = _shape_features(())
+_CONVS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
+#: Fused activation -> its one-hot flags over ACTIVATIONS (others: all zero).
+_ACTIVATION_FLAGS = {a: tuple(float(a == b) for b in ACTIVATIONS) for a in ACTIVATIONS}
+_NO_ACTIVATION = (0.0,) * len(ACTIVATIONS)
+
+
+def _node_row(sub: Subgraph, op: Operator, layer: LayerCost,
+              consumers: dict[int, list[int]]) -> tuple[float, ...]:
+    """The NODE_FEATURES of one operator, before log scaling."""
+    tensors = sub.tensors
+    o = op.options
+    ins = [tensors[t] for t in op.inputs if t >= 0]
+    acts = [t for t in ins if t.data is None]
+    weights = [t for t in ins if t.data is not None]
+    outs = [tensors[t] for t in op.outputs if t >= 0]
+    kernel = (o.get("filter_height", 0), o.get("filter_width", 0))
+    if op.opcode in _CONVS and len(ins) > 1:
+        shape = tensors[op.inputs[1]].shape
+        kernel = (shape[1], shape[2]) if len(shape) == 4 else kernel
+    return (
+        kernel[0], kernel[1], o.get("stride_h", 1), o.get("stride_w", 1),
+        o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1),
+        o.get("depth_multiplier", 1) or 1, float(o.get("padding") == "SAME"),
+        *_ACTIVATION_FLAGS.get(op.fused_activation, _NO_ACTIVATION),
+        *(_shape_features(acts[0].shape) if acts else _NO_SHAPE),
+        *(_shape_features(outs[0].shape) if outs else _NO_SHAPE),
+        sum(t.num_elements for t in weights), len(acts), len(outs),
+        acts[0].bits / 32 if acts else 0, max((t.bits for t in weights), default=0) / 32,
+        outs[0].bits / 32 if outs else 0,
+        layer.macs, layer.params, layer.param_bytes, layer.input_bytes, layer.output_bytes,
+        sum(len(consumers.get(t, ())) for t in op.outputs),
+    )
+
+
 def featurize(model: Model, cost: ModelCost | None = None) -> GraphFeatures:
     """Features of the main subgraph of ``model`` (cost reused when already computed)."""
     cost = cost or analyze(model)
     sub = model.main
     n = len(sub.operators)
-    rows = np.zeros((n, len(NODE_FEATURES)), dtype=np.float64)
-    types = np.empty(n, dtype=np.int64)
-    for op, layer, row in zip(sub.operators, cost.layers, rows, strict=True):
-        types[op.index] = _TYPE_INDEX.get(op.opcode, UNKNOWN_TYPE)
-        o = op.options
-        ins = [sub.tensors[t] for t in op.inputs if t >= 0]
-        acts = [t for t in ins if not t.is_constant]
-        weights = [t for t in ins if t.is_constant]
-        outs = sub.output_tensors(op)
-        kernel = (o.get("filter_height", 0), o.get("filter_width", 0))
-        if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV") and len(ins) > 1:
-            shape = sub.tensors[op.inputs[1]].shape
-            kernel = (shape[1], shape[2]) if len(shape) == 4 else kernel
-        first_in = acts[0].shape if acts else ()
-        first_out = outs[0].shape if outs else ()
-        act = op.fused_activation
-        row[:] = (
-            kernel[0], kernel[1], o.get("stride_h", 1), o.get("stride_w", 1),
-            o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1),
-            o.get("depth_multiplier", 1) or 1, float(o.get("padding") == "SAME"),
-            *(float(act == a) for a in ACTIVATIONS),
-            *_hwc(first_in), math.prod(max(d, 1) for d in first_in) if first_in else 0,
-            *_hwc(first_out), math.prod(max(d, 1) for d in first_out) if first_out else 0,
-            sum(t.num_elements for t in weights), len(acts), len(outs),
-            acts[0].bits / 32 if acts else 0, max((t.bits for t in weights), default=0) / 32,
-            outs[0].bits / 32 if outs else 0,
-            layer.macs, layer.params, layer.param_bytes, layer.input_bytes, layer.output_bytes,
-            sum(len(sub.consumers.get(t, ())) for t in op.outputs),
-        )
+    consumers = sub.consumers
+    rows = np.array([_node_row(sub, op, layer, consumers)
+                     for op, layer in zip(sub.operators, cost.layers, strict=True)],
+                    dtype=np.float64).reshape(n, len(NODE_FEATURES))
+    types = np.array([_TYPE_INDEX.get(op.opcode, UNKNOWN_TYPE) for op in sub.operators],
+                     dtype=np.int64)
     rows[:, _LOG_MASK] = np.log1p(rows[:, _LOG_MASK])
-    edges = np.array([[e.producer, e.consumer] for e in sub.edges], dtype=np.int64).reshape(-1, 2).T
+    edges = np.array([e[:2] for e in sub.edge_tuples], dtype=np.int64).reshape(-1, 2).T
     totals = (cost.macs, cost.params, cost.param_bytes, cost.peak_activation_bytes,
               cost.activation_bytes, cost.model_bytes, n,
               sum(t.nbytes for t in model.inputs), sum(t.nbytes for t in model.outputs))
