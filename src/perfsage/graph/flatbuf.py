@@ -42,6 +42,28 @@ SLOTS = {
 }
 
 
+def _vtable(buf: bytes, vt: int) -> tuple[int, tuple[int, ...]]:
+    """(declared size, entries) of the vtable at ``vt``.
+
+    The entries are (vtable size, table size, field offsets...) as far as the buffer holds
+    them: a field past the end of the buffer fails when read, as reading it alone would.
+    """
+    if vt < 0:
+        raise ValueError(f"vtable offset {vt} is negative")
+    size = _U16(buf, vt)[0]
+    return size, unpack_from(f"<{min((size + 1) >> 1, (len(buf) - vt) >> 1)}H", buf, vt)
+
+
+def unpack_vector(buf: bytes, start: int, n: int, code: str) -> tuple:
+    """``n`` scalars of struct format ``code`` from ``start``: a tuple, () for none."""
+    return unpack_from(f"<{n}{code}", buf, start) if n else ()
+
+
+def _field(vtable: tuple[int, tuple[int, ...]], slot: int) -> int:
+    size, entries = vtable
+    return entries[slot >> 1] if slot < size else 0
+
+
 class Table:
     """One flatbuffer table at ``pos`` in ``buf``; fields are looked up by vtable slot.
 
@@ -54,14 +76,7 @@ class Table:
     def __init__(self, buf: bytes, pos: int) -> None:
         self.buf = buf
         self.pos = pos
-        vt = pos - _I32(buf, pos)[0]
-        if vt < 0:
-            raise ValueError(f"vtable offset {vt} is negative")
-        self._size = _U16(buf, vt)[0]
-        # (vtable size, table size, field offsets...), as far as the buffer holds them: a
-        # field past the end of the buffer fails when read, as reading it alone would.
-        count = min((self._size + 1) >> 1, (len(buf) - vt) >> 1)
-        self.vtable: tuple[int, ...] = unpack_from(f"<{count}H", buf, vt)
+        self._size, self.vtable = _vtable(buf, pos - _I32(buf, pos)[0])
 
     @classmethod
     def root(cls, buf: bytes) -> Table:
@@ -70,7 +85,7 @@ class Table:
 
     def field(self, slot: int) -> int:
         """Offset of a field from the table start, 0 when absent."""
-        return self.vtable[slot >> 1] if slot < self._size else 0
+        return _field((self._size, self.vtable), slot)
 
     def scalar(self, slot: int, kind: str, default: int = 0) -> int:
         """A scalar field, or its schema default when absent."""
@@ -115,22 +130,127 @@ class Table:
     def values(self, slot: int, code: str) -> tuple:
         """A vector of scalars (struct format ``code``) as a tuple; () when absent."""
         start, n = self.vector(slot)
-        return unpack_from(f"<{n}{code}", self.buf, start) if n else ()
+        return unpack_vector(self.buf, start, n, code)
 
     def string(self, slot: int) -> str:
         """A string field, decoded leniently ('' when absent)."""
         start, n = self.vector(slot)
         return self.buf[start:start + n].decode("utf-8", errors="replace") if n else ""
 
-    def inline_bytes(self) -> bytes | None:
-        """The table's bytes after its vtable offset, where its scalars lie.
+    def layout(self) -> tuple[tuple[int, ...], bytes] | None:
+        """(vtable, inline bytes) of a self-contained table, else None; see :func:`layout`."""
+        return layout(self.buf, self.pos, (self._size, self.vtable))
 
-        None unless the vtable is whole and every field starts inside the table.
-        """
-        vtable = self.vtable
-        if len(vtable) < 2 or len(vtable) < (self._size + 1) >> 1:
-            return None
-        size = vtable[1]
-        if any(o >= size for o in vtable[2:]) or self.pos + size > len(self.buf):
-            return None
-        return self.buf[self.pos + 4:self.pos + size]
+
+def _self_contained(vtable: tuple[int, tuple[int, ...]]) -> bool:
+    """Whether a vtable is whole and every field it lists starts inside its table."""
+    size, entries = vtable
+    return len(entries) >= max(2, (size + 1) >> 1) and all(o < entries[1] for o in entries[2:])
+
+
+def layout(buf: bytes, pos: int, vtable: tuple[int, tuple[int, ...]],
+           whole: bool | None = None) -> tuple[tuple[int, ...], bytes] | None:
+    """(vtable entries, bytes after the vtable offset) of the table at ``pos``.
+
+    For a table of scalars these say everything about its values, so they can key a cache
+    of decoded tables. None unless the vtable is whole, every field starts inside the table
+    and the table inside the buffer (``whole``: the vtable check, when done already).
+    """
+    if not (_self_contained(vtable) if whole is None else whole):
+        return None
+    entries = vtable[1]
+    end = pos + entries[1]
+    return (entries, buf[pos + 4:end]) if end <= len(buf) else None
+
+
+def gather(data: np.ndarray, positions: np.ndarray, dtype: str) -> np.ndarray:
+    """Little-endian scalars of ``dtype`` at byte ``positions`` of ``data`` (uint8).
+
+    Any alignment, though aligned positions (the flatbuffer norm) take one typed lookup;
+    ValueError when a scalar lies outside the buffer.
+    """
+    width = np.dtype(dtype).itemsize
+    if positions.size and (positions.min() < 0 or positions.max() > data.size - width):
+        raise ValueError("a field lies outside the buffer")
+    if width == 1 or not (positions & (width - 1)).any():
+        return np.frombuffer(data, dtype, data.size // width)[positions // width]
+    return data[positions[:, None] + np.arange(width)].view(dtype)[:, 0]
+
+
+class Columns:
+    """The tables of one vector, read a field at a time for all of them with NumPy.
+
+    Tables written by one builder share a handful of vtables, so a field's offset is looked
+    up once per distinct vtable and the values are gathered in one array operation: a few
+    NumPy calls per field instead of a few Python calls per table and field. Every read is
+    range-checked; the reader falls back to :class:`Table` to name a problem.
+    """
+
+    __slots__ = ("buf", "data", "pos", "_vtables", "_which")
+
+    def __init__(self, buf: bytes, data: np.ndarray, positions: np.ndarray) -> None:
+        self.buf, self.data, self.pos = buf, data, positions
+        starts, self._which = np.unique(positions - gather(data, positions, "<i4"),
+                                        return_inverse=True)
+        self._vtables = [_vtable(buf, v) for v in starts.tolist()]
+
+    @classmethod
+    def of(cls, parent: Table, slot: int, data: np.ndarray) -> Columns:
+        """The tables of a vector field of ``parent``; ``data`` views the buffer as uint8."""
+        start, n = parent.vector(slot)
+        positions = start + 4 * np.arange(n) + gather(data, start + 4 * np.arange(n), "<u4")
+        return cls(parent.buf, data, positions)
+
+    def __len__(self) -> int:
+        return len(self.pos)
+
+    def field(self, slot: int) -> np.ndarray:
+        """Each table's offset of a field, 0 where absent."""
+        offsets = [_field(v, slot) for v in self._vtables]
+        return np.array(offsets, dtype=np.int64)[self._which]
+
+    def _present(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mask of tables holding the field, byte position of the field in each of those)."""
+        o = self.field(slot)
+        present = o != 0
+        return present, self.pos[present] + o[present]
+
+    def scalars(self, slot: int, dtype: str, default: int = 0) -> np.ndarray:
+        """A scalar field of every table (``default`` where absent)."""
+        present, at = self._present(slot)
+        out = np.full(len(self), default, dtype=dtype)
+        out[present] = gather(self.data, at, dtype)
+        return out
+
+    def vectors(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
+        """(first element position, length) of a vector field per table; (0, 0) if absent."""
+        present, at = self._present(slot)
+        at = at + gather(self.data, at, "<u4")
+        starts, lengths = np.zeros(len(self), np.int64), np.zeros(len(self), np.int64)
+        starts[present], lengths[present] = at + 4, gather(self.data, at, "<u4")
+        return starts, lengths
+
+    def values(self, slot: int, code: str) -> list[tuple]:
+        """A vector-of-scalars field (struct format ``code``) of every table, as tuples."""
+        starts, lengths = self.vectors(slot)
+        buf = self.buf
+        return [unpack_vector(buf, s, n, code)
+                for s, n in zip(starts.tolist(), lengths.tolist(), strict=True)]
+
+    def strings(self, slot: int) -> list[str]:
+        """A string field of every table, decoded leniently ('' where absent)."""
+        starts, lengths = self.vectors(slot)
+        buf = self.buf
+        return [buf[s:s + n].decode("utf-8", errors="replace") if n else ""
+                for s, n in zip(starts.tolist(), lengths.tolist(), strict=True)]
+
+    def layouts(self) -> list[tuple[tuple[int, ...], bytes] | None]:
+        """:func:`layout` of every table (the vtable checks made once per distinct vtable)."""
+        whole = [_self_contained(v) for v in self._vtables]
+        return [layout(self.buf, pos, self._vtables[w], whole[w])
+                for pos, w in zip(self.pos.tolist(), self._which.tolist(), strict=True)]
+
+    def tables(self, slot: int) -> tuple[np.ndarray, Columns]:
+        """(mask of tables holding a sub-table in ``slot``, those sub-tables' columns)."""
+        present, at = self._present(slot)
+        return present, Columns(self.buf, self.data, at + gather(self.data, at, "<u4"))

@@ -1,17 +1,23 @@
 """Read a ``.tflite`` flatbuffer into the graph IR, checking it on the way.
 
-Tables are read with the small accessor in :mod:`perfsage.graph.flatbuf` (weights stay
+Tables are read with the small accessors in :mod:`perfsage.graph.flatbuf` (weights stay
 zero-copy views into the file), and builtin options through the schema's generated object
 API, so every option table of the schema is understood without a hand-written list.
 Python's flatbuffers package has no verifier; instead every index is checked against the
 table it points into, every vector length against the file size, and any low-level
 decoding failure is turned into :class:`~perfsage.errors.ModelFileError`.
+
+A subgraph's tensors and operators are read column-wise, all at once, with NumPy; when
+that meets anything unusual they are read again one table at a time, which names the first
+problem exactly. Both ways give the same IR: ``tests/predictors/test_prediction_numbers.py``
+pins it.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import cache
 from os import PathLike
 from pathlib import Path
@@ -21,7 +27,7 @@ import numpy as np
 
 from perfsage.errors import ModelFileError
 from perfsage.graph import schema
-from perfsage.graph.flatbuf import SLOTS, Table
+from perfsage.graph.flatbuf import SLOTS, Columns, Table
 from perfsage.graph.ir import Model, Operator, Quantization, Subgraph, Tensor
 
 # What a damaged flatbuffer can raise from inside the generated accessors.
@@ -32,6 +38,9 @@ _MIN_SIZE = 8  # root offset + file identifier
 _IDENTIFIER = b"TFL3"
 
 # Field slots read once per tensor or operator, bound to names for the hot loops.
+_SG_TENSORS, _SG_OPERATORS = SLOTS["SubGraph"]["Tensors"], SLOTS["SubGraph"]["Operators"]
+_OP_OPCODE, _OP_INPUTS, _OP_OUTPUTS, _OP_INTERMEDIATES = (SLOTS["Operator"][f] for f in (
+    "OpcodeIndex", "Inputs", "Outputs", "Intermediates"))
 _T_SHAPE, _T_TYPE, _T_BUFFER, _T_NAME, _T_QUANTIZATION, _T_VARIABLE, _T_SPARSITY, \
     _T_SIGNATURE = (SLOTS["Tensor"][f] for f in (
         "Shape", "Type", "Buffer", "Name", "Quantization", "IsVariable", "Sparsity",
@@ -112,6 +121,18 @@ class _Checker:
         return i
 
 
+@dataclass(slots=True)
+class _File:
+    """What reading one file shares: its bytes (also as uint8), checker and tables."""
+
+    buf: bytes
+    data: np.ndarray
+    check: _Checker
+    codes: list[tuple[str, str | None, int]]
+    buffers: _BufferTable
+    n_subgraphs: int = 0
+
+
 def _parse(buf: bytes, label: str) -> Model:
     check = _Checker(label, len(buf))
     if len(buf) < _MIN_SIZE:
@@ -126,8 +147,8 @@ def _parse(buf: bytes, label: str) -> Model:
     graphs = check.tables(root, slot["Subgraphs"], "subgraphs")
     if not graphs:
         check.fail("model has no subgraphs")
-    subgraphs = [_subgraph(g, i, codes, buffers, len(graphs), check)
-                 for i, g in enumerate(graphs)]
+    f = _File(buf, np.frombuffer(buf, np.uint8), check, codes, buffers, len(graphs))
+    subgraphs = [_subgraph(g, i, f) for i, g in enumerate(graphs)]
     if not subgraphs[0].operators:
         check.fail("empty graph: the main subgraph has no operators")
     signatures = tuple(s.string(SLOTS["SignatureDef"]["SignatureKey"])
@@ -173,6 +194,18 @@ class _BufferTable:
         return view
 
 
+class _Unusual(Exception):
+    """The column-wise reader met something it leaves to the table-by-table reader."""
+
+
+def _at_once(at_once: Callable[[], list], one_by_one: Callable[[], list]) -> list:
+    """``at_once()``, or ``one_by_one()`` where that meets anything unusual or broken."""
+    try:
+        return at_once()
+    except (_Unusual, ModelFileError, *_DECODE_ERRORS):
+        return one_by_one()
+
+
 def _quantization(q: Table | None) -> Quantization | None:
     if q is None:
         return None
@@ -184,7 +217,8 @@ def _quantization(q: Table | None) -> Quantization | None:
     return Quantization(scale, zero or (0,) * len(scale), axis)
 
 
-def _tensor(t: Table, index: int, buffers: _BufferTable, check: _Checker) -> Tensor:
+def _tensor(t: Table, index: int, f: _File) -> Tensor:
+    check = f.check
     check.length(t.length(_T_SHAPE), 4, f"tensor {index} shape")
     shape = t.values(_T_SHAPE, "i")
     if shape and min(shape) < -1:
@@ -199,10 +233,57 @@ def _tensor(t: Table, index: int, buffers: _BufferTable, check: _Checker) -> Ten
         index=index, name=t.string(_T_NAME), shape=shape, dtype=dtype,
         quantization=_quantization(t.table(_T_QUANTIZATION)),
         shape_signature=signature if signature != shape else None,
-        buffer=buffer, data=buffers.data(buffer),
+        buffer=buffer, data=f.buffers.data(buffer),
         is_variable=bool(t.scalar(_T_VARIABLE, "bool")),
         is_sparse=t.table(_T_SPARSITY) is not None,
     )
+
+
+def _tensors(g: Table, where: str, f: _File) -> list[Tensor]:
+    """Every tensor of a subgraph."""
+    f.check.length(g.length(_SG_TENSORS), 4, f"{where} tensors")
+    return _at_once(
+        lambda: _tensors_at_once(Columns.of(g, _SG_TENSORS, f.data), f),
+        lambda: [_tensor(t, i, f) for i, t in enumerate(g.tables(_SG_TENSORS))])
+
+
+def _tensors_at_once(cols: Columns, f: _File) -> list[Tensor]:
+    """What :func:`_tensor` reads, a field at a time across all tensors.
+
+    Raises _Unusual rather than judge anything :func:`_tensor` would reject.
+    """
+    _, lengths = cols.vectors(_T_SHAPE)
+    if (lengths * 4 > len(f.buf)).any():
+        raise _Unusual
+    shapes = cols.values(_T_SHAPE, "i")
+    if any(d < -1 for shape in shapes for d in shape):
+        raise _Unusual
+    dtypes = [schema.DTYPE_NAMES.get(c) for c in cols.scalars(_T_TYPE, "<i1").tolist()]
+    if None in dtypes:
+        raise _Unusual
+    variable = (cols.scalars(_T_VARIABLE, "u1") != 0).tolist()
+    sparse = cols.tables(_T_SPARSITY)[0].tolist()
+    return [
+        Tensor(index=i, name=name, shape=shape, dtype=dtype, quantization=q,
+               shape_signature=sig if sig and sig != shape else None, buffer=b,
+               data=f.buffers.data(b), is_variable=var, is_sparse=sp)
+        for i, (name, shape, dtype, q, sig, b, var, sp) in enumerate(zip(
+            cols.strings(_T_NAME), shapes, dtypes, _quantizations(cols),
+            cols.values(_T_SIGNATURE, "i"), cols.scalars(_T_BUFFER, "<u4").tolist(),
+            variable, sparse, strict=True))
+    ]
+
+
+def _quantizations(cols: Columns) -> list[Quantization | None]:
+    """Each tensor's quantisation, as :func:`_quantization` reads it."""
+    present, q = cols.tables(_T_QUANTIZATION)
+    made = iter([
+        Quantization(scale, zero or (0,) * len(scale), axis if len(scale) > 1 else None)
+        if scale else None
+        for scale, zero, axis in zip(q.values(_Q_SCALE, "f"), q.values(_Q_ZERO, "q"),
+                                     q.scalars(_Q_AXIS, "<i4").tolist(), strict=True)
+    ])
+    return [next(made) if p else None for p in present.tolist()]
 
 
 def _plain(value: Any) -> Any:
@@ -239,21 +320,21 @@ _OPTIONS_CACHE: dict[tuple, dict[str, Any]] = {}
 _OPTIONS_CACHE_LIMIT = 4096
 
 
-def _option_fields(cls: type, table: Table) -> dict[str, Any]:
+def _option_fields(cls: type, buf: bytes, pos: int,
+                   layout: tuple[tuple[int, ...], bytes] | None) -> dict[str, Any]:
     """One options table as named fields, from the cache when its bytes were seen before.
 
-    A table of scalars is wholly described by its vtable and inline bytes, so equal bytes
-    decode to equal fields; anything else goes through the generated object API.
+    A table of scalars is wholly described by its ``layout`` (vtable and inline bytes), so
+    equal layouts decode to equal fields; anything else goes through the object API.
     """
-    inline = table.inline_bytes() if _scalars_only(cls) else None
-    if inline is None:
-        return _named_fields(cls.InitFromBuf(table.buf, table.pos))
-    key = (cls, table.vtable, inline)
+    if layout is None or not _scalars_only(cls):
+        return _named_fields(cls.InitFromBuf(buf, pos))
+    key = (cls, *layout)
     fields = _OPTIONS_CACHE.get(key)
     if fields is None:
         if len(_OPTIONS_CACHE) >= _OPTIONS_CACHE_LIMIT:
             _OPTIONS_CACHE.clear()
-        fields = _OPTIONS_CACHE[key] = _named_fields(cls.InitFromBuf(table.buf, table.pos))
+        fields = _OPTIONS_CACHE[key] = _named_fields(cls.InitFromBuf(buf, pos))
     return dict(fields)
 
 
@@ -265,7 +346,21 @@ def _options(op: Table) -> dict[str, Any]:
         cls = lookup(kind) if kind else None
         table = op.table(table_slot) if cls is not None else None
         if table is not None:
-            options.update(_option_fields(cls, table))
+            options.update(_option_fields(cls, table.buf, table.pos, table.layout()))
+    return options
+
+
+def _options_at_once(cols: Columns) -> list[dict[str, Any]]:
+    """What :func:`_options` reads, for every operator."""
+    options: list[dict[str, Any]] = [{} for _ in range(len(cols))]
+    for type_slot, table_slot, lookup in _OPTION_UNIONS:
+        classes = [lookup(k) if k else None for k in cols.scalars(type_slot, "u1").tolist()]
+        present, tables = cols.tables(table_slot)
+        found = iter(zip(tables.pos.tolist(), tables.layouts(), strict=True))
+        for fields, cls, has in zip(options, classes, present.tolist(), strict=True):
+            pos, layout = next(found) if has else (None, None)
+            if cls is not None and pos is not None:
+                fields.update(_option_fields(cls, cols.buf, pos, layout))
     return options
 
 
@@ -280,35 +375,77 @@ def _indices(t: Table, slot: int, n: int, what: str, check: _Checker,
     return values
 
 
-def _subgraph(g: Table, index: int, codes: list[tuple[str, str | None, int]],
-              buffers: _BufferTable, n_subgraphs: int, check: _Checker) -> Subgraph:
-    where = f"subgraph {index}"
-    slot, op_slot = SLOTS["SubGraph"], SLOTS["Operator"]
-    tensors = [_tensor(t, i, buffers, check)
-               for i, t in enumerate(check.tables(g, slot["Tensors"], f"{where} tensors"))]
-    n_tensors = len(tensors)
-    operators = []
-    for i, op in enumerate(check.tables(g, slot["Operators"], f"{where} operators")):
-        opcode_index = op.scalar(op_slot["OpcodeIndex"], "uint32")
-        opname, custom, version = codes[check.index(opcode_index, len(codes),
-                                                    f"{where} operator {i} opcode index")]
-        what = f"{where} operator {i} ({opname}) tensor index"
-        operator = Operator(
-            index=i, opcode=opname, custom_code=custom, version=version,
-            inputs=_indices(op, op_slot["Inputs"], n_tensors, what, check, optional=True),
-            outputs=_indices(op, op_slot["Outputs"], n_tensors, what, check),
-            intermediates=_indices(op, op_slot["Intermediates"], n_tensors, what, check),
-            options=_options(op),
-        )
-        for called in operator.called_subgraphs:
-            check.index(called, n_subgraphs, f"{where} operator {i} ({opname}) subgraph index")
-        operators.append(operator)
-    sub = Subgraph(
-        index=index, name=g.string(slot["Name"]), tensors=tensors, operators=operators,
-        inputs=_indices(g, slot["Inputs"], n_tensors, f"{where} input tensor", check),
-        outputs=_indices(g, slot["Outputs"], n_tensors, f"{where} output tensor", check),
+def _indices_at_once(cols: Columns, slot: int, n: int, optional: bool = False) -> list[tuple]:
+    """What :func:`_indices` reads, for every table; _Unusual for anything it would reject."""
+    _, lengths = cols.vectors(slot)
+    if (lengths * 4 > len(cols.buf)).any():
+        raise _Unusual
+    values = cols.values(slot, "i")
+    low = -1 if optional else 0
+    if any(v and (min(v) < low or max(v) >= n) for v in values):
+        raise _Unusual
+    return values
+
+
+def _operator(op: Table, i: int, where: str, n_tensors: int, f: _File) -> Operator:
+    check = f.check
+    opcode_index = op.scalar(_OP_OPCODE, "uint32")
+    opname, custom, version = f.codes[check.index(opcode_index, len(f.codes),
+                                                  f"{where} operator {i} opcode index")]
+    what = f"{where} operator {i} ({opname}) tensor index"
+    operator = Operator(
+        index=i, opcode=opname, custom_code=custom, version=version,
+        inputs=_indices(op, _OP_INPUTS, n_tensors, what, check, optional=True),
+        outputs=_indices(op, _OP_OUTPUTS, n_tensors, what, check),
+        intermediates=_indices(op, _OP_INTERMEDIATES, n_tensors, what, check),
+        options=_options(op),
     )
-    _check_acyclic(sub, check)
+    for called in operator.called_subgraphs:
+        check.index(called, f.n_subgraphs, f"{where} operator {i} ({opname}) subgraph index")
+    return operator
+
+
+def _operators(g: Table, where: str, n_tensors: int, f: _File) -> list[Operator]:
+    """Every operator of a subgraph."""
+    f.check.length(g.length(_SG_OPERATORS), 4, f"{where} operators")
+    return _at_once(
+        lambda: _operators_at_once(Columns.of(g, _SG_OPERATORS, f.data), n_tensors, f),
+        lambda: [_operator(op, i, where, n_tensors, f)
+                 for i, op in enumerate(g.tables(_SG_OPERATORS))])
+
+
+def _operators_at_once(cols: Columns, n_tensors: int, f: _File) -> list[Operator]:
+    """What :func:`_operator` reads, a field at a time across all operators."""
+    opcodes = cols.scalars(_OP_OPCODE, "<u4").tolist()
+    if opcodes and max(opcodes) >= len(f.codes):
+        raise _Unusual
+    operators = [
+        Operator(index=i, opcode=f.codes[c][0], custom_code=f.codes[c][1],
+                 version=f.codes[c][2], inputs=ins, outputs=outs, intermediates=mid,
+                 options=options)
+        for i, (c, ins, outs, mid, options) in enumerate(zip(
+            opcodes, _indices_at_once(cols, _OP_INPUTS, n_tensors, optional=True),
+            _indices_at_once(cols, _OP_OUTPUTS, n_tensors),
+            _indices_at_once(cols, _OP_INTERMEDIATES, n_tensors), _options_at_once(cols),
+            strict=True))
+    ]
+    if any(not 0 <= s < f.n_subgraphs for op in operators for s in op.called_subgraphs):
+        raise _Unusual
+    return operators
+
+
+def _subgraph(g: Table, index: int, f: _File) -> Subgraph:
+    where = f"subgraph {index}"
+    slot = SLOTS["SubGraph"]
+    tensors = _tensors(g, where, f)
+    n_tensors = len(tensors)
+    sub = Subgraph(
+        index=index, name=g.string(slot["Name"]), tensors=tensors,
+        operators=_operators(g, where, n_tensors, f),
+        inputs=_indices(g, slot["Inputs"], n_tensors, f"{where} input tensor", f.check),
+        outputs=_indices(g, slot["Outputs"], n_tensors, f"{where} output tensor", f.check),
+    )
+    _check_acyclic(sub, f.check)
     return sub
 
 
