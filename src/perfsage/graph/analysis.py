@@ -132,16 +132,22 @@ def operator_macs(sub: Subgraph, op: Operator) -> int:
 def _layer(sub: Subgraph, op: Operator, nbytes: list[int]) -> LayerCost:
     """One operator's costs; ``nbytes`` holds every tensor's size, counted once."""
     tensors = sub.tensors
-    ins = [t for t in op.inputs if t >= 0]
+    consts: dict[int, None] = {}  # each constant once, however often it is read
+    input_bytes = 0
+    for t in op.inputs:
+        if t >= 0:
+            if tensors[t].data is None:
+                input_bytes += nbytes[t]
+            else:
+                consts[t] = None
     outs = [t for t in op.outputs if t >= 0]
-    consts = dict.fromkeys(t for t in ins if tensors[t].data is not None)
     return LayerCost(
         index=op.index, op=op.name, activation=op.fused_activation,
         output_shapes=tuple(tensors[t].shape for t in outs),
         macs=operator_macs(sub, op),
         params=sum(tensors[t].num_elements for t in consts),
         param_bytes=sum(nbytes[t] for t in consts),
-        input_bytes=sum(nbytes[t] for t in ins if t not in consts),
+        input_bytes=input_bytes,
         output_bytes=sum(nbytes[t] for t in outs),
     )
 
@@ -159,6 +165,14 @@ def _subgraph_macs(model: Model, index: int, visiting: frozenset[int],
     inner = visiting | {index}
     return sum(_with_called(model, op, macs, inner) for op, macs in zip(sub.operators, own,
                                                                           strict=True))
+
+
+def _model_macs(model: Model, layers: list[LayerCost]) -> int:
+    """MACs of the main subgraph with the subgraphs it calls; no other, no calls."""
+    own = [layer.macs for layer in layers]
+    if len(model.subgraphs) == 1:  # nothing to call that is not already being counted
+        return sum(own)
+    return _subgraph_macs(model, 0, frozenset(), own)
 
 
 def _with_called(model: Model, op: Operator, own: int, visiting: frozenset[int]) -> int:
@@ -222,7 +236,7 @@ def analyze(model: Model) -> ModelCost:
     return ModelCost(
         source=model.source,
         layers=layers,
-        macs=_subgraph_macs(model, 0, frozenset(), [layer.macs for layer in layers]),
+        macs=_model_macs(model, layers),
         params=sum(t.num_elements for t in constants.values()),
         param_bytes=sum(t.nbytes for t in constants.values()),
         activation_bytes=sum(n for t, n in zip(main.tensors, nbytes, strict=True)

@@ -11,6 +11,7 @@ malformed file.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from struct import unpack_from
 
 import numpy as np
@@ -54,9 +55,22 @@ def _vtable(buf: bytes, vt: int) -> tuple[int, tuple[int, ...]]:
     return size, unpack_from(f"<{min((size + 1) >> 1, (len(buf) - vt) >> 1)}H", buf, vt)
 
 
+#: Compiled unpackers of short vectors by format code and length: models read hundreds of
+#: vectors, of few distinct lengths, and compiling the format each time doubles the cost.
+_UNPACKERS: dict[str, dict[int, Callable[[bytes, int], tuple]]] = {}
+
+
 def unpack_vector(buf: bytes, start: int, n: int, code: str) -> tuple:
     """``n`` scalars of struct format ``code`` from ``start``: a tuple, () for none."""
-    return unpack_from(f"<{n}{code}", buf, start) if n else ()
+    if not n:
+        return ()
+    by_length = _UNPACKERS.setdefault(code, {})
+    unpack = by_length.get(n)
+    if unpack is None:
+        unpack = struct.Struct(f"<{n}{code}").unpack_from
+        if n <= 4096:
+            by_length[n] = unpack
+    return unpack(buf, start)
 
 
 def _field(vtable: tuple[int, tuple[int, ...]], slot: int) -> int:

@@ -142,12 +142,13 @@ def _parse(buf: bytes, label: str) -> Model:
     root = Table.root(buf)
     slot = SLOTS["Model"]
 
+    data = np.frombuffer(buf, np.uint8)
     codes = [_opcode(c) for c in check.tables(root, slot["OperatorCodes"], "operator_codes")]
-    buffers = _BufferTable(check.tables(root, slot["Buffers"], "buffers"), buf, check)
+    buffers = _BufferTable(_positions(root, slot["Buffers"], "buffers", check, data), buf, check)
     graphs = check.tables(root, slot["Subgraphs"], "subgraphs")
     if not graphs:
         check.fail("model has no subgraphs")
-    f = _File(buf, np.frombuffer(buf, np.uint8), check, codes, buffers, len(graphs))
+    f = _File(buf, data, check, codes, buffers, len(graphs))
     subgraphs = [_subgraph(g, i, f) for i, g in enumerate(graphs)]
     if not subgraphs[0].operators:
         check.fail("empty graph: the main subgraph has no operators")
@@ -172,14 +173,15 @@ def _opcode(code: Table) -> tuple[str, str | None, int]:
 class _BufferTable:
     """Lazily resolves buffer indices to their constant bytes (zero-copy views)."""
 
-    def __init__(self, tables: list[Table], buf: bytes, check: _Checker) -> None:
-        self.tables, self.buf, self.check = tables, buf, check
+    def __init__(self, positions: list[int], buf: bytes, check: _Checker) -> None:
+        self.positions, self.buf, self.check = positions, buf, check
         self._cache: dict[int, np.ndarray | None] = {}
 
     def data(self, index: int) -> np.ndarray | None:
         if index in self._cache:
             return self._cache[index]
-        b = self.tables[self.check.index(index, len(self.tables), "buffer index")]
+        at = self.positions[self.check.index(index, len(self.positions), "buffer index")]
+        b = Table(self.buf, at)
         slot = SLOTS["Buffer"]
         view: np.ndarray | None = None
         offset, size = b.scalar(slot["Offset"], "uint64"), b.scalar(slot["Size"], "uint64")
@@ -204,6 +206,14 @@ def _at_once(at_once: Callable[[], list], one_by_one: Callable[[], list]) -> lis
         return at_once()
     except (_Unusual, ModelFileError, *_DECODE_ERRORS):
         return one_by_one()
+
+
+def _positions(parent: Table, slot: int, what: str, check: _Checker,
+               data: np.ndarray) -> list[int]:
+    """Where each table of a vector field lies, each checked as making its Table would."""
+    check.length(parent.length(slot), 4, what)
+    return _at_once(lambda: Columns.of(parent, slot, data).pos.tolist(),
+                    lambda: [t.pos for t in parent.tables(slot)])
 
 
 def _quantization(q: Table | None) -> Quantization | None:
@@ -355,6 +365,8 @@ def _options_at_once(cols: Columns) -> list[dict[str, Any]]:
     options: list[dict[str, Any]] = [{} for _ in range(len(cols))]
     for type_slot, table_slot, lookup in _OPTION_UNIONS:
         classes = [lookup(k) if k else None for k in cols.scalars(type_slot, "u1").tolist()]
+        if not any(classes):
+            continue
         present, tables = cols.tables(table_slot)
         found = iter(zip(tables.pos.tolist(), tables.layouts(), strict=True))
         for fields, cls, has in zip(options, classes, present.tolist(), strict=True):
@@ -458,6 +470,8 @@ def _check_acyclic(sub: Subgraph, check: _Checker) -> None:
                 check.fail(f"subgraph {sub.index}: tensor {t} is written by operators "
                            f"{writer[t]} and {op.index}")
             writer.setdefault(t, op.index)
+    if all(writer.get(t, -1) < op.index for op in sub.operators for t in op.inputs):
+        return  # listed in an execution order, as converters write them: no cycle
     successors: list[set[int]] = [set() for _ in sub.operators]
     indegree = [0] * len(sub.operators)
     for op in sub.operators:

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from perfsage.graph import Model, Operator, Subgraph, analyze
+from perfsage.graph import Model, Operator, Subgraph, Tensor, analyze
 from perfsage.graph.analysis import LayerCost, ModelCost
 from perfsage.graph.ir import element_count
 
@@ -87,12 +87,15 @@ def _node_row(sub: Subgraph, op: Operator, layer: LayerCost,
     """The NODE_FEATURES of one operator, before log scaling."""
     tensors = sub.tensors
     o = op.options
-    ins = [tensors[t] for t in op.inputs if t >= 0]
-    acts = [t for t in ins if t.data is None]
-    weights = [t for t in ins if t.data is not None]
+    acts: list[Tensor] = []
+    weights: list[Tensor] = []
+    for t in op.inputs:
+        if t >= 0:
+            tensor = tensors[t]
+            (acts if tensor.data is None else weights).append(tensor)
     outs = [tensors[t] for t in op.outputs if t >= 0]
     kernel = (o.get("filter_height", 0), o.get("filter_width", 0))
-    if op.opcode in _CONVS and len(ins) > 1:
+    if op.opcode in _CONVS and len(acts) + len(weights) > 1:
         shape = tensors[op.inputs[1]].shape
         kernel = (shape[1], shape[2]) if len(shape) == 4 else kernel
     return (
