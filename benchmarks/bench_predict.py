@@ -1,0 +1,173 @@
+"""Graphs predicted per second by `perfsage.predict_many`, and the cold start of `perfsage predict`.
+
+Run: .venv/bin/python benchmarks/bench_predict.py [--weights DIR] [--models DIR] [--repeats 5]
+
+The project's bar: batched prediction >= 1,000 graphs/s on 2 cores, file read and parse
+included, and `perfsage predict` on one model <= 2 s from a cold start.
+
+Models: 410 from the search spaces (image classification, object detection, keyword
+spotting, super resolution, NAS-Bench-201; sample_seeded(99, i)), built once into
+out/bench-predict/models unless --models names a folder of .tflite files. Weights: the
+shipped ethos-u55-128 weights, or --weights DIR from `perfsage train`.
+
+One process and two are timed alternately in each repeat, so both see the same machine
+load; the table gives the median and the spread of graphs/s over the repeats, the paired
+ratio, and graphs per CPU-second (this process and its workers), which does not depend on
+what else the machine runs: 500 per CPU-second means 1,000/s on two free cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "src" / "perfsage" / "weights" / "ethos-u55-128"
+MODELS = ROOT / "out" / "bench-predict" / "models"
+#: (search space, models) as in the generated set the bar was set on.
+SPACES = (("image-classification", 110), ("object-detection", 90), ("keyword-spotting", 90),
+          ("super-resolution", 80), ("nasbench201", 40))
+
+
+def weights_folder(given: Path | None) -> Path:
+    """The weights to time with; exits with one line when there are none."""
+    folder = given or SHIPPED
+    if not (folder / "config.json").is_file():
+        where = f"{given} holds no config.json" if given else f"no shipped weights at {SHIPPED}"
+        sys.exit(f"bench_predict: {where}; pass --weights DIR (a folder from "
+                 "`perfsage train`)")
+    return folder
+
+
+def model_paths(folder: Path | None) -> list[Path]:
+    """The .tflite files to predict, built into out/ the first time when none are given."""
+    if folder is None:
+        folder = MODELS
+        if not any(folder.glob("*.tflite")):
+            build_models(folder)
+    paths = sorted(folder.glob("*.tflite"))
+    if not paths:
+        sys.exit(f"bench_predict: no .tflite files in {folder}")
+    return paths
+
+
+def build_models(folder: Path) -> None:
+    from perfsage.spaces import get_space
+
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"building {sum(n for _, n in SPACES)} models into {folder} ...", flush=True)
+    for name, count in SPACES:
+        space = get_space(name)
+        for i in range(count):
+            (folder / f"{name}-{i}.tflite").write_bytes(space.build(space.sample_seeded(99, i)))
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (pool workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def timed_predictions(paths: list[Path], weights: Path, workers: int) -> tuple[float, float]:
+    """(graphs per wall second, graphs per CPU-second) of one predict_many call."""
+    import perfsage
+
+    cpu, wall = cpu_seconds(), time.perf_counter()
+    out = perfsage.predict_many(paths, weights=str(weights), workers=workers)
+    wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
+    assert len(out) == len(paths)
+    return len(paths) / wall, len(paths) / cpu
+
+
+def stage_rates(paths: list[Path], weights: Path) -> dict[str, float]:
+    """Graphs/s of each stage on its own, in this process."""
+    from perfsage.graph import read_model
+    from perfsage.predictors.features import featurize
+    from perfsage.predictors.shipped import load_model
+
+    net = load_model(None, str(weights))
+    start = time.perf_counter()
+    data = [p.read_bytes() for p in paths]
+    read = time.perf_counter()
+    models = [read_model(d) for d in data]
+    parsed = time.perf_counter()
+    graphs = [featurize(m) for m in models]
+    featurized = time.perf_counter()
+    net.predict(graphs)
+    done = time.perf_counter()
+    n = len(paths)
+    return {"read": n / (read - start), "parse": n / (parsed - read),
+            "featurize": n / (featurized - parsed), "forward": n / (done - featurized)}
+
+
+def spread(values: list[float]) -> str:
+    return (f"{statistics.median(values):8.0f} {min(values):8.0f} {max(values):8.0f}")
+
+
+def throughput(paths: list[Path], weights: Path, repeats: int) -> None:
+    timed_predictions(paths[:40], weights, 1)  # imports and weights, once
+    runs: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+    stages: list[dict[str, float]] = []
+    for _ in range(repeats):
+        for workers in (1, 2):
+            runs[workers].append(timed_predictions(paths, weights, workers))
+        stages.append(stage_rates(paths, weights))
+    print(f"\npredict_many over {len(paths)} models, {repeats} repeats "
+          "(graphs/s: median, min, max)")
+    print(f"{'':14s}{'wall':>26s}   {'per CPU-second':>26s}")
+    for workers, label in ((1, "1 process"), (2, "2 processes")):
+        wall, cpu = zip(*runs[workers], strict=True)
+        print(f"{label:14s}{spread(list(wall))}   {spread(list(cpu))}")
+    ratios = [b[0] / a[0] for a, b in zip(runs[1], runs[2], strict=True)]
+    print(f"{'ratio 2/1':14s}{statistics.median(ratios):8.2f} {min(ratios):8.2f} "
+          f"{max(ratios):8.2f}   (paired, wall)")
+    print("stages, 1 process, graphs/s (median): " + ", ".join(
+        f"{k} {statistics.median(s[k] for s in stages):.0f}" for k in stages[0]))
+
+
+def cold_start(weights: Path, runs: int) -> None:
+    """Wall time of `perfsage predict` on each example model, as a fresh process."""
+    target = json.loads((weights / "config.json").read_text())["target"]
+    for example in sorted((ROOT / "examples" / "models").glob("*.tflite")):
+        command = [sys.executable, "-m", "perfsage", "predict", str(example), "--target",
+                   target, "--weights", str(weights), "--json"]
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+        print(f"cold start `perfsage predict {example.name}`: median {statistics.median(times):.2f}"
+              f" s (min {min(times):.2f}, max {max(times):.2f}, {runs} runs)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", type=Path, help="weights folder (default: shipped "
+                        "ethos-u55-128)")
+    parser.add_argument("--models", type=Path, help="folder of .tflite files")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cold-runs", type=int, default=5)
+    parser.add_argument("--blas-threads", type=int, help="threads for NumPy's BLAS (default: "
+                        "its own choice, one per CPU)")
+    args = parser.parse_args()
+    if args.blas_threads:  # before anything imports NumPy
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = str(args.blas_threads)
+    weights = weights_folder(args.weights)
+    paths = model_paths(args.models)
+    print(f"weights {weights}; {len(paths)} models from {paths[0].parent}; "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+          f"BLAS threads {args.blas_threads or 'default'}")
+    cold_start(weights, args.cold_runs)
+    throughput(paths, weights, args.repeats)
+
+
+if __name__ == "__main__":
+    main()

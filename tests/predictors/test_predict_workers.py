@@ -1,0 +1,36 @@
+"""predict_many with worker processes: the same predictions, the same errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import perfsage
+from perfsage.errors import ModelFileError, UsageError
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "models").glob("*.tflite"))
+
+
+def test_workers_predict_what_one_process_predicts(trained):
+    paths = EXAMPLES * 10  # enough to be split into chunks for the workers
+    alone = perfsage.predict_many(paths, weights=str(trained))
+    assert perfsage.predict_many(paths, weights=str(trained), workers=2) == alone
+    assert perfsage.predict_many(paths[:3], weights=str(trained), workers=2) == alone[:3]
+
+
+def test_a_broken_model_fails_the_same_way_in_a_worker(trained, tmp_path):
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"not a model at all")
+    paths = [*EXAMPLES * 10, broken]
+    with pytest.raises(ModelFileError) as alone:
+        perfsage.predict_many(paths, weights=str(trained))
+    with pytest.raises(ModelFileError) as pooled:
+        perfsage.predict_many(paths, weights=str(trained), workers=2)
+    assert str(pooled.value) == str(alone.value)
+    assert str(pooled.value).startswith(f"{broken}: ")
+
+
+def test_workers_must_be_positive(trained):
+    with pytest.raises(UsageError):
+        perfsage.predict_many(EXAMPLES, weights=str(trained), workers=0)
