@@ -74,7 +74,7 @@ class Reporter:
         rate = self._rate(done)
         parts = [f"{self.description}: {done}" + (f"/{total}" if total else "")]
         if rate:
-            parts.append(f"{rate:.1f} {self.unit}/s")
+            parts.append(f"{rate:.3g} {self.unit}/s")
             if total and done < total:
                 parts.append(f"ETA {timedelta(seconds=round((total - done) / rate))}")
         if note:
