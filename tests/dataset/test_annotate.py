@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import sqlite3
-import subprocess
-import sys
-import time
 
 import pytest
 
+from helpers.processes import kill_when
 from perfsage.dataset.annotate import annotate, missing_labels
 from perfsage.dataset.generate import generate
 from perfsage.dataset.store import DB_NAME, Store
@@ -92,20 +87,9 @@ def test_timeout_is_recorded(tmp_path, dataset):
 def test_sigkill_then_resume(tmp_path):
     folder = tmp_path / "k"
     generate(folder, "nasbench201", 40, seed=1)
-    cmd = [sys.executable, "-m", "perfsage", "dataset", "annotate", str(folder), "--target",
-           "ethos-u55-128", "--target", "cortex-m-tflm", "--workers", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            time.sleep(0.2)
-            with sqlite3.connect(folder / DB_NAME, timeout=5) as db:
-                if db.execute("SELECT COUNT(*) FROM labels").fetchone()[0] >= 10:
-                    break
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
+    kill_when(["dataset", "annotate", str(folder), "--target", "ethos-u55-128", "--target",
+               "cortex-m-tflm", "--workers", "2"],
+              folder / DB_NAME, "SELECT COUNT(*) FROM labels", 10)
     done = len(_labels(folder))
     assert 10 <= done < 80
     summary = annotate(folder, ["ethos-u55-128", "cortex-m-tflm"], workers=2)

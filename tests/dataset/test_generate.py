@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import sqlite3
 import subprocess
 import sys
-import time
 
 import pyarrow.parquet as pq
 import pytest
 
+from helpers.processes import kill_when
 from perfsage.dataset.generate import generate
 from perfsage.dataset.store import DB_NAME, DatasetError, Store
 
@@ -55,23 +52,9 @@ def test_duplicate_graphs_are_skipped_and_counted(tmp_path):
 @pytest.mark.slow
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     folder = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "perfsage", "dataset", "generate", "--space",
-           "keyword-spotting", "--count", "5000", "--out", str(folder), "--workers", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            time.sleep(0.3)
-            try:
-                with sqlite3.connect(folder / DB_NAME, timeout=5) as db:
-                    if db.execute("SELECT COUNT(*) FROM models").fetchone()[0] >= 60:
-                        break
-            except sqlite3.Error:
-                continue
-        os.killpg(proc.pid, signal.SIGKILL)  # the parent and its workers, mid-run
-    finally:
-        proc.wait()
+    kill_when(["dataset", "generate", "--space", "keyword-spotting", "--count", "5000",
+               "--out", str(folder), "--workers", "2"],
+              folder / DB_NAME, "SELECT COUNT(*) FROM models", 60)
     before = len(_rows(folder))
     assert 60 <= before < 5000
     summary = generate(folder, "keyword-spotting", before + 40, seed=0)

@@ -1,0 +1,31 @@
+"""Run a CLI job in its own process group and SIGKILL it once its database shows progress."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def kill_when(args: list[str], database: Path, count_sql: str, at_least: int,
+              timeout_s: float = 120) -> None:
+    """Start ``perfsage ARGS``; kill -9 it and its workers when ``count_sql`` >= ``at_least``."""
+    proc = subprocess.Popen([sys.executable, "-m", "perfsage", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            time.sleep(0.2)
+            try:
+                with sqlite3.connect(database, timeout=5) as db:
+                    if db.execute(count_sql).fetchone()[0] >= at_least:
+                        break
+            except sqlite3.Error:  # the job has not created its tables yet
+                continue
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
