@@ -63,7 +63,7 @@ def predict(model: Source, target: str | None = None, *,
 def _featurized(models: Iterable[Source], workers: int) -> Iterator[GraphFeatures]:
     """Each model's features, in order: read here, or by ``workers`` processes."""
     if workers == 1:
-        yield from (featurize(read_model(source)) for source in models)
+        yield from map(_features, models)
         return
     models = list(models)
     if len(models) < 2 * CHUNK:
@@ -81,10 +81,15 @@ def _featurized(models: Iterable[Source], workers: int) -> Iterator[GraphFeature
             yield graph
 
 
+def _features(source: Source) -> GraphFeatures:
+    """One model's features; tensor names and quantisation are not read, nor needed."""
+    return featurize(read_model(source, details=False))
+
+
 def _features_or_error(source: Source) -> GraphFeatures | tuple[str, str]:
     """A worker's task; ModelFileError comes back as (source, problem), which pickles."""
     try:
-        return featurize(read_model(source))
+        return _features(source)
     except ModelFileError as exc:
         return exc.source, exc.problem
 

@@ -90,6 +90,18 @@ def test_ir_costs_and_features_are_unchanged(key):
     assert got == DIGESTS[key]
 
 
+@pytest.mark.parametrize("key", list(DIGESTS), ids=str)
+def test_reading_without_details_changes_no_cost_or_feature(key):
+    data = _model_bytes(key)
+    lean, full = read_model(data, details=False), read_model(data)
+    assert (_cost_digest(analyze(lean)), _features_digest(featurize(lean))) == DIGESTS[key][1:]
+    for a, b in zip(lean.subgraphs, full.subgraphs, strict=True):
+        assert all(t.name == "" and t.quantization is None for t in a.tensors)
+        for t in b.tensors:
+            t.name, t.quantization = "", None
+    assert _ir_digest(lean) == _ir_digest(full)
+
+
 def _reference_forward(w, layers, graphs, node_mu, node_sigma, global_mu, global_sigma):
     """The runtime as first written (np.add.at, float64 degrees): the numbers to match."""
     def linear(name, x):
