@@ -86,7 +86,7 @@ def timed_predictions(paths: list[Path], weights: Path, workers: int) -> tuple[f
 
 
 def stage_rates(paths: list[Path], weights: Path) -> dict[str, float]:
-    """Graphs/s of each stage on its own, in this process."""
+    """Graphs/s of each stage on its own, in this process, reading as predict_many does."""
     from perfsage.graph import read_model
     from perfsage.predictors.features import featurize
     from perfsage.predictors.shipped import load_model
@@ -95,7 +95,7 @@ def stage_rates(paths: list[Path], weights: Path) -> dict[str, float]:
     start = time.perf_counter()
     data = [p.read_bytes() for p in paths]
     read = time.perf_counter()
-    models = [read_model(d) for d in data]
+    models = [read_model(d, details=False) for d in data]
     parsed = time.perf_counter()
     graphs = [featurize(m) for m in models]
     featurized = time.perf_counter()

@@ -88,16 +88,28 @@ def _prod(dims: tuple[int, ...]) -> int:
     return math.prod(dims) if dims else 0
 
 
+def _input(sub: Subgraph, op: Operator, i: int) -> Tensor | None:
+    """The operator's i-th input tensor; None when omitted or absent."""
+    t = op.inputs[i] if i < len(op.inputs) else -1
+    return sub.tensors[t] if t >= 0 else None
+
+
 def operator_macs(sub: Subgraph, op: Operator) -> int:
     """MACs of one operator by the conventions in this module's docstring."""
-    ins = [sub.tensors[t] if t >= 0 else None for t in op.inputs]
-    outs = [sub.tensors[t] for t in op.outputs if t >= 0]
-    out_elems = sum(t.num_elements for t in outs)
+    tensors = sub.tensors
+    out_elems = 0
+    for t in op.outputs:
+        if t >= 0:
+            out_elems += tensors[t].num_elements
     name = op.opcode
 
     def inp(i: int) -> Tensor | None:
-        return ins[i] if i < len(ins) else None
+        return _input(sub, op, i)
 
+    if name in _ELEMENTWISE:
+        if name == "ADD_N":
+            return out_elems * max(len(op.inputs) - 1, 1)
+        return out_elems
     if name == "CONV_2D":  # filter [out_c, kh, kw, in_c / groups]
         return out_elems * _prod(_dims(inp(1))[1:])
     if name == "DEPTHWISE_CONV_2D":  # filter [1, kh, kw, out_c]
@@ -122,33 +134,32 @@ def operator_macs(sub: Subgraph, op: Operator) -> int:
         return out_elems * op.options.get("filter_height", 1) * op.options.get("filter_width", 1)
     if name in _REDUCTIONS:
         return inp(0).num_elements if inp(0) else 0
-    if name in _ELEMENTWISE:
-        if name == "ADD_N":
-            return out_elems * max(len(ins) - 1, 1)
-        return out_elems
     return out_elems * _PER_ELEMENT.get(name, 0)
 
 
 def _layer(sub: Subgraph, op: Operator, nbytes: list[int]) -> LayerCost:
     """One operator's costs; ``nbytes`` holds every tensor's size, counted once."""
     tensors = sub.tensors
-    consts: dict[int, None] = {}  # each constant once, however often it is read
-    input_bytes = 0
+    consts: set[int] = set()  # each constant once, however often it is read
+    params = param_bytes = input_bytes = output_bytes = 0
     for t in op.inputs:
+        if t < 0:
+            continue
+        if tensors[t].data is None:
+            input_bytes += nbytes[t]
+        elif t not in consts:
+            consts.add(t)
+            params += tensors[t].num_elements
+            param_bytes += nbytes[t]
+    shapes = []
+    for t in op.outputs:
         if t >= 0:
-            if tensors[t].data is None:
-                input_bytes += nbytes[t]
-            else:
-                consts[t] = None
-    outs = [t for t in op.outputs if t >= 0]
+            shapes.append(tensors[t].shape)
+            output_bytes += nbytes[t]
     return LayerCost(
         index=op.index, op=op.name, activation=op.fused_activation,
-        output_shapes=tuple(tensors[t].shape for t in outs),
-        macs=operator_macs(sub, op),
-        params=sum(tensors[t].num_elements for t in consts),
-        param_bytes=sum(nbytes[t] for t in consts),
-        input_bytes=input_bytes,
-        output_bytes=sum(nbytes[t] for t in outs),
+        output_shapes=tuple(shapes), macs=operator_macs(sub, op), params=params,
+        param_bytes=param_bytes, input_bytes=input_bytes, output_bytes=output_bytes,
     )
 
 

@@ -88,16 +88,24 @@ def _node_row(sub: Subgraph, op: Operator, layer: LayerCost,
     tensors = sub.tensors
     o = op.options
     acts: list[Tensor] = []
-    weights: list[Tensor] = []
+    weights = weight_elements = weight_bits = 0
     for t in op.inputs:
         if t >= 0:
             tensor = tensors[t]
-            (acts if tensor.data is None else weights).append(tensor)
+            if tensor.data is None:
+                acts.append(tensor)
+            else:
+                weights += 1
+                weight_elements += tensor.num_elements
+                weight_bits = max(weight_bits, tensor.bits)
     outs = [tensors[t] for t in op.outputs if t >= 0]
     kernel = (o.get("filter_height", 0), o.get("filter_width", 0))
-    if op.opcode in _CONVS and len(acts) + len(weights) > 1:
+    if op.opcode in _CONVS and len(acts) + weights > 1:
         shape = tensors[op.inputs[1]].shape
         kernel = (shape[1], shape[2]) if len(shape) == 4 else kernel
+    readers = 0
+    for t in op.outputs:
+        readers += len(consumers.get(t, ()))
     return (
         kernel[0], kernel[1], o.get("stride_h", 1), o.get("stride_w", 1),
         o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1),
@@ -105,11 +113,10 @@ def _node_row(sub: Subgraph, op: Operator, layer: LayerCost,
         *_ACTIVATION_FLAGS.get(op.fused_activation, _NO_ACTIVATION),
         *(_shape_features(acts[0].shape) if acts else _NO_SHAPE),
         *(_shape_features(outs[0].shape) if outs else _NO_SHAPE),
-        sum(t.num_elements for t in weights), len(acts), len(outs),
-        acts[0].bits / 32 if acts else 0, max((t.bits for t in weights), default=0) / 32,
-        outs[0].bits / 32 if outs else 0,
+        weight_elements, len(acts), len(outs),
+        acts[0].bits / 32 if acts else 0, weight_bits / 32, outs[0].bits / 32 if outs else 0,
         layer.macs, layer.params, layer.param_bytes, layer.input_bytes, layer.output_bytes,
-        sum(len(consumers.get(t, ())) for t in op.outputs),
+        readers,
     )
 
 
