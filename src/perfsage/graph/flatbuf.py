@@ -180,15 +180,18 @@ def layout(buf: bytes, pos: int, vtable: tuple[int, tuple[int, ...]],
 def gather(data: np.ndarray, positions: np.ndarray, dtype: str) -> np.ndarray:
     """Little-endian scalars of ``dtype`` at byte ``positions`` of ``data`` (uint8).
 
-    Any alignment, though aligned positions (the flatbuffer norm) take one typed lookup;
-    ValueError when a scalar lies outside the buffer.
+    Positions are sums of unsigned offsets, never negative; one past the end raises
+    IndexError. Aligned positions (the flatbuffer norm) take one typed lookup.
     """
-    width = np.dtype(dtype).itemsize
-    if positions.size and (positions.min() < 0 or positions.max() > data.size - width):
-        raise ValueError("a field lies outside the buffer")
-    if width == 1 or not (positions & (width - 1)).any():
+    width = _ITEMSIZE.get(dtype) or _ITEMSIZE.setdefault(dtype, np.dtype(dtype).itemsize)
+    if width == 1:
+        return data[positions].view(dtype)
+    if not (positions & (width - 1)).any():
         return np.frombuffer(data, dtype, data.size // width)[positions // width]
     return data[positions[:, None] + np.arange(width)].view(dtype)[:, 0]
+
+
+_ITEMSIZE: dict[str, int] = {}
 
 
 class Columns:
