@@ -179,7 +179,7 @@ def _subgraph_macs(model: Model, index: int, visiting: frozenset[int],
 
 
 def _model_macs(model: Model, layers: list[LayerCost]) -> int:
-    """MACs of the main subgraph with the subgraphs it calls; no other, no calls."""
+    """MACs of the main subgraph, the subgraphs it calls included (none in a model of one)."""
     own = [layer.macs for layer in layers]
     if len(model.subgraphs) == 1:  # nothing to call that is not already being counted
         return sum(own)

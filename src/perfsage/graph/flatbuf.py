@@ -1,11 +1,12 @@
-"""A minimal read-only flatbuffer table accessor, for the reader's hot path.
+"""Minimal read-only flatbuffer accessors, for the reader's hot path.
 
 The generated schema accessors go through ``flatbuffers.table.Table``, whose per-field
-type checks dominate parsing time (about 13,000 calls for a MobileNetV2). This class reads
-the same wire format with precompiled ``struct`` unpackers; field slots come from
+type checks dominate parsing time (about 13,000 calls for a MobileNetV2). :class:`Table`
+reads the same wire format with precompiled ``struct`` unpackers, one table at a time;
+:class:`Columns` reads one field of many tables at once with NumPy. Field slots come from
 ``SLOTS`` below, checked against the generated schema by ``tests/graph/test_flatbuf.py``.
-Out-of-range reads raise ``struct.error`` or ``ValueError``, which the reader reports as a
-malformed file.
+Out-of-range reads raise ``struct.error``, ``IndexError`` or ``ValueError``, which the
+reader reports as a malformed file.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def unpack_vector(buf: bytes, start: int, n: int, code: str) -> tuple:
 
 
 def _field(vtable: tuple[int, tuple[int, ...]], slot: int) -> int:
+    """A field's offset from its table's start per a :func:`_vtable`; 0 when absent."""
     size, entries = vtable
     return entries[slot >> 1] if slot < size else 0
 
@@ -85,12 +87,12 @@ class Table:
     which is what makes reading thousands of tensors per model cheap.
     """
 
-    __slots__ = ("buf", "pos", "vtable", "_size")
+    __slots__ = ("buf", "pos", "_vtable")
 
     def __init__(self, buf: bytes, pos: int) -> None:
         self.buf = buf
         self.pos = pos
-        self._size, self.vtable = _vtable(buf, pos - _I32(buf, pos)[0])
+        self._vtable = _vtable(buf, pos - _I32(buf, pos)[0])
 
     @classmethod
     def root(cls, buf: bytes) -> Table:
@@ -99,7 +101,7 @@ class Table:
 
     def field(self, slot: int) -> int:
         """Offset of a field from the table start, 0 when absent."""
-        return _field((self._size, self.vtable), slot)
+        return _field(self._vtable, slot)
 
     def scalar(self, slot: int, kind: str, default: int = 0) -> int:
         """A scalar field, or its schema default when absent."""
@@ -153,7 +155,7 @@ class Table:
 
     def layout(self) -> tuple[tuple[int, ...], bytes] | None:
         """(vtable, inline bytes) of a self-contained table, else None; see :func:`layout`."""
-        return layout(self.buf, self.pos, (self._size, self.vtable))
+        return layout(self.buf, self.pos, self._vtable)
 
 
 def _self_contained(vtable: tuple[int, tuple[int, ...]]) -> bool:
@@ -215,8 +217,8 @@ class Columns:
     def of(cls, parent: Table, slot: int, data: np.ndarray) -> Columns:
         """The tables of a vector field of ``parent``; ``data`` views the buffer as uint8."""
         start, n = parent.vector(slot)
-        positions = start + 4 * np.arange(n) + gather(data, start + 4 * np.arange(n), "<u4")
-        return cls(parent.buf, data, positions)
+        offsets_at = start + 4 * np.arange(n)  # each entry: a uoffset to its table
+        return cls(parent.buf, data, offsets_at + gather(data, offsets_at, "<u4"))
 
     def __len__(self) -> int:
         return len(self.pos)

@@ -81,7 +81,7 @@ class Tensor:
     @property
     def num_elements(self) -> int:
         """Element count with dynamic dimensions taken as 1 (batch-1 inference)."""
-        return element_count(self.shape)
+        return element_count(tuple(self.shape))  # tuple(): a list shape works too
 
     @property
     def bits(self) -> int:
