@@ -209,9 +209,12 @@ class Columns:
 
     def __init__(self, buf: bytes, data: np.ndarray, positions: np.ndarray) -> None:
         self.buf, self.data, self.pos = buf, data, positions
-        starts, self._which = np.unique(positions - gather(data, positions, "<i4"),
-                                        return_inverse=True)
-        self._vtables = [_vtable(buf, v) for v in starts.tolist()]
+        self._vtables: list[tuple[int, tuple[int, ...]]] = []
+        self._which = np.zeros(0, np.intp)
+        if positions.size:  # sparsity, intermediates and the like are mostly absent
+            starts, self._which = np.unique(positions - gather(data, positions, "<i4"),
+                                            return_inverse=True)
+            self._vtables = [_vtable(buf, v) for v in starts.tolist()]
 
     @classmethod
     def of(cls, parent: Table, slot: int, data: np.ndarray) -> Columns:
@@ -244,9 +247,10 @@ class Columns:
     def vectors(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
         """(first element position, length) of a vector field per table; (0, 0) if absent."""
         present, at = self._present(slot)
-        at = at + gather(self.data, at, "<u4")
         starts, lengths = np.zeros(len(self), np.int64), np.zeros(len(self), np.int64)
-        starts[present], lengths[present] = at + 4, gather(self.data, at, "<u4")
+        if at.size:
+            at = at + gather(self.data, at, "<u4")
+            starts[present], lengths[present] = at + 4, gather(self.data, at, "<u4")
         return starts, lengths
 
     def values(self, slot: int, code: str) -> list[tuple]:
