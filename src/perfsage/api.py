@@ -71,7 +71,8 @@ def _featurized(models: Iterable[Source], workers: int) -> Iterator[GraphFeature
         return
     import multiprocessing
 
-    # Fork where there is one: workers start in milliseconds, with everything imported.
+    # Fork where there is one (the default before Python 3.14): workers start in
+    # milliseconds, with everything imported, where spawning re-imports NumPy in each.
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     with context.Pool(min(workers, len(models) // CHUNK)) as pool:
