@@ -21,6 +21,10 @@ class ModelFileError(PerfSageError):
         self.problem = problem
         super().__init__(f"{self.source}: {problem}")
 
+    def __reduce__(self):
+        # Worker processes send errors back pickled; rebuild from the same two arguments.
+        return type(self), (self.source, self.problem)
+
 
 class UsageError(PerfSageError):
     """A command or function was called with an invalid value."""
@@ -42,6 +46,9 @@ class MeasurementError(PerfSageError):
         self.target = target
         self.problem = problem
         super().__init__(f"{target}: {problem}")
+
+    def __reduce__(self):
+        return type(self), (self.target, self.problem)
 
 
 class WeightsError(PerfSageError):

@@ -106,3 +106,10 @@ def test_missing_file_and_directory(tmp_path):
         read_model(tmp_path / "absent.tflite")
     with pytest.raises(ModelFileError, match="is a directory"):
         read_model(tmp_path)
+
+
+def test_errors_survive_pickling_between_processes():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(ModelFileError("m.tflite", "truncated")))
+    assert isinstance(error, ModelFileError) and str(error) == "m.tflite: truncated"
