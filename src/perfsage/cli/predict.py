@@ -37,7 +37,7 @@ def predict(
     err = fmt.console(stderr=True)
     for path in models:
         try:
-            graphs.append(featurize(read_model(path)))
+            graphs.append(featurize(read_model(path, details=False)))
             names.append(str(path))
         except PerfSageError as exc:
             err.print(f"perfsage: error: {exc}", markup=False, highlight=False, soft_wrap=True)
