@@ -1,5 +1,5 @@
 # Two entry points, each building its own virtual environment in .venv:
-#   make demo  - install PerfSAGE and run it on the example models bundled in the repo
+#   make demo  - install PerfSAGE, inspect the bundled example models and predict their cost
 #   make test  - install PerfSAGE with its test extras and run the test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -19,6 +19,7 @@ install-test: $(BIN)/python
 
 demo: install
 	$(BIN)/perfsage inspect examples/models/*.tflite
+	$(BIN)/perfsage predict examples/models/*.tflite --target ethos-u55-128
 
 test: install-test
 	$(BIN)/python -m pytest -q
