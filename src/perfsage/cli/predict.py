@@ -33,28 +33,37 @@ def predict(
 
     metric_info = target_class(target).metrics  # unknown target: one clear line
     net = load_model(target, str(weights) if weights else None)
-    graphs, names, failed = [], [], False
+    graphs, names, failed, notes = [], [], False, {}
     err = fmt.console(stderr=True)
     for path in models:
         try:
-            graphs.append(featurize(read_model(path, details=False)))
-            names.append(str(path))
+            model = read_model(path, details=False)
         except PerfSageError as exc:
             err.print(f"perfsage: error: {exc}", markup=False, highlight=False, soft_wrap=True)
             failed = True
+            continue
+        graphs.append(featurize(model))
+        names.append(str(path))
+        notes[str(path)] = net.outside_training(graphs[-1], [op.name for op in
+                                                             model.main.operators])
+        for reason in notes[str(path)]:
+            err.print(f"perfsage: warning: {path}: outside the training data ({reason}); "
+                      "the prediction is an extrapolation", markup=False, highlight=False,
+                      soft_wrap=True)
     predictions = net.predict(graphs) if graphs else {}
     rows = [{m: float(predictions[m][i]) for m in net.metrics} for i in range(len(names))]
     if as_json:
-        print(json.dumps([{"model": n, "target": target, "predicted": r}
+        print(json.dumps([{"model": n, "target": target, "predicted": r,
+                           "outside_training": notes[n]}
                           for n, r in zip(names, rows, strict=True)], indent=1))
     elif rows:
         table = Table(title=f"PerfSAGE predictions for {target}", title_justify="left")
-        table.add_column("model")
+        table.add_column("model\n(file name)", no_wrap=True)
         for m in net.metrics:
             unit = metric_info[m].unit if m in metric_info else ""
-            table.add_column(f"{m} ({unit})" if unit else m, justify="right")
+            table.add_column(f"{m}\n({unit})" if unit else m, justify="right", no_wrap=True)
         for name, row in zip(names, rows, strict=True):
-            table.add_row(name, *(f"{row[m]:.4g}" for m in net.metrics))
+            table.add_row(Path(name).name, *(f"{row[m]:.4g}" for m in net.metrics))
         fmt.console().print(table)
     if failed:
         raise typer.Exit(2)

@@ -20,7 +20,8 @@ def decode(z: np.ndarray, config: dict[str, Any]) -> dict[str, np.ndarray]:
             out[metric] = np.full(len(z), config["constants"][metric])
             continue
         t = z[:, i] * config["sigma"][i] + config["mu"][i]
-        out[metric] = np.exp(t) if mode == "log" else np.maximum(np.expm1(t), 0.0)
+        # log1p metrics are counts that can be zero (operators left on the CPU): whole numbers.
+        out[metric] = np.exp(t) if mode == "log" else np.rint(np.maximum(np.expm1(t), 0.0))
     return out
 
 
@@ -55,6 +56,12 @@ class PerfSAGEModel:
         return runtime.forward(self.tensors, self.config["hyper"]["layers"], graphs,
                                self._node_mu, self._node_sigma, self._global_mu,
                                self._global_sigma)
+
+    def outside_training(self, graph: GraphFeatures, op_names: list[str]) -> list[str]:
+        """Why ``graph`` is unlike the training data (empty when it is not)."""
+        from perfsage.predictors.domain import outside
+
+        return outside(graph, self.config.get("domain"), op_names)
 
     def predict(self, graphs: list[GraphFeatures]) -> dict[str, np.ndarray]:
         """Every metric for every graph, in the target's units."""

@@ -18,12 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from perfsage.predictors.domain import training_domain
 from perfsage.predictors.features import GLOBAL_FEATURES, NODE_FEATURES, OP_TYPES
 from perfsage.predictors.graphset import GraphSet
 from perfsage.predictors.perfsage_gnn import weights
 from perfsage.predictors.perfsage_gnn.predictor import decode
 
 CHECKPOINT = "checkpoint.safetensors"
+LOG_L1_WEIGHT = 0.05
 CHECKPOINT_STATE = "checkpoint.json"
 
 
@@ -65,7 +67,9 @@ def _scaling(data: GraphSet, train: np.ndarray) -> dict[str, Any]:
         return np.where(s > 1e-6, s, 1.0).tolist()
 
     return {"metrics": metrics, "modes": modes, "mu": mu, "sigma": sigma,
-            "constants": constants, "node_mu": nodes.mean(axis=0).tolist(),
+            "constants": constants,
+            "domain": training_domain([data.graphs[i] for i in np.flatnonzero(train)]),
+            "node_mu": nodes.mean(axis=0).tolist(),
             "node_sigma": std(nodes), "global_mu": glob.mean(axis=0).tolist(),
             "global_sigma": std(glob)}
 
@@ -103,7 +107,9 @@ def _loss(pred, true, sigma, log_mask):
     import torch
 
     diff = (pred - true) * sigma
-    relative = torch.abs(torch.expm1(diff.clamp(-4, 4)))
+    # The clamp keeps exp() finite; the small log-space term keeps a gradient where it
+    # bites, or a network that starts far too low never recovers (seen on cortex-m-tflm).
+    relative = torch.abs(torch.expm1(diff.clamp(-4, 4))) + LOG_L1_WEIGHT * diff.abs()
     return torch.where(log_mask, relative, diff.abs()).mean()
 
 
