@@ -20,6 +20,7 @@ install-test: $(BIN)/python
 demo: install
 	$(BIN)/perfsage inspect examples/models/*.tflite
 	$(BIN)/perfsage predict examples/models/*.tflite --target ethos-u55-128
+	$(BIN)/perfsage predict examples/models/*.tflite --target cortex-m-tflm
 
 test: install-test
 	$(BIN)/python -m pytest -q

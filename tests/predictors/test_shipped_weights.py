@@ -1,0 +1,69 @@
+"""The weights that ship in the package: present, intact, and accurate on unseen models."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from perfsage.predictors.shipped import load_model, shipped_targets
+
+SHIPPED = ["cortex-m-tflm", "ethos-u55-128", "ethos-u65-256", "ethos-u85-256"]
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "models").glob("*.tflite"))
+
+
+def test_weights_ship_for_the_four_targets():
+    assert shipped_targets() == SHIPPED
+
+
+@pytest.mark.parametrize("target", SHIPPED)
+def test_shipped_weights_load_and_predict_every_metric(target):
+    import perfsage
+    from perfsage.targets import target_class
+
+    model = load_model(target)
+    assert model.target == target
+    assert set(model.metrics) == set(target_class(target).metrics)
+    for row in perfsage.predict_many(EXAMPLES, target=target):
+        assert all(np.isfinite(v) and v >= 0 for v in row.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["ethos-u55-128", "cortex-m-tflm"])
+def test_shipped_weights_track_the_real_tool_on_fresh_models(target):
+    """Models from a seed the training set never used, measured by the real tool."""
+    import perfsage
+    from perfsage.spaces import get_space, space_names
+    from perfsage.targets import get_target
+
+    tool = get_target(target)
+    errors = []
+    for space in space_names():
+        s = get_space(space)
+        for idx in range(3):
+            config = s.sample_seeded(424242, idx)
+            for key in ("resolution", "height", "width"):  # keep the tool fast
+                if key in config:
+                    config[key] = min(config[key], 128)
+            data = s.build(config)
+            measured = tool.measure(data)
+            predicted = perfsage.predict(data, target=target)
+            metric = "latency_ms" if "latency_ms" in measured else "arena_kib"
+            errors.append(abs(predicted[metric] / measured[metric] - 1))
+    assert np.median(errors) < 0.15, sorted(errors)
+
+
+def test_predict_cli_uses_shipped_weights():
+    result = subprocess.run([sys.executable, "-m", "perfsage", "predict", str(EXAMPLES[0]),
+                             "--target", "ethos-u55-128"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "latency_ms" in result.stdout and "(ms)" in result.stdout
+    unknown = subprocess.run([sys.executable, "-m", "perfsage", "predict", str(EXAMPLES[0]),
+                              "--target", "cpu-litert"], capture_output=True, text=True,
+                             timeout=60)
+    assert unknown.returncode == 2
+    assert "no PerfSAGE weights ship for target 'cpu-litert'" in unknown.stderr
