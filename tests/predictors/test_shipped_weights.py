@@ -67,3 +67,17 @@ def test_predict_cli_uses_shipped_weights():
                              timeout=60)
     assert unknown.returncode == 2
     assert "no PerfSAGE weights ship for target 'cpu-litert'" in unknown.stderr
+
+
+def test_predict_warns_outside_the_training_data():
+    float_model = next(p for p in EXAMPLES if "float32" in p.name)
+    result = subprocess.run([sys.executable, "-m", "perfsage", "predict", str(float_model),
+                             "--target", "ethos-u55-128"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0
+    assert "activation bit widths never trained on: 32-bit" in result.stderr
+    int8_kws = next(p for p in EXAMPLES if "kws" in p.name)
+    quiet = subprocess.run([sys.executable, "-m", "perfsage", "predict", str(int8_kws),
+                            "--target", "ethos-u55-128"], capture_output=True, text=True,
+                           timeout=60)
+    assert quiet.returncode == 0 and "warning" not in quiet.stderr
