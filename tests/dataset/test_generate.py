@@ -124,8 +124,9 @@ def test_cli_generate_info_export(tmp_path):
 def test_a_space_that_always_fails_stops_the_run(tmp_path, monkeypatch):
     from perfsage.dataset import generate as gen
     from perfsage.errors import PerfSageError
+    from perfsage.spaces import get_space
 
-    space = gen._space("keyword-spotting")
+    space = get_space("keyword-spotting")
 
     def broken(config, dtype="int8"):
         raise ValueError("builder broke")

@@ -12,19 +12,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from perfsage.cli import format as fmt
 from perfsage.errors import UsageError
 
 _TARGET_HELP = "Target to measure on (repeat for several); see `perfsage targets`."
-
-
-def _console() -> Console:
-    out = Console()
-    if not out.is_terminal:  # piped output: do not squeeze the table into 80 columns
-        out.width = max(out.width, 120)
-    return out
 
 
 def _value(value: float) -> str:
@@ -81,7 +74,7 @@ def measure(
         for result in pool.imap_unordered(items):
             results[result.key].append(result)
 
-    err = Console(stderr=True)
+    err = fmt.console(stderr=True)
     failed = False
     for key, found in results.items():
         for r in found:
@@ -100,7 +93,7 @@ def measure(
             ],
         }, indent=1))
     else:
-        out = _console()
+        out = fmt.console()
         for key, found in results.items():
             out.print(_table(key, targets, found))
     if failed:
@@ -125,7 +118,7 @@ def targets(
             "measured_on_host": t.measured_on_host, "per_layer": t.per_layer,
         } for t in listed}, indent=1))
         return
-    out = _console()
+    out = fmt.console()
     for t in listed:
         table = Table(title=f"{t.name}  (settings {t.settings_hash[:12]})", title_justify="left")
         table.add_column("metric", no_wrap=True)

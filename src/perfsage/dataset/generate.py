@@ -15,11 +15,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 from perfsage.dataset.store import ModelRecord, Store, write_model_file
 from perfsage.errors import PerfSageError
+from perfsage.spaces import get_space
 
 #: A run stops when this many models in a row fail to build: the space itself is broken.
 MAX_CONSECUTIVE_FAILURES = 200
@@ -50,13 +50,6 @@ class GenerateSummary:
         return self.stored_before + self.added
 
 
-@cache
-def _space(name: str):
-    from perfsage.spaces import get_space
-
-    return get_space(name)
-
-
 def make_model(task: tuple[str, int, int, str | None]) -> ModelRecord | tuple[str, int, int, str]:
     """Build and describe model ``idx`` of (space, seed); a failure is returned, not raised."""
     from perfsage.graph import analyze, read_model
@@ -64,7 +57,7 @@ def make_model(task: tuple[str, int, int, str | None]) -> ModelRecord | tuple[st
 
     space_name, seed, idx, keep_dir = task
     try:
-        space = _space(space_name)
+        space = get_space(space_name)
         config = space.sample_seeded(seed, idx)
         data = space.build(config)
         model = read_model(data, name=f"{space_name}#{idx}")
@@ -95,7 +88,7 @@ def generate(folder: str | Path, space: str, count: int, seed: int = 0, workers:
     Runs again continue where an earlier run stopped; asking for more models than stored
     extends the set with the next indices.
     """
-    _space(space)  # fail early on an unknown name
+    get_space(space)  # fail early on an unknown name
     folder = Path(folder)
     with Store(folder, create=True) as store:
         from perfsage import __version__

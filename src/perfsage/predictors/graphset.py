@@ -11,7 +11,6 @@ import json
 import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import numpy as np
 from perfsage.dataset.store import Store
 from perfsage.errors import UsageError
 from perfsage.predictors.features import FEATURE_VERSION, GraphFeatures, featurize
+from perfsage.spaces import get_space
 
 
 @dataclass
@@ -65,18 +65,11 @@ def splits(data: GraphSet, holdout_space: str | None = None) -> dict[str, np.nda
             "test": held}
 
 
-@cache
-def _space(name: str):
-    from perfsage.spaces import get_space
-
-    return get_space(name)
-
-
 def _features_of(task: tuple[str, str]) -> GraphFeatures:
     from perfsage.graph import read_model
 
     space, config = task
-    return featurize(read_model(_space(space).build(json.loads(config))))
+    return featurize(read_model(get_space(space).build(json.loads(config))))
 
 
 def _cache_path(folder: Path) -> Path:

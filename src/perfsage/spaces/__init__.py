@@ -6,6 +6,7 @@ Adding a space is one module with a :class:`SearchSpace` subclass plus one line 
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import import_module
 
 from perfsage.errors import UsageError
@@ -27,8 +28,9 @@ def space_names() -> list[str]:
     return list(_REGISTRY)
 
 
+@cache
 def get_space(name: str) -> SearchSpace:
-    """The search space registered under ``name``."""
+    """The search space registered under ``name`` (one shared, stateless instance)."""
     target = _REGISTRY.get(name)
     if target is None:
         raise UsageError(f"unknown search space {name!r}; choose from: {', '.join(_REGISTRY)}")
