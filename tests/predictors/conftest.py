@@ -21,10 +21,11 @@ def labelled(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained(labelled, tmp_path_factory):
-    from perfsage.predictors.graphset import load_graphset, splits
+    from perfsage.predictors.graphset import load_graphset, split_sets
     from perfsage.predictors.perfsage_gnn.train import Hyper, fit
 
     out = tmp_path_factory.mktemp("weights")
     data = load_graphset(labelled, TARGET, workers=1)
-    fit(data, splits(data), TARGET, out, Hyper(epochs=3, hidden=16, layers=2, embed=8))
+    sets = split_sets(data)
+    fit(sets["train"], sets["val"], TARGET, out, Hyper(epochs=3, hidden=16, layers=2, embed=8))
     return out

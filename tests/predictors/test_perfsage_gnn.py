@@ -13,7 +13,7 @@ import pytest
 from perfsage.errors import WeightsError
 from perfsage.graph import read_model
 from perfsage.predictors.features import NODE_FEATURES, UNKNOWN_TYPE, featurize
-from perfsage.predictors.graphset import load_graphset, split_of, splits
+from perfsage.predictors.graphset import load_graphset, split_of, split_sets, splits
 from perfsage.predictors.perfsage_gnn.predictor import PerfSAGEModel
 
 TARGET = "ethos-u55-128"  # as in conftest.py
@@ -79,10 +79,10 @@ def test_training_resumes_from_its_checkpoint(labelled, tmp_path):
 
     data = load_graphset(labelled, TARGET, workers=1)
     hyper = Hyper(epochs=2, hidden=16, layers=1, embed=8)
-    first = fit(data, splits(data), TARGET, tmp_path, hyper)
+    first = fit(split_sets(data)["train"], split_sets(data)["val"], TARGET, tmp_path, hyper)
     assert first["epoch"] == 2
     more = Hyper(epochs=2, hidden=16, layers=1, embed=8)
-    again = fit(data, splits(data), TARGET, tmp_path, more)
+    again = fit(split_sets(data)["train"], split_sets(data)["val"], TARGET, tmp_path, more)
     assert again["epoch"] == 2 and again["wall_s"] == pytest.approx(first["wall_s"])
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["target"] == TARGET and config["hyper"]["hidden"] == 16

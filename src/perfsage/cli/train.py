@@ -30,7 +30,7 @@ def train(
 ) -> None:
     """Train PerfSAGE on a dataset's labels (CPU); running again resumes from the checkpoint."""
     from perfsage.cli.progress import Reporter
-    from perfsage.predictors.graphset import load_graphset, splits
+    from perfsage.predictors.graphset import load_graphset, split_sets
     from perfsage.predictors.perfsage_gnn.train import Hyper, fit
     from perfsage.targets.registry import target_class
 
@@ -38,13 +38,16 @@ def train(
     hyper = Hyper(epochs=epochs, patience=patience, hidden=hidden, layers=layers, seed=seed)
     with Reporter("features", "graphs") as progress:
         data = load_graphset(dataset, target, workers=workers, progress=progress.update)
-    masks = splits(data, holdout_space)
+    sets = split_sets(data, holdout_space)
     info = {"dataset": str(dataset), "holdout_space": holdout_space,
             "spaces": sorted(set(data.spaces.tolist()))}
     with Reporter("train", "epochs") as progress:
-        state = fit(data, masks, target, out, hyper, info=info, progress=lambda s: progress.update(
-            s["epoch"], epochs, f"loss {s['train_loss']:.4f}, val MAPE {s['val_mape']:.2f}% "
-            f"(best {s['best_val_mape']:.2f}% at {s['best_epoch']})"))
+        def report(s: dict) -> None:
+            progress.update(s["epoch"], epochs, f"loss {s['train_loss']:.4f}, val MAPE "
+                            f"{s['val_mape']:.2f}% (best {s['best_val_mape']:.2f}% at "
+                            f"{s['best_epoch']})")
+
+        state = fit(sets["train"], sets["val"], target, out, hyper, info=info, progress=report)
     print(f"{target}: best validation MAPE {state['best_val_mape']:.2f}% at epoch "
           f"{state['best_epoch']} of {state['epoch']}; {state['wall_s'] / 60:.1f} min training; "
           f"weights in {out}")

@@ -30,6 +30,7 @@ class GraphSet:
     spaces: np.ndarray  # str [graphs]
     hashes: np.ndarray  # str [graphs]
     model_ids: np.ndarray  # int64 [graphs]
+    target: str = ""  # the target whose labels these are
 
     def __len__(self) -> int:
         return len(self.graphs)
@@ -39,7 +40,7 @@ class GraphSet:
         idx = np.flatnonzero(index) if np.asarray(index).dtype == bool else np.asarray(index)
         return GraphSet([self.graphs[i] for i in idx],
                         {k: v[idx] for k, v in self.labels.items()},
-                        self.spaces[idx], self.hashes[idx], self.model_ids[idx])
+                        self.spaces[idx], self.hashes[idx], self.model_ids[idx], self.target)
 
 
 def split_of(graph_hash: str) -> str:
@@ -63,6 +64,11 @@ def splits(data: GraphSet, holdout_space: str | None = None) -> dict[str, np.nda
     held = data.spaces == holdout_space
     return {"train": ~held & (by_hash != "val"), "val": ~held & (by_hash == "val"),
             "test": held}
+
+
+def split_sets(data: GraphSet, holdout_space: str | None = None) -> dict[str, GraphSet]:
+    """The train, val and test GraphSets of :func:`splits`."""
+    return {name: data.subset(mask) for name, mask in splits(data, holdout_space).items()}
 
 
 def _features_of(task: tuple[str, str]) -> GraphFeatures:
@@ -143,7 +149,7 @@ def load_graphset(folder: str | Path, target: str, *, workers: int = 2,
         graphs=[cached[r[0]] for r in rows],
         labels={m: np.array([x[m] for x in metrics], dtype=np.float64) for m in names},
         spaces=np.array([r[1] for r in rows]), hashes=np.array([r[2] for r in rows]),
-        model_ids=np.array([r[0] for r in rows], dtype=np.int64),
+        model_ids=np.array([r[0] for r in rows], dtype=np.int64), target=target,
     )
 
 

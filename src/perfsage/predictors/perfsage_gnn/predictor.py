@@ -8,21 +8,8 @@ from typing import Any
 import numpy as np
 
 from perfsage.predictors.features import GraphFeatures
+from perfsage.predictors.outputs import decode
 from perfsage.predictors.perfsage_gnn import runtime, weights
-
-
-def decode(z: np.ndarray, config: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Standardised network outputs -> metric values in their units."""
-    out = {}
-    for i, metric in enumerate(config["metrics"]):
-        mode = config["modes"][metric]
-        if mode == "constant":
-            out[metric] = np.full(len(z), config["constants"][metric])
-            continue
-        t = z[:, i] * config["sigma"][i] + config["mu"][i]
-        # log1p metrics are counts that can be zero (operators left on the CPU): whole numbers.
-        out[metric] = np.exp(t) if mode == "log" else np.rint(np.maximum(np.expm1(t), 0.0))
-    return out
 
 
 class PerfSAGEModel:

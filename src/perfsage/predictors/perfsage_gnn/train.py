@@ -1,10 +1,9 @@
 """Training the PerfSAGE network (CPU, PyTorch Geometric): resumable, early-stopped.
 
-The loss is the relative error of each metric, |predicted / measured - 1|, computed from
-log-space outputs; metrics that can be zero (e.g. operators left on the CPU) use an L1
-loss on log1p instead, and a metric constant over the training set is stored as that
-constant. Every epoch writes a checkpoint (safetensors + JSON, no pickle); a second run
-with the same output folder continues from it.
+The loss is the relative error of each metric (``torch_training.relative_loss``) and the
+metric scaling is the one all predictors share (``outputs``). Every epoch writes a
+checkpoint (safetensors + JSON, no pickle); a second run with the same output folder
+continues from it.
 """
 
 from __future__ import annotations
@@ -21,11 +20,10 @@ import numpy as np
 from perfsage.predictors.domain import training_domain
 from perfsage.predictors.features import GLOBAL_FEATURES, NODE_FEATURES, OP_TYPES
 from perfsage.predictors.graphset import GraphSet
+from perfsage.predictors.outputs import decode, encode, mean_mape, output_scaling
 from perfsage.predictors.perfsage_gnn import weights
-from perfsage.predictors.perfsage_gnn.predictor import decode
 
 CHECKPOINT = "checkpoint.safetensors"
-LOG_L1_WEIGHT = 0.05
 CHECKPOINT_STATE = "checkpoint.json"
 
 
@@ -44,51 +42,25 @@ class Hyper:
     seed: int = 0
 
 
-def _scaling(data: GraphSet, train: np.ndarray) -> dict[str, Any]:
-    """Per-metric modes and output scaling; node and global feature standardisation."""
-    metrics = list(data.labels)
-    modes, mu, sigma, constants = {}, [], [], {}
-    for m in metrics:
-        y = data.labels[m][train]
-        if np.all(y == y[0]):
-            modes[m], t = "constant", np.zeros(1)
-            constants[m] = float(y[0])
-        elif np.all(y > 0):
-            modes[m], t = "log", np.log(y)
-        else:
-            modes[m], t = "log1p", np.log1p(np.maximum(y, 0))
-        mu.append(float(t.mean()))
-        sigma.append(float(max(t.std(), 1e-3)))
-    nodes = np.concatenate([data.graphs[i].nodes for i in np.flatnonzero(train)])
-    glob = np.stack([data.graphs[i].globals for i in np.flatnonzero(train)])
+def _scaling(train: GraphSet) -> dict[str, Any]:
+    """Output scaling of the metrics, node and global feature standardisation, the domain."""
+    nodes = np.concatenate([g.nodes for g in train.graphs])
+    glob = np.stack([g.globals for g in train.graphs])
 
     def std(a: np.ndarray) -> list[float]:
         s = a.std(axis=0)
         return np.where(s > 1e-6, s, 1.0).tolist()
 
-    return {"metrics": metrics, "modes": modes, "mu": mu, "sigma": sigma,
-            "constants": constants,
-            "domain": training_domain([data.graphs[i] for i in np.flatnonzero(train)]),
-            "node_mu": nodes.mean(axis=0).tolist(),
-            "node_sigma": std(nodes), "global_mu": glob.mean(axis=0).tolist(),
-            "global_sigma": std(glob)}
-
-
-def _targets(data: GraphSet, scale: dict[str, Any]) -> np.ndarray:
-    cols = []
-    for i, m in enumerate(scale["metrics"]):
-        y = data.labels[m]
-        t = (np.log(np.maximum(y, 1e-30)) if scale["modes"][m] == "log"
-             else np.log1p(np.maximum(y, 0)))
-        cols.append((t - scale["mu"][i]) / scale["sigma"][i])
-    return np.stack(cols, axis=1).astype(np.float32)
+    return {**output_scaling(train.labels), "domain": training_domain(train.graphs),
+            "node_mu": nodes.mean(axis=0).tolist(), "node_sigma": std(nodes),
+            "global_mu": glob.mean(axis=0).tolist(), "global_sigma": std(glob)}
 
 
 def _pyg(data: GraphSet, scale: dict[str, Any]) -> list:
     import torch
     from torch_geometric.data import Data
 
-    y = torch.from_numpy(_targets(data, scale))
+    y = torch.from_numpy(encode(data.labels, scale))
     nmu, nsd = np.asarray(scale["node_mu"]), np.asarray(scale["node_sigma"])
     gmu, gsd = np.asarray(scale["global_mu"]), np.asarray(scale["global_sigma"])
     out = []
@@ -103,16 +75,6 @@ def _pyg(data: GraphSet, scale: dict[str, Any]) -> list:
     return out
 
 
-def _loss(pred, true, sigma, log_mask):
-    import torch
-
-    diff = (pred - true) * sigma
-    # The clamp keeps exp() finite; the small log-space term keeps a gradient where it
-    # bites, or a network that starts far too low never recovers (seen on cortex-m-tflm).
-    relative = torch.abs(torch.expm1(diff.clamp(-4, 4))) + LOG_L1_WEIGHT * diff.abs()
-    return torch.where(log_mask, relative, diff.abs()).mean()
-
-
 def _predict(net, loader) -> np.ndarray:
     import torch
 
@@ -125,16 +87,10 @@ def _predict(net, loader) -> np.ndarray:
     return np.concatenate(rows)
 
 
-def _mape(pred: dict[str, np.ndarray], data: GraphSet, scale: dict[str, Any]) -> float:
-    errors = [np.mean(np.abs(pred[m] / data.labels[m] - 1)) for m in scale["metrics"]
-              if scale["modes"][m] == "log"]
-    return float(np.mean(errors)) * 100 if errors else 0.0
-
-
-def fit(data: GraphSet, masks: dict[str, np.ndarray], target: str, out: str | Path,
+def fit(train: GraphSet, val: GraphSet, target: str, out: str | Path,
         hyper: Hyper | None = None, info: dict[str, Any] | None = None,
         progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Train on ``masks["train"]``, early-stop on ``masks["val"]``; weights go to ``out``.
+    """Train on ``train``, early-stop on the MAPE over ``val``; weights go to ``out``.
 
     Returns the final training state (epochs run, best validation MAPE, wall time).
     """
@@ -143,6 +99,7 @@ def fit(data: GraphSet, masks: dict[str, np.ndarray], target: str, out: str | Pa
     from torch_geometric.loader import DataLoader
 
     from perfsage.predictors.perfsage_gnn.net import PerfSAGENet
+    from perfsage.predictors.torch_training import loss_weights, relative_loss
 
     hyper = hyper or Hyper()
     out = Path(out)
@@ -151,8 +108,7 @@ def fit(data: GraphSet, masks: dict[str, np.ndarray], target: str, out: str | Pa
     # One intra-op thread: these graphs are small, and on a busy 2-core machine a second
     # thread made a batch 40x slower (1.5 s vs 37 ms) through oversubscription.
     torch.set_num_threads(1)
-    train, val = data.subset(masks["train"]), data.subset(masks["val"])
-    scale = _scaling(data, masks["train"])
+    scale = _scaling(train)
     train_set, val_set = _pyg(train, scale), _pyg(val, scale)
     val_loader = DataLoader(val_set, batch_size=256)
     net = PerfSAGENet(len(OP_TYPES) + 1, len(NODE_FEATURES), len(GLOBAL_FEATURES),
@@ -160,8 +116,7 @@ def fit(data: GraphSet, masks: dict[str, np.ndarray], target: str, out: str | Pa
                       embed=hyper.embed)
     opt = torch.optim.AdamW(net.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=hyper.epochs)
-    sigma = torch.tensor(scale["sigma"], dtype=torch.float32)
-    log_mask = torch.tensor([scale["modes"][m] == "log" for m in scale["metrics"]])
+    sigma, log_mask = loss_weights(scale)
     state = {"epoch": 0, "best_val_mape": float("inf"), "best_epoch": 0, "stale": 0,
              "wall_s": 0.0, "target": target, "hyper": asdict(hyper)}
     if (out / CHECKPOINT_STATE).exists():
@@ -187,13 +142,13 @@ def fit(data: GraphSet, masks: dict[str, np.ndarray], target: str, out: str | Pa
         for b in loader:
             opt.zero_grad()
             pred = net(b.op_type, b.x, b.edge_index, b.glob, b.batch, b.num_graphs)
-            loss = _loss(pred, b.y, sigma, log_mask)
+            loss = relative_loss(pred, b.y, sigma, log_mask)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
             losses.append(float(loss.detach()))
         sched.step()
-        val_mape = _mape(decode(_predict(net, val_loader), scale), val, scale)
+        val_mape = mean_mape(decode(_predict(net, val_loader), scale), val.labels, scale)
         state["epoch"] += 1
         state["wall_s"] += time.perf_counter() - start
         if val_mape < state["best_val_mape"]:

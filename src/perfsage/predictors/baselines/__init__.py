@@ -1,0 +1,1 @@
+"""Baseline predictors that PerfSAGE is compared against (``perfsage compare``)."""

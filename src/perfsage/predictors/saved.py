@@ -1,0 +1,76 @@
+"""A fitted predictor on disk: ``model.safetensors`` plus ``config.json``, never pickle.
+
+The config records the SHA-256 of the weights file and every tensor's shape, so a
+truncated, edited or mismatched file fails with one clear line instead of predicting
+nonsense. Every predictor saves this way; ``config["format"]`` names which one it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from perfsage.errors import WeightsError
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def write_pair(folder: str | Path, tensors: dict[str, np.ndarray],
+               config: dict[str, Any]) -> None:
+    """Write the tensors (dtypes kept) and the config with the weights' hash, each atomically."""
+    from safetensors.numpy import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (WEIGHTS_FILE + ".tmp")
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp))
+    config = {**config, "tensors": {k: list(np.shape(v)) for k, v in sorted(tensors.items())},
+              "weights_sha256": hashlib.sha256(tmp.read_bytes()).hexdigest()}
+    tmp.replace(folder / WEIGHTS_FILE)
+    cfg_tmp = folder / (CONFIG_FILE + ".tmp")
+    cfg_tmp.write_text(json.dumps(config, indent=1))
+    cfg_tmp.replace(folder / CONFIG_FILE)
+
+
+def read_config(folder: str | Path) -> dict[str, Any]:
+    """The config of a saved predictor; WeightsError when missing or not JSON."""
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        raise WeightsError(f"{path}: missing (a weights folder holds {CONFIG_FILE} and "
+                           f"{WEIGHTS_FILE})")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise WeightsError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("format"), str):
+        raise WeightsError(f"{path}: not a PerfSAGE weights config")
+    return config
+
+
+def read_pair(folder: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read and verify a folder written by :func:`write_pair`."""
+    folder = Path(folder)
+    config = read_config(folder)
+    w_path = folder / WEIGHTS_FILE
+    if not w_path.is_file():
+        raise WeightsError(f"{w_path}: missing (a weights folder holds {CONFIG_FILE} and "
+                           f"{WEIGHTS_FILE})")
+    data = w_path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != config.get("weights_sha256"):
+        raise WeightsError(f"{w_path}: SHA-256 does not match {CONFIG_FILE} (truncated or "
+                           "modified file)")
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    try:
+        tensors = load(data)
+    except (SafetensorError, ValueError) as exc:
+        raise WeightsError(f"{w_path}: unreadable safetensors ({exc})") from None
+    if {k: list(v.shape) for k, v in tensors.items()} != config.get("tensors", {}):
+        raise WeightsError(f"{w_path}: tensors do not match {CONFIG_FILE}")
+    return tensors, config
