@@ -19,12 +19,13 @@ import platform
 import time
 from pathlib import Path
 
+from results_doc import RESULTS, replace_section
+
 from perfsage.eval.report import evaluate, scatter_plots
 from perfsage.predictors.graphset import load_graphset, splits
 from perfsage.predictors.perfsage_gnn.predictor import PerfSAGEModel
 from perfsage.predictors.shipped import shipped_targets, weights_dir
 
-ROOT = Path(__file__).resolve().parents[1]
 BARS = {"latency_ms": 3.0, "energy_mj": 3.0, "sram_kib": 2.0, "flash_kib": 2.0}
 
 
@@ -47,7 +48,7 @@ def accuracy(dataset: Path, target: str, plots: Path) -> tuple[list[str], dict]:
     scatter_plots(pred, test.labels, test.spaces, list(report), plots / target,
                   f"{target}, test split")
     trained = model.config["trained"]
-    lines = [f"### {target}", "",
+    lines = [f"#### {target}", "",
              f"Trained on {trained['train_graphs']:,} graphs (validation {trained['val_graphs']:,})"
              f"; test split: {len(test):,} graphs never seen in training.", ""]
     lines += _table(report, list(report))
@@ -75,20 +76,19 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, required=True)
     parser.add_argument("--loso-dir", type=Path)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
     args = parser.parse_args()
     start = time.time()
-    lines = ["# PerfSAGE results", "",
+    lines = ["## PerfSAGE GNN: shipped weights", "",
              "Regenerate with `.venv/bin/python benchmarks/perfsage_results.py --dataset "
              "DATASET [--loso-dir DIR]` (see docs/perfsage.md for the dataset and weights).",
              f"Machine: {platform.machine()}, {platform.python_version()}; "
-             f"run {time.strftime('%Y-%m-%d')}.", "", "## Accuracy on the held-out test split",
+             f"run {time.strftime('%Y-%m-%d')}.", "", "### Accuracy on the held-out test split",
              ""]
     summary = {}
     for target in shipped_targets():
-        section, summary[target] = accuracy(args.dataset, target, args.out.parent / "plots")
+        section, summary[target] = accuracy(args.dataset, target, RESULTS.parent / "plots")
         lines += section
-    lines += ["## Bars (issue #5)", "", "| target | metric | MAPE % | bar % | ±10 % |",
+    lines += ["### Bars (issue #5)", "", "| target | metric | MAPE % | bar % | ±10 % |",
               "|---|---|---|---|---|"]
     for target, per in summary.items():
         if not target.startswith("ethos-u"):
@@ -100,12 +100,12 @@ def main() -> None:
                 lines.append(f"| {target} | {m} | {r['mape']:.2f} | {bar * factor:.1f} | "
                              f"{r['within_10']:.1f} |")
     if args.loso_dir:
-        lines += ["", "## Leave one space out (latency)", "",
+        lines += ["", "### Leave one space out (latency)", "",
                   "Each row: `perfsage train DATASET --target ethos-u55-128 --holdout-space "
                   "SPACE` (epochs as in that run's config.json), tested on every graph of the "
                   "held-out space.", ""] + loso(args.dataset, args.loso_dir)
     lines += ["", f"_Written in {time.time() - start:.0f} s._", ""]
-    args.out.write_text("\n".join(lines))
+    replace_section("perfsage-gnn", lines)
     print(json.dumps(summary, indent=1, default=float))
 
 
