@@ -29,3 +29,16 @@ def converted(tmp_path_factory) -> Callable[..., Path]:
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def labelled(tmp_path_factory) -> Path:
+    """A dataset of 80 small models (two spaces) labelled for ethos-u55-128 by Vela."""
+    from perfsage.dataset.annotate import annotate
+    from perfsage.dataset.generate import generate
+
+    folder = tmp_path_factory.mktemp("labelled")
+    generate(folder, "keyword-spotting", 50, seed=5)
+    generate(folder, "nasbench201", 30, seed=5)
+    annotate(folder, ["ethos-u55-128"], workers=2)
+    return folder

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 
 import pyarrow.parquet as pq
 import pytest
 
-from helpers.processes import kill_when
+from helpers.processes import kill_when, perfsage
 from perfsage.dataset.generate import generate
 from perfsage.dataset.store import DB_NAME, DatasetError, Store
 
@@ -103,10 +101,6 @@ def test_not_a_dataset(tmp_path):
 
 
 def test_cli_generate_info_export(tmp_path):
-    def perfsage(*args):
-        return subprocess.run([sys.executable, "-m", "perfsage", *args], capture_output=True,
-                              text=True, timeout=300)
-
     gen = perfsage("dataset", "generate", "--space", "nasbench201", "--count", "6", "--out",
                    str(tmp_path))
     assert gen.returncode == 0, gen.stderr

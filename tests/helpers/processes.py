@@ -1,4 +1,4 @@
-"""Run a CLI job in its own process group and SIGKILL it once its database shows progress."""
+"""Run the `perfsage` command as a user does: to completion, or killed mid-job with SIGKILL."""
 
 from __future__ import annotations
 
@@ -9,6 +9,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+
+def perfsage(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``perfsage ARGS`` in a new process; output captured as text."""
+    return subprocess.run([sys.executable, "-m", "perfsage", *args], capture_output=True,
+                          text=True, timeout=timeout, check=False)
 
 
 def kill_when(args: list[str], database: Path, count_sql: str, at_least: int,

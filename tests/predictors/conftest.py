@@ -1,22 +1,10 @@
-"""A small labelled dataset and a briefly trained network, shared by the predictor tests."""
+"""A briefly trained network, shared by the predictor tests (the dataset: tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from perfsage.dataset.annotate import annotate
-from perfsage.dataset.generate import generate
-
 TARGET = "ethos-u55-128"
-
-
-@pytest.fixture(scope="session")
-def labelled(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("labelled")
-    generate(folder, "keyword-spotting", 50, seed=5)
-    generate(folder, "nasbench201", 30, seed=5)
-    annotate(folder, [TARGET], workers=2)
-    return folder
 
 
 @pytest.fixture(scope="session")

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-
-def _perfsage(*args: str) -> subprocess.CompletedProcess:
-    script = Path(sys.executable).with_name("perfsage")
-    command = [str(script)] if script.is_file() else [
-        sys.executable, "-c", "from perfsage.cli.main import main; main()"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=300,
-                          check=False)
+from helpers.processes import perfsage
 
 
 def _one_error_line(proc: subprocess.CompletedProcess) -> str:
@@ -30,29 +22,29 @@ def _one_error_line(proc: subprocess.CompletedProcess) -> str:
 def test_corrupt_model_file_is_one_clean_line(tmp_path):
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"\x18\x00\x00\x00TFL3" + b"\xff" * 200)
-    line = _one_error_line(_perfsage("measure", str(bad), "--target", "ethos-u55-128"))
+    line = _one_error_line(perfsage("measure", str(bad), "--target", "ethos-u55-128"))
     assert str(bad) in line
 
 
 def test_missing_model_file_is_one_clean_line(tmp_path):
-    line = _one_error_line(_perfsage("measure", str(tmp_path / "none.tflite"), "-t",
+    line = _one_error_line(perfsage("measure", str(tmp_path / "none.tflite"), "-t",
                                      "cortex-m-tflm"))
     assert "no such file" in line
 
 
 def test_unknown_target_is_one_clean_line(tmp_path):
-    line = _one_error_line(_perfsage("measure", str(tmp_path / "m.tflite"), "-t", "tpu"))
+    line = _one_error_line(perfsage("measure", str(tmp_path / "m.tflite"), "-t", "tpu"))
     assert line == ("perfsage: error: unknown target 'tpu'; choose from: ethos-u55-128, "
                     "ethos-u65-256, ethos-u85-256, cpu-litert, cortex-m-tflm")
 
 
 def test_no_target_is_one_clean_line(tmp_path):
-    line = _one_error_line(_perfsage("measure", str(tmp_path / "m.tflite")))
+    line = _one_error_line(perfsage("measure", str(tmp_path / "m.tflite")))
     assert "--target" in line
 
 
 def test_targets_lists_metrics_units_and_settings():
-    proc = _perfsage("targets", "--json")
+    proc = perfsage("targets", "--json")
     assert proc.returncode == 0, proc.stderr
     listed = json.loads(proc.stdout)
     assert list(listed) == ["ethos-u55-128", "ethos-u65-256", "ethos-u85-256", "cpu-litert",
@@ -60,7 +52,7 @@ def test_targets_lists_metrics_units_and_settings():
     assert listed["ethos-u55-128"]["metrics"]["latency_ms"]["unit"] == "ms"
     assert listed["cortex-m-tflm"]["settings"]["tool"] == "tflite-micro"
     assert len(listed["cpu-litert"]["settings_hash"]) == 64
-    table = _perfsage("targets")
+    table = perfsage("targets")
     assert table.returncode == 0 and "energy_mj" in table.stdout and "settings:" in table.stdout
 
 
@@ -69,7 +61,7 @@ def test_targets_lists_metrics_units_and_settings():
 def test_measure_prints_json_and_tables(tflite_models, tmp_path):
     path = tmp_path / "dense.tflite"
     path.write_bytes(tflite_models["dense"])
-    proc = _perfsage("measure", str(path), "-t", "ethos-u55-128", "-t", "cortex-m-tflm",
+    proc = perfsage("measure", str(path), "-t", "ethos-u55-128", "-t", "cortex-m-tflm",
                      "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
@@ -78,6 +70,6 @@ def test_measure_prints_json_and_tables(tflite_models, tmp_path):
     assert results["ethos-u55-128"]["status"] == "ok"
     assert results["ethos-u55-128"]["metrics"]["latency_ms"] > 0
     assert results["cortex-m-tflm"]["metrics"]["flash_kib"] == path.stat().st_size / 1024
-    table = _perfsage("measure", str(path), "-t", "ethos-u85-256")
+    table = perfsage("measure", str(path), "-t", "ethos-u85-256")
     assert table.returncode == 0, table.stderr
     assert "latency_ms" in table.stdout and "dram_kib" in table.stdout and "KiB" in table.stdout

@@ -39,6 +39,7 @@ _COMMANDS = {
     "predict": "perfsage.cli.predict:predict",
     "train": "perfsage.cli.train:train",
     "evaluate": "perfsage.cli.train:evaluate",
+    "compare": "perfsage.cli.compare:compare",
 }
 
 
