@@ -82,7 +82,8 @@ def _cache_path(folder: Path) -> Path:
     return folder / f"features-v{FEATURE_VERSION}.npz"
 
 
-def _save(path: Path, ids: np.ndarray, graphs: list[GraphFeatures]) -> None:
+def save_features(path: Path, ids: np.ndarray, graphs: list[GraphFeatures]) -> None:
+    """Write graphs keyed by integer ``ids`` to one npz (no pickle), atomically."""
     nodes = np.array([len(g.op_types) for g in graphs])
     edges = np.array([g.edges.shape[1] for g in graphs])
     tmp = path.with_suffix(".tmp.npz")
@@ -94,7 +95,8 @@ def _save(path: Path, ids: np.ndarray, graphs: list[GraphFeatures]) -> None:
     tmp.replace(path)
 
 
-def _load(path: Path) -> dict[int, GraphFeatures]:
+def load_features(path: Path) -> dict[int, GraphFeatures]:
+    """Read a :func:`save_features` file back: id -> features."""
     with np.load(path, allow_pickle=False) as z:
         ids, n_nodes, n_edges = z["ids"], z["n_nodes"], z["n_edges"]
         types, nodes, edges, glob = z["op_types"], z["nodes"], z["edges"], z["globals"]
@@ -112,7 +114,7 @@ def features_for(folder: str | Path, rows: list[tuple[int, str, str]], *, worker
                  progress: Callable[[int, int], None] | None = None) -> dict[int, GraphFeatures]:
     """Features of the models ``(id, space, config)``, from the cache or computed and cached."""
     folder = Path(folder)
-    cached = _load(_cache_path(folder)) if _cache_path(folder).exists() else {}
+    cached = load_features(_cache_path(folder)) if _cache_path(folder).exists() else {}
     todo = [r for r in rows if r[0] not in cached]
     if todo:
         tasks = [(r[1], r[2]) for r in todo]
@@ -125,7 +127,7 @@ def features_for(folder: str | Path, rows: list[tuple[int, str, str]], *, worker
                     progress(i + 1, len(tasks))
         cached.update({r[0]: f for r, f in zip(todo, done, strict=True)})
         ids = np.array(sorted(cached), dtype=np.int64)
-        _save(_cache_path(folder), ids, [cached[i] for i in ids.tolist()])
+        save_features(_cache_path(folder), ids, [cached[i] for i in ids.tolist()])
     return cached
 
 
