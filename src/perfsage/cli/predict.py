@@ -21,6 +21,11 @@ def predict(
     weights: Annotated[Path | None, typer.Option(
         help="Weights folder from `perfsage train` (default: the shipped weights).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    per_layer: Annotated[bool, typer.Option(
+        "--per-layer", help="Also show where time and memory go, block by block (block "
+                            "predictor).")] = False,
+    block_weights: Annotated[Path | None, typer.Option(
+        help="Block-predictor folder for --per-layer (default: the shipped one).")] = None,
 ) -> None:
     """Predict latency, energy and memory of models on a target, without running a tool."""
     from rich.table import Table
@@ -33,7 +38,13 @@ def predict(
 
     metric_info = target_class(target).metrics  # unknown target: one clear line
     net = load_model(target, str(weights) if weights else None)
-    graphs, names, failed, notes = [], [], False, {}
+    blocks = None
+    if per_layer:
+        from perfsage.predictors.block.layers import load_block_predictor
+        from perfsage.predictors.block.layers import per_layer as breakdown
+
+        blocks = load_block_predictor(target, str(block_weights) if block_weights else None)
+    graphs, names, failed, notes, layers = [], [], False, {}, {}
     err = fmt.console(stderr=True)
     for path in models:
         try:
@@ -44,6 +55,8 @@ def predict(
             continue
         graphs.append(featurize(model))
         names.append(str(path))
+        if blocks is not None:
+            layers[str(path)] = breakdown(model, blocks)
         notes[str(path)] = net.outside_training(graphs[-1], [op.name for op in
                                                              model.main.operators])
         for reason in notes[str(path)]:
@@ -55,6 +68,7 @@ def predict(
     if as_json:
         print(json.dumps([{"model": n, "target": target, "predicted": r,
                            "outside_training": notes[n]}
+                          | ({"per_layer": layers[n]} if n in layers else {})
                           for n, r in zip(names, rows, strict=True)], indent=1))
     elif rows:
         table = Table(title=f"PerfSAGE predictions for {target}", title_justify="left")
@@ -65,5 +79,36 @@ def predict(
         for name, row in zip(names, rows, strict=True):
             table.add_row(Path(name).name, *(f"{row[m]:.4g}" for m in net.metrics))
         fmt.console().print(table)
+        for name in names:
+            if name in layers:
+                fmt.console().print(_layer_table(Path(name).name, layers[name], metric_info))
     if failed:
         raise typer.Exit(2)
+
+
+def _layer_table(name: str, breakdown: dict, metric_info: dict):
+    """One model's blocks: operators, predicted cost per metric, share of additive ones."""
+    from rich.table import Table
+
+    metrics, peak = breakdown["metrics"], breakdown["peak"]
+    totals = ", ".join(f"{m} {breakdown['total'][m]:.4g}" for m in metrics)
+    table = Table(title=f"{name}, per block (block predictor; totals: {totals})",
+                  title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("operators\n(types)")
+    table.add_column("first operator\n(name)", overflow="fold")
+    for m in metrics:
+        unit = metric_info[m].unit if m in metric_info else ""
+        label = f"{m}\n({unit}{', block peak' if peak[m] else ''})" if unit else m
+        table.add_column(label, justify="right", no_wrap=True)
+        if not peak[m]:
+            table.add_column("%", justify="right", no_wrap=True)
+    for row in breakdown["rows"]:
+        cells = [str(row["block"]), "+".join(row["types"]) or "(per network)",
+                 row["operators"][0] if row["operators"] else ""]
+        for m in metrics:
+            cells.append(f"{row[m]:.4g}")
+            if not peak[m]:
+                cells.append(f"{row['share'].get(m, 0.0):.1f}")
+        table.add_row(*cells)
+    return table

@@ -13,6 +13,7 @@ from perfsage.predictors import saved
 PREDICTORS = {
     "macs-linear": "perfsage.predictors.baselines.macs_linear:MacsLinear",
     "perfsage-gnn": "perfsage.predictors.perfsage_gnn.estimator:PerfSAGE",
+    "block": "perfsage.predictors.block.predictor:BlockPredictor",
 }
 
 

@@ -1,0 +1,58 @@
+"""Train the block predictor on a dataset's train split and report test-split MAPE.
+
+Run: .venv/bin/python benchmarks/train_block.py /work/data/edgedlperf-20k \
+         --target ethos-u55-128 [--out src/perfsage/weights/block/ethos-u55-128]
+         [--train-size N] [--epochs 60]
+Early-stops on the val split (hash-based 80/10/10, as every predictor); ``--train-size``
+trains on the first N training graphs only (the small-data regime block predictors aim
+at). Prints one line per metric: test MAPE %, and the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dataset", type=Path)
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--out", type=Path, help="save the fitted predictor here")
+    parser.add_argument("--train-size", type=int, help="use only this many training graphs")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    from perfsage.predictors.graphset import load_graphset, split_sets
+    from perfsage.predictors.registry import get_predictor
+
+    sets = split_sets(load_graphset(args.dataset, args.target, workers=1))
+    train = sets["train"]
+    if args.train_size:
+        pick = np.random.default_rng(args.seed).permutation(len(train))[:args.train_size]
+        train = train.subset(np.sort(pick))
+    start = time.perf_counter()
+    predictor = get_predictor("block", epochs=args.epochs, seed=args.seed)
+    predictor.progress = lambda epoch, mape: print(f"epoch {epoch}: val MAPE {mape:.2f} % "
+                                                   f"({time.perf_counter() - start:.0f} s)",
+                                                   flush=True)
+    predictor.fit(train, sets["val"])
+    wall = time.perf_counter() - start
+    pred = predictor.predict(sets["test"].graphs)
+    test = sets["test"].labels
+    mape = {m: float(100 * np.mean(np.abs(pred[m] / test[m] - 1)))
+            for m in pred if np.all(test[m] > 0)}
+    print(json.dumps({"target": args.target, "train": len(train), "val": len(sets["val"]),
+                      "test": len(sets["test"]), "fit_s": round(wall, 1),
+                      "test_mape_%": {m: round(v, 2) for m, v in mape.items()}}))
+    if args.out:
+        predictor.save(args.out)
+
+
+if __name__ == "__main__":
+    main()

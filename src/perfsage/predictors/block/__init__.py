@@ -1,0 +1,1 @@
+"""The block-based predictor: per-block costs learned from network totals, summed."""
