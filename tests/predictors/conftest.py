@@ -7,6 +7,19 @@ import pytest
 TARGET = "ethos-u55-128"
 
 
+@pytest.fixture(scope="session", params=["pool", "additive"])
+def trained_each_readout(labelled, tmp_path_factory, request):
+    """Weights briefly trained with each readout of the network."""
+    from perfsage.predictors.graphset import load_graphset, split_sets
+    from perfsage.predictors.perfsage_gnn.train import Hyper, fit
+
+    out = tmp_path_factory.mktemp(f"weights-{request.param}")
+    sets = split_sets(load_graphset(labelled, TARGET, workers=1))
+    fit(sets["train"], sets["val"], TARGET, out,
+        Hyper(epochs=3, hidden=16, layers=2, embed=8, readout=request.param))
+    return out
+
+
 @pytest.fixture(scope="session")
 def trained(labelled, tmp_path_factory):
     from perfsage.predictors.graphset import load_graphset, split_sets

@@ -56,20 +56,21 @@ def test_splits_are_disjoint_by_graph_hash(labelled):
     assert "nasbench201" not in set(data.spaces[held["train"] | held["val"]])
 
 
-def test_numpy_runtime_equals_the_torch_network(labelled, trained):
+def test_numpy_runtime_equals_the_torch_network(labelled, trained_each_readout):
     from safetensors.torch import load_file
     from torch_geometric.loader import DataLoader
 
     from perfsage.predictors.perfsage_gnn.net import PerfSAGENet
     from perfsage.predictors.perfsage_gnn.train import _predict, _pyg
 
+    trained = trained_each_readout
     model = PerfSAGEModel.load(trained)
     data = load_graphset(labelled, TARGET, workers=1)
-    h = model.config["hyper"]
-    net = PerfSAGENet(len(model.config["op_types"]) + 1, len(model.config["node_mu"]),
-                      len(model.config["global_mu"]), len(model.metrics), hidden=h["hidden"],
-                      layers=h["layers"], embed=h["embed"])
+    net = PerfSAGENet.from_config(model.config)
     net.load_state_dict(load_file(str(trained / "model.safetensors")))
+    additive = model.config.get("additive", [])
+    assert set(additive) == (set() if model.config["hyper"]["readout"] == "pool"
+                             else {"latency_ms", "npu_cycles", "energy_mj", "flash_kib"})
     torch_out = _predict(net, DataLoader(_pyg(data, model.config), batch_size=17))
     np.testing.assert_allclose(model.standardised(data.graphs), torch_out, atol=1e-4)
 

@@ -26,6 +26,9 @@ def train(
     hidden: Annotated[int, typer.Option(min=8, help="Hidden width.")] = 128,
     layers: Annotated[int, typer.Option(min=1, help="Message-passing rounds.")] = 4,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    readout: Annotated[str, typer.Option(
+        help="pool: one MLP over pooled node states; additive: latency, energy and flash as "
+             "a sum of per-operator costs plus an overhead.")] = "pool",
     workers: Annotated[int, typer.Option(min=1, help="Processes for featurising.")] = 2,
 ) -> None:
     """Train PerfSAGE on a dataset's labels (CPU); running again resumes from the checkpoint."""
@@ -35,7 +38,8 @@ def train(
     from perfsage.targets.registry import target_class
 
     target_class(target)
-    hyper = Hyper(epochs=epochs, patience=patience, hidden=hidden, layers=layers, seed=seed)
+    hyper = Hyper(epochs=epochs, patience=patience, hidden=hidden, layers=layers, seed=seed,
+                  readout=readout)
     with Reporter("features", "graphs") as progress:
         data = load_graphset(dataset, target, workers=workers, progress=progress.update)
     sets = split_sets(data, holdout_space)

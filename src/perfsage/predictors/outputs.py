@@ -57,6 +57,16 @@ def decode(z: np.ndarray, scale: dict[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
+#: Metrics that are sums over a network's layers (time, energy, weight bytes); peak-memory
+#: metrics (SRAM, arena, DRAM) are maxima over the schedule instead.
+ADDITIVE_METRICS = ("latency_ms", "npu_cycles", "energy_mj", "flash_kib")
+
+
+def additive(scale: dict[str, Any]) -> list[str]:
+    """The learnt metrics that add up over layers, in output order."""
+    return [m for m in learned(scale) if m in ADDITIVE_METRICS]
+
+
 def learned(scale: dict[str, Any]) -> list[str]:
     """The metrics with a relative error to minimise (mode ``log``)."""
     return [m for m in scale["metrics"] if scale["modes"][m] == "log"]

@@ -5,6 +5,12 @@ Each operator's type embedding and standardised features go through a linear lay
 producer->consumer edges, one over their reverse) with residual connections. The readout
 concatenates sum pooling (latency and energy add up over layers), mean and max pooling and
 the graph's global features, and an MLP predicts every metric at once.
+
+With ``readout="additive"`` the additive metrics (``outputs.ADDITIVE_METRICS``) are instead
+a sum over operators of a per-operator cost predicted from each operator's embedding, plus
+the pooled head's output as a per-network overhead: total = sum_i exp(c_i) + exp(o). A
+network of unseen size or depth then costs what its operators cost, which is what lets the
+prediction carry over to search spaces never seen in training.
 """
 
 from __future__ import annotations
@@ -12,17 +18,32 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch_geometric.nn import SAGEConv, global_add_pool, global_max_pool, global_mean_pool
+from torch_geometric.utils import scatter
 
 #: Sum pooling is scaled down so its magnitude stays near the mean's for ~100-op graphs.
 SUM_SCALE = 1 / 16
+#: log(64): per-operator costs start at 1/64 of the mean total (networks have ~30-150 ops).
+NODE_SHARE_LOG = 4.1588830833596715
 
 
 class PerfSAGENet(nn.Module):
     """GraphSAGE over operator graphs with a sum/mean/max readout and one output per metric."""
 
     def __init__(self, n_types: int, n_node: int, n_global: int, n_out: int, *,
-                 hidden: int = 128, layers: int = 4, embed: int = 32) -> None:
+                 hidden: int = 128, layers: int = 4, embed: int = 32,
+                 additive: list[int] | None = None, mu: list[float] | None = None,
+                 sigma: list[float] | None = None) -> None:
         super().__init__()
+        self.additive = list(additive or [])
+        if self.additive:
+            index = torch.tensor(self.additive)
+            self.register_buffer("add_index", index, persistent=False)
+            self.register_buffer("add_mu", torch.tensor(mu, dtype=torch.float32)[index],
+                                 persistent=False)
+            self.register_buffer("add_sigma", torch.tensor(sigma, dtype=torch.float32)[index],
+                                 persistent=False)
+            self.node_head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(),
+                                           nn.Linear(hidden, len(self.additive)))
         self.embed = nn.Embedding(n_types, embed)
         self.lin_in = nn.Linear(embed + n_node, hidden)
         self.fwd = nn.ModuleList(SAGEConv(hidden, hidden) for _ in range(layers))
@@ -32,6 +53,18 @@ class PerfSAGENet(nn.Module):
             nn.Linear(hidden, hidden), nn.ReLU(),
             nn.Linear(hidden, n_out),
         )
+
+    @classmethod
+    def from_config(cls, config: dict) -> PerfSAGENet:
+        """The network a weights config (or a training scale with ``hyper``) describes."""
+        from perfsage.predictors.features import GLOBAL_FEATURES, NODE_FEATURES, OP_TYPES
+
+        h = config["hyper"]
+        return cls(len(OP_TYPES) + 1, len(NODE_FEATURES), len(GLOBAL_FEATURES),
+                   len(config["metrics"]), hidden=h["hidden"], layers=h["layers"],
+                   embed=h["embed"],
+                   additive=[config["metrics"].index(m) for m in config.get("additive", [])],
+                   mu=config["mu"], sigma=config["sigma"])
 
     def forward(self, op_type: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor,
                 glob: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
@@ -46,4 +79,13 @@ class PerfSAGENet(nn.Module):
             global_max_pool(h, batch, num_graphs),
             glob,
         ], dim=1)
-        return self.head(pooled)
+        out = self.head(pooled)
+        if not self.additive:
+            return out
+        # Per-operator log costs, started near an equal share of a typical network's total.
+        cost = self.node_head(h) + (self.add_mu - NODE_SHARE_LOG)
+        overhead = out[:, self.add_index] * self.add_sigma + self.add_mu
+        peak = torch.maximum(scatter(cost, batch, 0, num_graphs, reduce="max"), overhead)
+        total = scatter(torch.exp(cost - peak[batch]), batch, 0, num_graphs, reduce="sum")
+        log_total = peak + torch.log(total + torch.exp(overhead - peak))
+        return out.index_copy(1, self.add_index, (log_total - self.add_mu) / self.add_sigma)

@@ -22,6 +22,10 @@ class PerfSAGEModel:
         self._node_sigma = np.asarray(config["node_sigma"], dtype=np.float32)
         self._global_mu = np.asarray(config["global_mu"], dtype=np.float32)
         self._global_sigma = np.asarray(config["global_sigma"], dtype=np.float32)
+        names = config.get("additive", [])
+        index = np.array([config["metrics"].index(m) for m in names], dtype=np.int64)
+        self._additive = (index, np.asarray(config["mu"], dtype=np.float32)[index],
+                          np.asarray(config["sigma"], dtype=np.float32)[index]) if names else None
 
     @classmethod
     def load(cls, folder: str | Path) -> PerfSAGEModel:
@@ -42,7 +46,7 @@ class PerfSAGEModel:
         """Raw network outputs (standardised), one row per graph."""
         return runtime.forward(self.tensors, self.config["hyper"]["layers"], graphs,
                                self._node_mu, self._node_sigma, self._global_mu,
-                               self._global_sigma)
+                               self._global_sigma, self._additive)
 
     def outside_training(self, graph: GraphFeatures, op_names: list[str]) -> list[str]:
         """Why ``graph`` is unlike the training data (empty when it is not)."""

@@ -15,6 +15,7 @@ import numpy as np
 from perfsage.predictors.features import GraphFeatures
 
 SUM_SCALE = 1 / 16  # must equal net.SUM_SCALE
+NODE_SHARE_LOG = np.float32(4.1588830833596715)  # must equal net.NODE_SHARE_LOG
 
 
 def _linear(w: dict[str, np.ndarray], name: str, x: np.ndarray) -> np.ndarray:
@@ -95,10 +96,28 @@ def _pool(h: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndar
     return np.stack([b.sum(axis=0) for b in blocks]), np.stack([b.max(axis=0) for b in blocks])
 
 
+def _additive(w: dict[str, np.ndarray], h: np.ndarray, z: np.ndarray, starts: np.ndarray,
+              index: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """The additive readout: per-operator costs summed per graph, plus the pooled overhead."""
+    cost = _linear(w, "node_head.2", np.maximum(_linear(w, "node_head.0", h), 0))
+    cost += mu - NODE_SHARE_LOG
+    overhead = z[:, index] * sigma + mu
+    peak = np.maximum(np.maximum.reduceat(cost, starts, axis=0), overhead)
+    graph_of = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(h))))
+    total = np.add.reduceat(np.exp(cost - peak[graph_of]), starts, axis=0)
+    out = z.copy()
+    out[:, index] = (peak + np.log(total + np.exp(overhead - peak)) - mu) / sigma
+    return out
+
+
 def forward(weights: dict[str, np.ndarray], layers: int, graphs: list[GraphFeatures],
             node_mu: np.ndarray, node_sigma: np.ndarray, global_mu: np.ndarray,
-            global_sigma: np.ndarray) -> np.ndarray:
-    """Standardised outputs for a batch of graphs, one row per graph."""
+            global_sigma: np.ndarray, additive: tuple[np.ndarray, ...] | None = None,
+            ) -> np.ndarray:
+    """Standardised outputs for a batch of graphs, one row per graph.
+
+    ``additive``: (metric indices, their mu, their sigma) for the additive readout.
+    """
     types, nodes, edges, starts, sizes = _concatenated(graphs)
     n = len(types)
     fwd, bwd = _Neighbours.of(edges[0], edges[1], n), _Neighbours.of(edges[1], edges[0], n)
@@ -121,4 +140,5 @@ def forward(weights: dict[str, np.ndarray], layers: int, graphs: list[GraphFeatu
     ], axis=1)
     z = np.maximum(_linear(w, "head.0", pooled), 0)
     z = np.maximum(_linear(w, "head.2", z), 0)
-    return _linear(w, "head.4", z)
+    z = _linear(w, "head.4", z)
+    return _additive(w, h, z, starts, *additive) if additive else z

@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from perfsage.errors import UsageError
 from perfsage.predictors.domain import training_domain
-from perfsage.predictors.features import GLOBAL_FEATURES, NODE_FEATURES, OP_TYPES
 from perfsage.predictors.graphset import GraphSet
-from perfsage.predictors.outputs import decode, encode, mean_mape, output_scaling
+from perfsage.predictors.outputs import additive, decode, encode, mean_mape, output_scaling
 from perfsage.predictors.perfsage_gnn import weights
 
 CHECKPOINT = "checkpoint.safetensors"
+READOUTS = ("pool", "additive")
 CHECKPOINT_STATE = "checkpoint.json"
 
 
@@ -40,9 +41,14 @@ class Hyper:
     epochs: int = 80
     patience: int = 12
     seed: int = 0
+    readout: str = "pool"  # or "additive": see net.PerfSAGENet
+
+    def __post_init__(self) -> None:
+        if self.readout not in READOUTS:
+            raise UsageError(f"readout {self.readout!r}: expected one of {', '.join(READOUTS)}")
 
 
-def _scaling(train: GraphSet) -> dict[str, Any]:
+def _scaling(train: GraphSet, readout: str = "pool") -> dict[str, Any]:
     """Output scaling of the metrics, node and global feature standardisation, the domain."""
     nodes = np.concatenate([g.nodes for g in train.graphs])
     glob = np.stack([g.globals for g in train.graphs])
@@ -51,7 +57,10 @@ def _scaling(train: GraphSet) -> dict[str, Any]:
         s = a.std(axis=0)
         return np.where(s > 1e-6, s, 1.0).tolist()
 
-    return {**output_scaling(train.labels), "domain": training_domain(train.graphs),
+    scale = output_scaling(train.labels)
+    if readout == "additive":
+        scale["additive"] = additive(scale)
+    return {**scale, "domain": training_domain(train.graphs),
             "node_mu": nodes.mean(axis=0).tolist(), "node_sigma": std(nodes),
             "global_mu": glob.mean(axis=0).tolist(), "global_sigma": std(glob)}
 
@@ -108,12 +117,10 @@ def fit(train: GraphSet, val: GraphSet, target: str, out: str | Path,
     # One intra-op thread: these graphs are small, and on a busy 2-core machine a second
     # thread made a batch 40x slower (1.5 s vs 37 ms) through oversubscription.
     torch.set_num_threads(1)
-    scale = _scaling(train)
+    scale = _scaling(train, hyper.readout)
     train_set, val_set = _pyg(train, scale), _pyg(val, scale)
     val_loader = DataLoader(val_set, batch_size=256)
-    net = PerfSAGENet(len(OP_TYPES) + 1, len(NODE_FEATURES), len(GLOBAL_FEATURES),
-                      len(scale["metrics"]), hidden=hyper.hidden, layers=hyper.layers,
-                      embed=hyper.embed)
+    net = PerfSAGENet.from_config({**scale, "hyper": asdict(hyper)})
     opt = torch.optim.AdamW(net.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=hyper.epochs)
     sigma, log_mask = loss_weights(scale)
