@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from perfsage.graph.ir import Model, Operator, Subgraph, Tensor
+from perfsage.graph.ir import Model, Operator, Subgraph, Tensor, TensorSizes
 
 _POOLS = {"AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D"}
 _REDUCTIONS = {"MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "REDUCE_ANY",
@@ -94,13 +94,16 @@ def _input(sub: Subgraph, op: Operator, i: int) -> Tensor | None:
     return sub.tensors[t] if t >= 0 else None
 
 
-def operator_macs(sub: Subgraph, op: Operator) -> int:
-    """MACs of one operator by the conventions in this module's docstring."""
-    tensors = sub.tensors
+def operator_macs(sub: Subgraph, op: Operator, elements: list[int] | None = None) -> int:
+    """MACs of one operator by the conventions in this module's docstring.
+
+    ``elements`` gives every tensor's element count when the caller has them already.
+    """
+    elements = elements or [t.num_elements for t in sub.tensors]
     out_elems = 0
     for t in op.outputs:
         if t >= 0:
-            out_elems += tensors[t].num_elements
+            out_elems += elements[t]
     name = op.opcode
 
     def inp(i: int) -> Tensor | None:
@@ -137,30 +140,28 @@ def operator_macs(sub: Subgraph, op: Operator) -> int:
     return out_elems * _PER_ELEMENT.get(name, 0)
 
 
-def _layer(sub: Subgraph, op: Operator, nbytes: list[int]) -> LayerCost:
-    """One operator's costs; ``nbytes`` holds every tensor's size, counted once."""
-    tensors = sub.tensors
+def _layer(sub: Subgraph, op: Operator, sizes: TensorSizes) -> LayerCost:
+    """One operator's costs, from the sizes of its subgraph's tensors."""
+    tensors, nbytes, constant = sub.tensors, sizes.nbytes, sizes.constant
     consts: set[int] = set()  # each constant once, however often it is read
     params = param_bytes = input_bytes = output_bytes = 0
     for t in op.inputs:
         if t < 0:
             continue
-        if tensors[t].data is None:
+        if not constant[t]:
             input_bytes += nbytes[t]
         elif t not in consts:
             consts.add(t)
-            params += tensors[t].num_elements
+            params += sizes.elements[t]
             param_bytes += nbytes[t]
     shapes = []
     for t in op.outputs:
         if t >= 0:
             shapes.append(tensors[t].shape)
             output_bytes += nbytes[t]
-    return LayerCost(
-        index=op.index, op=op.name, activation=op.fused_activation,
-        output_shapes=tuple(shapes), macs=operator_macs(sub, op), params=params,
-        param_bytes=param_bytes, input_bytes=input_bytes, output_bytes=output_bytes,
-    )
+    return LayerCost(op.index, op.name, op.fused_activation, tuple(shapes),
+                     operator_macs(sub, op, sizes.elements), params, param_bytes,
+                     input_bytes, output_bytes)
 
 
 def _subgraph_macs(model: Model, index: int, visiting: frozenset[int],
@@ -172,7 +173,9 @@ def _subgraph_macs(model: Model, index: int, visiting: frozenset[int],
     if index in visiting:
         return 0
     sub = model.subgraphs[index]
-    own = own or [operator_macs(sub, op) for op in sub.operators]
+    if own is None:
+        elements = TensorSizes.of(sub.tensors).elements
+        own = [operator_macs(sub, op, elements) for op in sub.operators]
     inner = visiting | {index}
     return sum(_with_called(model, op, macs, inner) for op, macs in zip(sub.operators, own,
                                                                           strict=True))
@@ -195,20 +198,20 @@ def _with_called(model: Model, op: Operator, own: int, visiting: frozenset[int])
     return own + (max(macs) if op.opcode == "IF" else sum(macs))
 
 
-def peak_activation_bytes(sub: Subgraph, nbytes: list[int] | None = None) -> int:
+def peak_activation_bytes(sub: Subgraph, sizes: TensorSizes | None = None) -> int:
     """Most activation bytes live at once when operators run in their listed order.
 
     A tensor is live from the operator that writes it (or the start, for subgraph inputs)
     to its last reader (or the end, for subgraph outputs); variables live throughout. No
     two tensors share memory, as an arena planner without in-place reuse would place them.
-    ``nbytes`` gives every tensor's size when the caller has counted them already.
+    ``sizes`` gives every tensor's size when the caller has counted them already.
     """
-    nbytes = nbytes or [t.nbytes for t in sub.tensors]
-    activation = [t.data is None for t in sub.tensors]
+    sizes = sizes or TensorSizes.of(sub.tensors)
+    nbytes, constant = sizes.nbytes, sizes.constant
     last_use: dict[int, int] = {}
     for op in sub.operators:
         for t in op.inputs:
-            if t >= 0 and activation[t]:
+            if t >= 0 and not constant[t]:
                 last_use[t] = op.index
     end = len(sub.operators)
     for t in sub.outputs:
@@ -216,13 +219,13 @@ def peak_activation_bytes(sub: Subgraph, nbytes: list[int] | None = None) -> int
     for t in sub.tensors:
         if t.is_variable:
             last_use[t.index] = end
-    live = {t: nbytes[t] for t in sub.inputs if activation[t]}
+    live = {t: nbytes[t] for t in sub.inputs if not constant[t]}
     live.update({t.index: nbytes[t.index] for t in sub.tensors if t.is_variable})
     current = sum(live.values())
     peak = current
     for op in sub.operators:
         for t in op.outputs:
-            if t >= 0 and activation[t] and t not in live:
+            if t >= 0 and not constant[t] and t not in live:
                 live[t] = nbytes[t]
                 current += live[t]
         peak = max(peak, current)
@@ -232,27 +235,43 @@ def peak_activation_bytes(sub: Subgraph, nbytes: list[int] | None = None) -> int
     return peak
 
 
-def analyze(model: Model) -> ModelCost:
-    """Cost of every operator of the main subgraph and the model's totals."""
+def _constants(model: Model, main: TensorSizes) -> dict[int, tuple[int, int]]:
+    """Buffer index -> (elements, bytes) of the constant tensors of every subgraph.
+
+    Keyed by buffer so that a constant shared by several tensors counts once (the last
+    tensor listed names its size); ``main`` holds the main subgraph's sizes.
+    """
+    constants: dict[int, tuple[int, int]] = {}
+    for sub in model.subgraphs:
+        sizes = main if sub is model.main else TensorSizes.of(sub.tensors)
+        for t, constant, elements, nbytes in zip(sub.tensors, sizes.constant, sizes.elements,
+                                                 sizes.nbytes, strict=True):
+            if constant:
+                constants[t.buffer] = elements, nbytes
+    return constants
+
+
+def analyze(model: Model, sizes: TensorSizes | None = None) -> ModelCost:
+    """Cost of every operator of the main subgraph and the model's totals.
+
+    ``sizes``: the main subgraph's :class:`TensorSizes`, when the caller has them already.
+    """
     main = model.main
-    nbytes = [t.nbytes for t in main.tensors]
-    layers = [_layer(main, op, nbytes) for op in main.operators]
-    constants = {
-        t.buffer: t
-        for sub in model.subgraphs for t in sub.tensors if t.is_constant
-    }
+    sizes = sizes or TensorSizes.of(main.tensors)
+    layers = [_layer(main, op, sizes) for op in main.operators]
+    constants = _constants(model, sizes).values()
     ops_by_type: dict[str, int] = {}
-    for op in main.operators:
-        ops_by_type[op.name] = ops_by_type.get(op.name, 0) + 1
+    for layer in layers:
+        ops_by_type[layer.op] = ops_by_type.get(layer.op, 0) + 1
     return ModelCost(
         source=model.source,
         layers=layers,
         macs=_model_macs(model, layers),
-        params=sum(t.num_elements for t in constants.values()),
-        param_bytes=sum(t.nbytes for t in constants.values()),
-        activation_bytes=sum(n for t, n in zip(main.tensors, nbytes, strict=True)
-                             if t.data is None),
-        peak_activation_bytes=peak_activation_bytes(main, nbytes),
+        params=sum(elements for elements, _ in constants),
+        param_bytes=sum(nbytes for _, nbytes in constants),
+        activation_bytes=sum(n for n, c in zip(sizes.nbytes, sizes.constant, strict=True)
+                             if not c),
+        peak_activation_bytes=peak_activation_bytes(main, sizes),
         model_bytes=model.size_bytes,
         subgraphs=len(model.subgraphs),
         ops_by_type=dict(sorted(ops_by_type.items(), key=lambda kv: -kv[1])),

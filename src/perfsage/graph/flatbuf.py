@@ -185,7 +185,7 @@ def gather(data: np.ndarray, positions: np.ndarray, dtype: str) -> np.ndarray:
     Positions are sums of unsigned offsets, never negative; one past the end raises
     IndexError. Aligned positions (the flatbuffer norm) take one typed lookup.
     """
-    width = _ITEMSIZE.get(dtype) or _ITEMSIZE.setdefault(dtype, np.dtype(dtype).itemsize)
+    width = _itemsize(dtype)
     if width == 1:
         return data[positions].view(dtype)
     if not (positions & (width - 1)).any():
@@ -194,6 +194,33 @@ def gather(data: np.ndarray, positions: np.ndarray, dtype: str) -> np.ndarray:
 
 
 _ITEMSIZE: dict[str, int] = {}
+
+
+def _itemsize(dtype: str) -> int:
+    """Bytes per element of ``dtype``, memoised (``np.dtype`` costs a microsecond a call)."""
+    return _ITEMSIZE.get(dtype) or _ITEMSIZE.setdefault(dtype, np.dtype(dtype).itemsize)
+
+
+def split(flat: np.ndarray, ends: list[int]) -> list[tuple]:
+    """The values of ``flat`` as one tuple per table, cut at ``ends`` (see :meth:`Columns.flat`)."""
+    values = flat.tolist()
+    return [tuple(values[a:b]) for a, b in zip([0, *ends], ends, strict=False)]
+
+
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, index of each value among them).
+
+    ``np.unique(values, return_inverse=True)`` without its overheads, which cost more than
+    sorting the few hundred values of a model's tables.
+    """
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    new = np.empty(len(values), dtype=bool)
+    new[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    which = np.empty(len(values), dtype=np.intp)
+    which[order] = np.cumsum(new) - 1
+    return ordered[new], which
 
 
 class Columns:
@@ -212,8 +239,7 @@ class Columns:
         self._vtables: list[tuple[int, tuple[int, ...]]] = []
         self._which = np.zeros(0, np.intp)
         if positions.size:  # sparsity, intermediates and the like are mostly absent
-            starts, self._which = np.unique(positions - gather(data, positions, "<i4"),
-                                            return_inverse=True)
+            starts, self._which = _distinct(positions - gather(data, positions, "<i4"))
             self._vtables = [_vtable(buf, v) for v in starts.tolist()]
 
     @classmethod
@@ -253,12 +279,26 @@ class Columns:
             starts[present], lengths[present] = at + 4, gather(self.data, at, "<u4")
         return starts, lengths
 
-    def values(self, slot: int, code: str) -> list[tuple]:
-        """A vector-of-scalars field (struct format ``code``) of every table, as tuples."""
+    def flat(self, slot: int, dtype: str) -> tuple[np.ndarray, list[int]]:
+        """A vector-of-scalars field of every table: all values in one array, and their ends.
+
+        ``ends[i]`` is where table i's values end in the array.
+        One gather for all the tables: unpacking hundreds of short vectors one by one costs
+        more than all the rest of reading them. Lengths the file cannot hold raise ValueError.
+        """
         starts, lengths = self.vectors(slot)
-        buf = self.buf
-        return [unpack_vector(buf, s, n, code)
-                for s, n in zip(starts.tolist(), lengths.tolist(), strict=True)]
+        width = _itemsize(dtype)
+        ends = np.cumsum(lengths)
+        total = int(ends[-1]) if ends.size else 0
+        if total * width > len(self.buf):
+            raise ValueError(f"vectors claim {total} values, more than the file can hold")
+        positions = np.repeat(starts - width * (ends - lengths), lengths)
+        positions += width * np.arange(total)
+        return gather(self.data, positions, dtype), ends.tolist()
+
+    def values(self, slot: int, dtype: str) -> list[tuple]:
+        """A vector-of-scalars field (NumPy ``dtype``) of every table, as tuples."""
+        return split(*self.flat(slot, dtype))
 
     def strings(self, slot: int) -> list[str]:
         """A string field of every table, decoded leniently ('' where absent)."""

@@ -91,9 +91,13 @@ class Tensor:
     @property
     def nbytes(self) -> int:
         """Bytes the tensor occupies in memory at batch 1 (sub-byte types packed)."""
+        return self.nbytes_of(self.num_elements, self.bits)
+
+    def nbytes_of(self, elements: int, bits: int) -> int:
+        """:attr:`nbytes` given this tensor's element count and bits, when already known."""
         if self.is_sparse and self.data is not None:
             return int(self.data.size)
-        return (self.num_elements * self.bits + 7) // 8
+        return (elements * bits + 7) // 8
 
 
 @dataclass(slots=True, eq=False)
@@ -136,6 +140,29 @@ class Edge:
     producer: int
     consumer: int
     tensor: int
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSizes:
+    """Every tensor's size facts in one subgraph, as lists indexed like its tensors.
+
+    Cost analysis and features look these up several times per operator; reading each
+    property once per tensor, here, is what keeps them cheap.
+    """
+
+    elements: list[int]  # Tensor.num_elements
+    bits: list[int]  # Tensor.bits
+    nbytes: list[int]  # Tensor.nbytes
+    constant: list[bool]  # Tensor.is_constant
+
+    @classmethod
+    def of(cls, tensors: list[Tensor]) -> TensorSizes:
+        """The sizes of ``tensors`` (a subgraph's list)."""
+        elements = [t.num_elements for t in tensors]
+        bits = [t.bits for t in tensors]
+        return cls(elements, bits,
+                   [t.nbytes_of(e, b) for t, e, b in zip(tensors, elements, bits, strict=True)],
+                   [t.data is not None for t in tensors])
 
 
 @dataclass(eq=False)

@@ -27,7 +27,7 @@ import numpy as np
 
 from perfsage.errors import ModelFileError
 from perfsage.graph import schema
-from perfsage.graph.flatbuf import SLOTS, Columns, Table
+from perfsage.graph.flatbuf import SLOTS, Columns, Table, split
 from perfsage.graph.ir import Model, Operator, Quantization, Subgraph, Tensor
 
 # What a damaged flatbuffer can raise from inside the generated accessors.
@@ -287,32 +287,25 @@ def _tensors_at_once(cols: Columns, f: _File) -> list[Tensor]:
 
     Raises _Unusual rather than judge anything :func:`_tensor` would reject.
     """
-    _, lengths = cols.vectors(_T_SHAPE)
-    if (lengths * 4 > len(f.buf)).any():
+    flat, ends = cols.flat(_T_SHAPE, "<i4")
+    if flat.size and flat.min() < -1:
         raise _Unusual
-    shapes = cols.values(_T_SHAPE, "i")
-    if _bounds(shapes)[0] < -1:
-        raise _Unusual
+    shapes = split(flat, ends)
     dtypes = [schema.DTYPE_NAMES.get(c) for c in cols.scalars(_T_TYPE, "<i1").tolist()]
     if None in dtypes:
         raise _Unusual
     variable = (cols.scalars(_T_VARIABLE, "u1") != 0).tolist()
     sparse = cols.tables(_T_SPARSITY)[0].tolist()
+    buffers = cols.scalars(_T_BUFFER, "<u4").tolist()
+    data = {b: f.buffers.data(b) for b in dict.fromkeys(buffers)}
+    # Positional arguments, in Tensor's field order: keywords cost more, per tensor.
     return [
-        Tensor(index=i, name=name, shape=shape, dtype=dtype, quantization=q,
-               shape_signature=sig if sig and sig != shape else None, buffer=b,
-               data=f.buffers.data(b), is_variable=var, is_sparse=sp)
+        Tensor(i, name, shape, dtype, q, sig if sig and sig != shape else None, b, data[b],
+               var, sp)
         for i, (name, shape, dtype, q, sig, b, var, sp) in enumerate(zip(
             _names(cols, f.details), shapes, dtypes, _quantizations(cols, f.details),
-            cols.values(_T_SIGNATURE, "i"), cols.scalars(_T_BUFFER, "<u4").tolist(),
-            variable, sparse, strict=True))
+            cols.values(_T_SIGNATURE, "<i4"), buffers, variable, sparse, strict=True))
     ]
-
-
-def _bounds(vectors: list[tuple]) -> tuple[int, int]:
-    """(smallest, largest) value in any of ``vectors``; (0, -1) when all are empty."""
-    full = [v for v in vectors if v]
-    return (min(map(min, full)), max(map(max, full))) if full else (0, -1)
 
 
 def _names(cols: Columns, details: bool) -> list[str]:
@@ -339,7 +332,7 @@ def _quantizations(cols: Columns, details: bool) -> list[Quantization | None]:
     made = iter([
         Quantization(scale, zero or (0,) * len(scale), axis if len(scale) > 1 else None)
         if scale else None
-        for scale, zero, axis in zip(q.values(_Q_SCALE, "f"), q.values(_Q_ZERO, "q"),
+        for scale, zero, axis in zip(q.values(_Q_SCALE, "<f4"), q.values(_Q_ZERO, "<i8"),
                                      q.scalars(_Q_AXIS, "<i4").tolist(), strict=True)
     ])
     return [next(made) if p else None for p in present.tolist()]
@@ -438,14 +431,10 @@ def _indices(t: Table, slot: int, n: int, what: str, check: _Checker,
 
 def _indices_at_once(cols: Columns, slot: int, n: int, optional: bool = False) -> list[tuple]:
     """What :func:`_indices` reads, for every table; _Unusual for anything it would reject."""
-    _, lengths = cols.vectors(slot)
-    if (lengths * 4 > len(cols.buf)).any():
+    flat, ends = cols.flat(slot, "<i4")
+    if flat.size and (flat.min() < (-1 if optional else 0) or flat.max() >= n):
         raise _Unusual
-    values = cols.values(slot, "i")
-    low, high = _bounds(values)
-    if low < (-1 if optional else 0) or high >= n:
-        raise _Unusual
-    return values
+    return split(flat, ends)
 
 
 def _operator(op: Table, i: int, where: str, n_tensors: int, f: _File) -> Operator:

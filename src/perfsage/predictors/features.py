@@ -13,9 +13,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from perfsage.graph import Model, Operator, Subgraph, Tensor, analyze
+from perfsage.graph import Model, Operator, Subgraph, analyze
 from perfsage.graph.analysis import LayerCost, ModelCost
-from perfsage.graph.ir import element_count
+from perfsage.graph.ir import TensorSizes, element_count
 
 FEATURE_VERSION = 1
 
@@ -82,23 +82,22 @@ _ACTIVATION_FLAGS = {a: tuple(float(a == b) for b in ACTIVATIONS) for a in ACTIV
 _NO_ACTIVATION = (0.0,) * len(ACTIVATIONS)
 
 
-def _node_row(sub: Subgraph, op: Operator, layer: LayerCost,
+def _node_row(sub: Subgraph, op: Operator, layer: LayerCost, sizes: TensorSizes,
               consumers: dict[int, list[int]]) -> tuple[float, ...]:
     """The NODE_FEATURES of one operator, before log scaling."""
-    tensors = sub.tensors
+    tensors, bits = sub.tensors, sizes.bits
     o = op.options
-    acts: list[Tensor] = []
+    acts: list[int] = []  # activation inputs, by tensor index
     weights = weight_elements = weight_bits = 0
     for t in op.inputs:
         if t >= 0:
-            tensor = tensors[t]
-            if tensor.data is None:
-                acts.append(tensor)
+            if not sizes.constant[t]:
+                acts.append(t)
             else:
                 weights += 1
-                weight_elements += tensor.num_elements
-                weight_bits = max(weight_bits, tensor.bits)
-    outs = [tensors[t] for t in op.outputs if t >= 0]
+                weight_elements += sizes.elements[t]
+                weight_bits = max(weight_bits, bits[t])
+    outs = [t for t in op.outputs if t >= 0]
     kernel = (o.get("filter_height", 0), o.get("filter_width", 0))
     if op.opcode in _CONVS and len(acts) + weights > 1:
         shape = tensors[op.inputs[1]].shape
@@ -110,11 +109,11 @@ def _node_row(sub: Subgraph, op: Operator, layer: LayerCost,
         kernel[0], kernel[1], o.get("stride_h", 1), o.get("stride_w", 1),
         o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1),
         o.get("depth_multiplier", 1) or 1, float(o.get("padding") == "SAME"),
-        *_ACTIVATION_FLAGS.get(op.fused_activation, _NO_ACTIVATION),
-        *(_shape_features(tuple(acts[0].shape)) if acts else _NO_SHAPE),
-        *(_shape_features(tuple(outs[0].shape)) if outs else _NO_SHAPE),
+        *_ACTIVATION_FLAGS.get(layer.activation, _NO_ACTIVATION),
+        *(_shape_features(tuple(tensors[acts[0]].shape)) if acts else _NO_SHAPE),
+        *(_shape_features(tuple(tensors[outs[0]].shape)) if outs else _NO_SHAPE),
         weight_elements, len(acts), len(outs),
-        acts[0].bits / 32 if acts else 0, weight_bits / 32, outs[0].bits / 32 if outs else 0,
+        bits[acts[0]] / 32 if acts else 0, weight_bits / 32, bits[outs[0]] / 32 if outs else 0,
         layer.macs, layer.params, layer.param_bytes, layer.input_bytes, layer.output_bytes,
         readers,
     )
@@ -122,11 +121,12 @@ def _node_row(sub: Subgraph, op: Operator, layer: LayerCost,
 
 def featurize(model: Model, cost: ModelCost | None = None) -> GraphFeatures:
     """Features of the main subgraph of ``model`` (cost reused when already computed)."""
-    cost = cost or analyze(model)
     sub = model.main
+    sizes = TensorSizes.of(sub.tensors)
+    cost = cost or analyze(model, sizes)
     n = len(sub.operators)
     consumers = sub.consumers
-    rows = np.array([_node_row(sub, op, layer, consumers)
+    rows = np.array([_node_row(sub, op, layer, sizes, consumers)
                      for op, layer in zip(sub.operators, cost.layers, strict=True)],
                     dtype=np.float64).reshape(n, len(NODE_FEATURES))
     types = np.array([_TYPE_INDEX.get(op.opcode, UNKNOWN_TYPE) for op in sub.operators],
@@ -135,6 +135,6 @@ def featurize(model: Model, cost: ModelCost | None = None) -> GraphFeatures:
     edges = np.array([e[:2] for e in sub.edge_tuples], dtype=np.int64).reshape(-1, 2).T
     totals = (cost.macs, cost.params, cost.param_bytes, cost.peak_activation_bytes,
               cost.activation_bytes, cost.model_bytes, n,
-              sum(t.nbytes for t in model.inputs), sum(t.nbytes for t in model.outputs))
+              sum(sizes.nbytes[t] for t in sub.inputs), sum(sizes.nbytes[t] for t in sub.outputs))
     return GraphFeatures(types, rows.astype(np.float32), np.ascontiguousarray(edges),
                          np.log1p(np.array(totals, dtype=np.float64)).astype(np.float32))
