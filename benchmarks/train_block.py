@@ -2,10 +2,12 @@
 
 Run: .venv/bin/python benchmarks/train_block.py /work/data/edgedlperf-20k \
          --target ethos-u55-128 [--out src/perfsage/weights/block/ethos-u55-128]
-         [--train-size N] [--epochs 60]
+         [--train-size N] [--epochs 60] [--layer-labels FILE.npz [--collect-layers N]]
 Early-stops on the val split (hash-based 80/10/10, as every predictor); ``--train-size``
-trains on the first N training graphs only (the small-data regime block predictors aim
-at). Prints one line per metric: test MAPE %, and the wall time.
+trains on a seeded draw of N training graphs only (the small-data regime block predictors
+aim at). ``--layer-labels`` adds Vela's per-layer cycles as per-block supervision (Ethos-U
+targets); ``--collect-layers N`` first runs Vela on the first N graphs of the draw to write
+that file (resumable). Prints the test MAPE % per metric and the wall time as JSON.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, help="use only this many training graphs")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--layer-labels", type=Path, help="per-layer Vela cycles (.npz)")
+    parser.add_argument("--collect-layers", type=int, default=0,
+                        help="first write --layer-labels for this many training graphs")
     args = parser.parse_args()
 
     from perfsage.predictors.graphset import load_graphset, split_sets
@@ -34,10 +39,17 @@ def main() -> None:
     sets = split_sets(load_graphset(args.dataset, args.target, workers=1))
     train = sets["train"]
     if args.train_size:
-        pick = np.random.default_rng(args.seed).permutation(len(train))[:args.train_size]
-        train = train.subset(np.sort(pick))
+        train = train.subset(np.random.default_rng(args.seed).permutation(len(train))[
+            :args.train_size])
+    if args.collect_layers:
+        from perfsage.predictors.block.vela_layers import collect
+
+        ids = train.model_ids[:args.collect_layers].tolist()
+        collect(args.dataset, args.target, ids, args.layer_labels,
+                progress=lambda n, total: print(f"per-layer Vela: {n}/{total}", flush=True))
     start = time.perf_counter()
-    predictor = get_predictor("block", epochs=args.epochs, seed=args.seed)
+    predictor = get_predictor("block", epochs=args.epochs, seed=args.seed,
+                              layer_labels=str(args.layer_labels) if args.layer_labels else None)
     predictor.progress = lambda epoch, mape: print(f"epoch {epoch}: val MAPE {mape:.2f} % "
                                                    f"({time.perf_counter() - start:.0f} s)",
                                                    flush=True)

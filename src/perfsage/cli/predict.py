@@ -48,7 +48,7 @@ def predict(
     err = fmt.console(stderr=True)
     for path in models:
         try:
-            model = read_model(path, details=False)
+            model = read_model(path, details=per_layer)  # names label the layers
         except PerfSageError as exc:
             err.print(f"perfsage: error: {exc}", markup=False, highlight=False, soft_wrap=True)
             failed = True
@@ -56,7 +56,7 @@ def predict(
         graphs.append(featurize(model))
         names.append(str(path))
         if blocks is not None:
-            layers[str(path)] = breakdown(model, blocks)
+            layers[str(path)] = breakdown(model, blocks, graphs[-1])
         notes[str(path)] = net.outside_training(graphs[-1], [op.name for op in
                                                              model.main.operators])
         for reason in notes[str(path)]:
@@ -88,27 +88,34 @@ def predict(
 
 def _layer_table(name: str, breakdown: dict, metric_info: dict):
     """One model's blocks: operators, predicted cost per metric, share of additive ones."""
+    from rich import box
     from rich.table import Table
 
     metrics, peak = breakdown["metrics"], breakdown["peak"]
     totals = ", ".join(f"{m} {breakdown['total'][m]:.4g}" for m in metrics)
-    table = Table(title=f"{name}, per block (block predictor; totals: {totals})",
-                  title_justify="left")
-    table.add_column("#", justify="right")
-    table.add_column("operators\n(types)")
-    table.add_column("first operator\n(name)", overflow="fold")
+    peaks = ", ".join(m for m in metrics if peak[m])
+    note = f"; {peaks}: each block's own peak, the network's is the largest" if peaks else ""
+    table = Table(title=f"{name}, per block (block predictor; totals: {totals}{note})",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    # The share column follows the first additive metric (latency, or flash on a CPU).
+    shared = next((m for m in metrics if not peak[m]), None)
+    table.add_column("#", justify="right", min_width=2)
+    table.add_column("operators\n(types)", no_wrap=True, max_width=23)
+    table.add_column("output\n(tensor)", no_wrap=True, max_width=20)
     for m in metrics:
         unit = metric_info[m].unit if m in metric_info else ""
-        label = f"{m}\n({unit}{', block peak' if peak[m] else ''})" if unit else m
-        table.add_column(label, justify="right", no_wrap=True)
-        if not peak[m]:
-            table.add_column("%", justify="right", no_wrap=True)
+        label = f"{m}\n({unit})" if unit else m
+        table.add_column(label, justify="right", no_wrap=True, min_width=len(m))
+        if m == shared:
+            table.add_column("%", justify="right", no_wrap=True, min_width=4)
     for row in breakdown["rows"]:
-        cells = [str(row["block"]), "+".join(row["types"]) or "(per network)",
-                 row["operators"][0] if row["operators"] else ""]
+        block = bool(row["types"])  # else the per-network overhead row
+        cells = [str(row["block"]) if block else "",
+                 "+".join(row["types"]) if block else "(per network)",
+                 row["operators"][-1] if block else ""]
         for m in metrics:
-            cells.append(f"{row[m]:.4g}")
-            if not peak[m]:
+            cells.append(f"{row[m]:.3g}")
+            if m == shared:
                 cells.append(f"{row['share'].get(m, 0.0):.1f}")
         table.add_row(*cells)
     return table

@@ -12,7 +12,7 @@ from typing import Any
 
 from perfsage.errors import WeightsError
 from perfsage.graph import Model
-from perfsage.predictors.features import featurize
+from perfsage.predictors.features import GraphFeatures, featurize
 from perfsage.predictors.shipped import WEIGHTS_ROOT
 
 BLOCK_ROOT = WEIGHTS_ROOT / "block"
@@ -42,23 +42,27 @@ def load_block_predictor(target: str, weights: str | None = None):
     return predictor
 
 
-def per_layer(model: Model, predictor) -> dict[str, Any]:
+def per_layer(model: Model, predictor, graph: GraphFeatures | None = None) -> dict[str, Any]:
     """Each block of ``model`` with its operators and predicted costs.
+
+    ``graph`` is ``featurize(model)`` where the caller has it already.
 
     Returns ``metrics`` (those shown: every metric the predictor learns in relative terms),
     ``peak`` (metric -> whether it is a peak, not a sum), ``rows`` (one per block, then one
-    ``overhead`` row: ``operators``, ``types`` and a value per metric, plus ``share`` of
-    each additive metric in %) and ``total`` (metric -> predicted total).
+    ``overhead`` row: ``operators`` (output tensor names; read the model with details),
+    ``types`` and a value per metric, plus ``share`` of each additive metric in %) and
+    ``total`` (metric -> predicted total).
     """
     from perfsage.predictors.outputs import learned
 
-    ops = model.main.operators
-    costs = predictor.block_costs(featurize(model))
+    sub = model.main
+    ops = sub.operators
+    costs = predictor.block_costs(graph if graph is not None else featurize(model))
     metrics = learned(predictor.scale_)
     total = costs["total"]
     rows = []
     for i, block in enumerate(costs["blocks"]):
-        rows.append({"block": i, "operators": [ops[j].name for j in block],
+        rows.append({"block": i, "operators": [_label(sub, j) for j in block],
                      "types": [ops[j].opcode for j in block],
                      **{m: float(costs["costs"][m][i]) for m in metrics}})
     rows.append({"block": "overhead", "operators": [], "types": [],
@@ -68,3 +72,13 @@ def per_layer(model: Model, predictor) -> dict[str, Any]:
                         if not costs["peak"][m] and total[m] > 0}
     return {"metrics": metrics, "peak": costs["peak"], "rows": rows,
             "total": {m: total[m] for m in metrics}}
+
+
+def _label(sub, index: int) -> str:
+    """An operator's output tensor name (what converters name layers by), else its index."""
+    op = sub.operators[index]
+    names = [sub.tensors[t].name for t in op.outputs if t >= 0]
+    if not names or not names[0]:
+        return f"{op.name.lower()}#{index}"
+    # Converter names join fused layers with ';' under long scopes: keep the layer's own.
+    return "/".join(names[0].split(";")[0].split("/")[-2:])

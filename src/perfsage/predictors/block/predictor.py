@@ -6,7 +6,8 @@ block cost learns from far fewer networks than one of whole networks (block-base
 predictors report 2.6 % latency, 4 % energy and 1.5 % memory error from small datasets).
 
 Per metric, each block gets a cost ``c_b = exp(f(block))`` from one small MLP, and a
-network gets an overhead ``exp(g(globals))`` (start-up, command stream, I/O DMA). Totals:
+network gets an overhead ``exp(g(globals))`` (start-up, command stream, I/O DMA; from the
+operator count and I/O sizes only, see ``OVERHEAD_GLOBALS``). Totals:
 
 * additive metrics (latency, cycles, energy, flash, DRAM bytes, CPU operators):
   ``sum_b c_b + overhead``, because the hardware runs the blocks one after another and
@@ -28,12 +29,18 @@ from typing import Any
 
 import numpy as np
 
+from perfsage.errors import WeightsError
 from perfsage.predictors.base import Predictor
 from perfsage.predictors.block.features import BLOCK_FEATURES, GraphBlocks, graph_blocks
 from perfsage.predictors.features import GLOBAL_FEATURES, OP_TYPES, GraphFeatures
 from perfsage.predictors.outputs import decode, encode, mean_mape, output_scaling
 
 N_TYPES = len(OP_TYPES) + 1
+#: What the per-network overhead may depend on. Not MACs or weight bytes: given those, the
+#: overhead alone could explain most of a total (it took half the latency and flash when it
+#: saw every global), and the per-block figures would no longer say where the cost goes.
+OVERHEAD_GLOBALS = ("operators", "input_bytes", "output_bytes")
+OVERHEAD_INDEX = np.array([GLOBAL_FEATURES.index(f) for f in OVERHEAD_GLOBALS])
 
 
 def is_peak(metric: str) -> bool:
@@ -53,6 +60,7 @@ class _Prepared:
     mblock: np.ndarray  # int64 [members]: block index within its graph
     member_at: np.ndarray  # int64 [graphs + 1]
     glob: np.ndarray  # float32 [graphs, globals], standardised
+    layer_y: np.ndarray | None = None  # float32 [blocks, metrics]: per-block labels or NaN
 
     def batch(self, graphs: np.ndarray) -> dict[str, np.ndarray]:
         """The rows of ``graphs`` with graph and block indices renumbered from zero."""
@@ -60,10 +68,13 @@ class _Prepared:
         mrows, local_m = _ranges(self.member_at, graphs)
         counts = np.diff(self.block_at)[graphs]
         first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        return {"x": self.x[rows], "head": self.head[rows],
-                "seg": np.repeat(np.arange(len(graphs)), counts),
-                "mtype": self.mtype[mrows], "mblock": self.mblock[mrows] + first[local_m],
-                "glob": self.glob[graphs]}
+        out = {"x": self.x[rows], "head": self.head[rows],
+               "seg": np.repeat(np.arange(len(graphs)), counts),
+               "mtype": self.mtype[mrows], "mblock": self.mblock[mrows] + first[local_m],
+               "glob": self.glob[graphs]}
+        if self.layer_y is not None:
+            out["layer_y"] = self.layer_y[rows]
+        return out
 
     def everything(self) -> dict[str, np.ndarray]:
         """``batch`` of every graph."""
@@ -78,8 +89,9 @@ def _ranges(at: np.ndarray, graphs: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.arange(counts.sum()) + starts, owner
 
 
-def _prepare(graphs: list[GraphFeatures], feat: dict[str, np.ndarray]) -> _Prepared:
-    blocks = [graph_blocks(g) for g in graphs]
+def _prepare(graphs: list[GraphFeatures], feat: dict[str, np.ndarray],
+             blocks: list[GraphBlocks] | None = None) -> _Prepared:
+    blocks = blocks or [graph_blocks(g) for g in graphs]
     x = np.concatenate([b.x for b in blocks]) if blocks else np.zeros((0, len(BLOCK_FEATURES)))
     glob = np.stack([g.globals for g in graphs])
     return _Prepared(
@@ -109,7 +121,7 @@ def _numpy_costs(t: dict[str, np.ndarray], b: dict[str, np.ndarray],
     for i in range(layers):
         h = np.maximum(h @ t[f"mlp.{2 * i}.weight"].T + t[f"mlp.{2 * i}.bias"], 0)
     out = h @ t[f"mlp.{2 * layers}.weight"].T + t[f"mlp.{2 * layers}.bias"]
-    over = b["glob"] @ t["overhead.weight"].T + t["overhead.bias"]
+    over = b["glob"][:, OVERHEAD_INDEX] @ t["overhead.weight"].T + t["overhead.bias"]
     return (out.astype(np.float64) * t["spread"] + t["block_offset"],
             over.astype(np.float64) * t["spread"] + t["overhead_offset"])
 
@@ -123,7 +135,9 @@ class BlockPredictor(Predictor):
     def defaults(cls) -> dict[str, Any]:
         """Network size, optimiser and early stopping settings."""
         return {"hidden": 64, "layers": 2, "embed": 8, "lr": 3e-3, "weight_decay": 1e-4,
-                "batch": 64, "epochs": 60, "patience": 10, "seed": 0, "sharpness": 20.0}
+                "batch": 64, "epochs": 60, "patience": 10, "seed": 0, "sharpness": 20.0,
+                # Per-layer Vela cycles (``vela_layers.collect``): an .npz, or None.
+                "layer_labels": None, "layer_weight": 0.5}
 
     # -- fitting ---------------------------------------------------------------------------
 
@@ -138,7 +152,14 @@ class BlockPredictor(Predictor):
         g_mu, g_sigma = _standardisation(np.stack([g.globals for g in train.graphs]))
         self.feat_ = {"x_mu": x_mu, "x_sigma": x_sigma, "g_mu": g_mu, "g_sigma": g_sigma}
         mean_blocks = float(np.mean([len(b.x) for b in blocks]))
-        self.tensors_ = fit_net(self, _prepare(train.graphs, self.feat_),
+        prepared = _prepare(train.graphs, self.feat_, blocks)
+        if self.params["layer_labels"]:
+            from perfsage.predictors.block.vela_layers import block_targets
+
+            prepared.layer_y = block_targets(self.params["layer_labels"], train.model_ids,
+                                             train.labels, [b.split for b in blocks],
+                                             self.scale_["metrics"])
+        self.tensors_ = fit_net(self, prepared,
                                 encode(train.labels, self.scale_),
                                 _prepare(val.graphs, self.feat_), val.labels, mean_blocks)
 
@@ -211,9 +232,14 @@ class BlockPredictor(Predictor):
         tensors = dict(self.tensors_)
         tensors.update({f"feat.{k}": np.asarray(v) for k, v in self.feat_.items()})
         return tensors, {"scale": self.scale_, "block_features": list(BLOCK_FEATURES),
-                         "global_features": list(GLOBAL_FEATURES)}
+                         "global_features": list(GLOBAL_FEATURES),
+                         "overhead_globals": list(OVERHEAD_GLOBALS)}
 
     def _restore(self, tensors: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        if (state.get("block_features") != list(BLOCK_FEATURES)
+                or state.get("overhead_globals") != list(OVERHEAD_GLOBALS)):
+            raise WeightsError("block predictor saved with other block features than this "
+                               "PerfSAGE computes; retrain")
         self.scale_ = state["scale"]
         self.feat_ = {k[5:]: v for k, v in tensors.items() if k.startswith("feat.")}
         self.tensors_ = {k: v for k, v in tensors.items() if not k.startswith("feat.")}

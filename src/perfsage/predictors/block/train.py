@@ -18,7 +18,7 @@ def _net(params: dict[str, Any], metrics: int, offsets: dict[str, np.ndarray]):
     import torch
     from torch import nn
 
-    from perfsage.predictors.block.predictor import N_TYPES
+    from perfsage.predictors.block.predictor import N_TYPES, OVERHEAD_GLOBALS, OVERHEAD_INDEX
 
     class BlockNet(nn.Module):
         """Block MLP and overhead layer; log costs in natural log units of each metric."""
@@ -33,7 +33,9 @@ def _net(params: dict[str, Any], metrics: int, offsets: dict[str, np.ndarray]):
                 layers += [nn.Linear(width, h), nn.ReLU()]
                 width = h
             self.mlp = nn.Sequential(*layers, nn.Linear(width, metrics))
-            self.overhead = nn.Linear(len(GLOBAL_FEATURES), metrics)
+            self.overhead = nn.Linear(len(OVERHEAD_GLOBALS), metrics)
+            self.register_buffer("overhead_index", torch.from_numpy(OVERHEAD_INDEX),
+                                 persistent=False)
             for name, value in offsets.items():
                 self.register_buffer(name, torch.tensor(value, dtype=torch.float32))
             for layer in (self.mlp[-1], self.overhead):
@@ -46,7 +48,8 @@ def _net(params: dict[str, Any], metrics: int, offsets: dict[str, np.ndarray]):
             members = members.index_add(0, b["mblock"], self.member_emb(b["mtype"]))
             h = torch.cat([b["x"], self.head_emb(b["head"]), members, b["glob"][b["seg"]]], 1)
             return (self.mlp(h) * self.spread + self.block_offset,
-                    self.overhead(b["glob"]) * self.spread + self.overhead_offset)
+                    self.overhead(b["glob"][:, self.overhead_index]) * self.spread
+                    + self.overhead_offset)
 
     return BlockNet()
 
@@ -62,14 +65,13 @@ def _segment_logsumexp(values, seg, graphs: int):
     return torch.log(total) + top
 
 
-def standardised_totals(net, b: dict[str, Any], graphs: int, peak, sharpness: float,
-                        mu, sigma, log1p):
+def standardised_totals(log_cost, log_over, seg, graphs: int, peak, sharpness: float, mu,
+                        sigma, log1p):
     """Standardised predictions [graphs, metrics], as ``outputs.encode`` would give them."""
     import torch
 
-    log_cost, log_over = net(b)
-    summed = _segment_logsumexp(log_cost, b["seg"], graphs)
-    maxed = _segment_logsumexp(sharpness * log_cost, b["seg"], graphs) / sharpness
+    summed = _segment_logsumexp(log_cost, seg, graphs)
+    maxed = _segment_logsumexp(sharpness * log_cost, seg, graphs) / sharpness
     log_total = torch.logaddexp(torch.where(peak, maxed, summed), log_over)
     value = torch.where(log1p, torch.nn.functional.softplus(log_total), log_total)
     return (value - mu) / sigma
@@ -115,15 +117,24 @@ def fit_net(predictor, train, y: np.ndarray, val, val_labels: dict[str, np.ndarr
 
     def forward(inputs):
         b, n = inputs
-        return standardised_totals(net, b, n, **consts)
+        log_cost, log_over = net(b)
+        z = standardised_totals(log_cost, log_over, b["seg"], n, **consts)
+        return z, log_cost, b.get("layer_y")
 
     def loss(pred, true):
-        return relative_loss(pred[:, learn], true[:, learn], sigma[learn], log_mask[learn])
+        z, log_cost, layer_y = pred
+        value = relative_loss(z[:, learn], true[:, learn], sigma[learn], log_mask[learn])
+        if layer_y is not None:
+            known = ~torch.isnan(layer_y)
+            if known.any():  # per-block figures: log-space L1, a relative error per block
+                diff = log_cost[known] - torch.log(layer_y[known])
+                value = value + params["layer_weight"] * diff.abs().mean()
+        return value
 
     val_batch = (_torch_batch(val.everything()), len(val.glob))
 
     def score() -> float:
-        z = forward(val_batch).numpy()
+        z = forward(val_batch)[0].numpy()
         return predictor.validation_mape(z, val_labels)
 
     train_early_stopped(_Wrapped(net, forward), batches, loss, score, epochs=params["epochs"],
