@@ -15,6 +15,7 @@ from os import PathLike
 
 from perfsage.errors import ModelFileError, UsageError
 from perfsage.graph import read_model
+from perfsage.graph.reader import mapped
 from perfsage.predictors.features import GraphFeatures, featurize
 
 Source = str | PathLike[str] | bytes
@@ -83,8 +84,9 @@ def _featurized(models: Iterable[Source], workers: int) -> Iterator[GraphFeature
 
 
 def _features(source: Source) -> GraphFeatures:
-    """One model's features; tensor names and quantisation are not read, nor needed."""
-    return featurize(read_model(source, details=False))
+    """One model's features; tensor names, quantisation and weights are not read, nor needed."""
+    with mapped(source) as (contents, name):
+        return featurize(read_model(contents, name=name, details=False))
 
 
 def _features_or_error(source: Source) -> GraphFeatures | tuple[str, str]:

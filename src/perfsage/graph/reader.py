@@ -15,8 +15,10 @@ pins it.
 
 from __future__ import annotations
 
+import mmap
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
 from os import PathLike
@@ -55,12 +57,16 @@ _OPTION_UNIONS = (
 )
 
 
-def read_model(source: str | PathLike[str] | bytes | bytearray | memoryview,
-               *, name: str | None = None, details: bool = True) -> Model:
+Source = str | PathLike[str] | bytes | bytearray | memoryview
+
+
+def read_model(source: Source | mmap.mmap, *, name: str | None = None,
+               details: bool = True) -> Model:
     """Read a TFLite model from a path or from its bytes.
 
     Args:
-        source: path of a ``.tflite`` file, or the file's contents.
+        source: path of a ``.tflite`` file, or the file's contents (a map from
+            :func:`mapped` is read in place, not copied).
         name: how to refer to the model in errors when ``source`` is bytes.
         details: False leaves every tensor's name empty and its quantization None, which
             cost and feature analysis never look at: a third less reading time. The file
@@ -74,6 +80,8 @@ def read_model(source: str | PathLike[str] | bytes | bytearray | memoryview,
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         label, buf = name or "<bytes>", bytes(source)
+    elif isinstance(source, mmap.mmap):
+        label, buf = name or "<bytes>", source
     else:
         label = str(source)
         buf = _read_file(Path(source))
@@ -83,6 +91,32 @@ def read_model(source: str | PathLike[str] | bytes | bytearray | memoryview,
         raise
     except _DECODE_ERRORS as exc:
         raise ModelFileError(label, f"malformed flatbuffer ({type(exc).__name__}: {exc})") from None
+
+
+@contextmanager
+def mapped(source: Source) -> Iterator[tuple[bytes | mmap.mmap, str | None]]:
+    """(contents, name for read_model) of a model file, memory-mapped rather than read.
+
+    Reading a model with ``details=False`` touches its tables but never its weights, most
+    of the file: mapped, those pages are not copied at all. Bytes pass through unchanged
+    (name None); a file that cannot be mapped (empty, a pipe) is read, and a missing one
+    raises ModelFileError as :func:`read_model` would. The map closes on leaving the block
+    unless a model read from it is still alive, whose arrays then keep it open.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        yield source, None
+        return
+    try:
+        with open(source, "rb") as file:
+            view = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        yield _read_file(Path(source)), str(source)
+        return
+    try:
+        yield view, str(source)
+    finally:
+        with suppress(BufferError):  # still viewed: closed when the last view goes
+            view.close()
 
 
 def _read_file(path: Path) -> bytes:
