@@ -207,20 +207,14 @@ def split(flat: np.ndarray, ends: list[int]) -> list[tuple]:
     return [tuple(values[a:b]) for a, b in zip([0, *ends], ends, strict=False)]
 
 
-def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _distinct(values: np.ndarray) -> tuple[list[int], np.ndarray]:
     """(sorted distinct values, index of each value among them).
 
-    ``np.unique(values, return_inverse=True)`` without its overheads, which cost more than
-    sorting the few hundred values of a model's tables.
+    ``np.unique(values, return_inverse=True)`` without its overheads: the values are a few
+    hundred vtable positions of a handful of distinct ones, and each NumPy call counts.
     """
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    new = np.empty(len(values), dtype=bool)
-    new[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
-    which = np.empty(len(values), dtype=np.intp)
-    which[order] = np.cumsum(new) - 1
-    return ordered[new], which
+    distinct = sorted(set(values.tolist()))
+    return distinct, np.searchsorted(np.array(distinct), values)
 
 
 class Columns:
@@ -240,7 +234,7 @@ class Columns:
         self._which = np.zeros(0, np.intp)
         if positions.size:  # sparsity, intermediates and the like are mostly absent
             starts, self._which = _distinct(positions - gather(data, positions, "<i4"))
-            self._vtables = [_vtable(buf, v) for v in starts.tolist()]
+            self._vtables = [_vtable(buf, v) for v in starts]
 
     @classmethod
     def of(cls, parent: Table, slot: int, data: np.ndarray) -> Columns:
@@ -252,20 +246,26 @@ class Columns:
     def __len__(self) -> int:
         return len(self.pos)
 
-    def field(self, slot: int) -> np.ndarray:
-        """Each table's offset of a field, 0 where absent."""
-        offsets = [_field(v, slot) for v in self._vtables]
-        return np.array(offsets, dtype=np.int64)[self._which]
+    def _present(self, slot: int) -> tuple[np.ndarray | None, np.ndarray]:
+        """(mask of tables holding the field, byte position of the field in each of those).
 
-    def _present(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
-        """(mask of tables holding the field, byte position of the field in each of those)."""
-        o = self.field(slot)
+        The mask is None when every table holds the field, as most fields are held: callers
+        then skip the masked reads and writes, a few NumPy calls per field and model.
+        """
+        offsets = [_field(v, slot) for v in self._vtables]
+        if all(offsets):
+            if len(set(offsets)) <= 1:
+                return None, self.pos + (offsets[0] if offsets else 0)
+            return None, self.pos + np.array(offsets, dtype=np.int64)[self._which]
+        o = np.array(offsets, dtype=np.int64)[self._which]
         present = o != 0
         return present, self.pos[present] + o[present]
 
     def scalars(self, slot: int, dtype: str, default: int = 0) -> np.ndarray:
         """A scalar field of every table (``default`` where absent)."""
         present, at = self._present(slot)
+        if present is None:
+            return gather(self.data, at, dtype)
         out = np.full(len(self), default, dtype=dtype)
         out[present] = gather(self.data, at, dtype)
         return out
@@ -273,6 +273,9 @@ class Columns:
     def vectors(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
         """(first element position, length) of a vector field per table; (0, 0) if absent."""
         present, at = self._present(slot)
+        if present is None:
+            at = at + gather(self.data, at, "<u4")
+            return at + 4, gather(self.data, at, "<u4").astype(np.int64)
         starts, lengths = np.zeros(len(self), np.int64), np.zeros(len(self), np.int64)
         if at.size:
             at = at + gather(self.data, at, "<u4")
@@ -316,4 +319,5 @@ class Columns:
     def tables(self, slot: int) -> tuple[np.ndarray, Columns]:
         """(mask of tables holding a sub-table in ``slot``, those sub-tables' columns)."""
         present, at = self._present(slot)
+        present = np.ones(len(self), dtype=bool) if present is None else present
         return present, Columns(self.buf, self.data, at + gather(self.data, at, "<u4"))
