@@ -30,6 +30,7 @@ import numpy as np
 from perfsage.errors import ModelFileError
 from perfsage.graph import schema
 from perfsage.graph.flatbuf import SLOTS, Columns, Table, split
+from perfsage.graph.ir import SUBGRAPH_OPTION_SUFFIX as _SUBGRAPH_FIELD
 from perfsage.graph.ir import Model, Operator, Quantization, Subgraph, Tensor
 
 # What a damaged flatbuffer can raise from inside the generated accessors.
@@ -436,20 +437,34 @@ def _options(op: Table) -> dict[str, Any]:
     return options
 
 
-def _options_at_once(cols: Columns) -> list[dict[str, Any]]:
-    """What :func:`_options` reads, for every operator."""
+@cache
+def _names_subgraphs(cls: type) -> bool:
+    """True when an options class has a field naming a subgraph (WHILE, IF, CALL_ONCE...)."""
+    return any(schema.field_name(a).endswith(_SUBGRAPH_FIELD) for a in vars(cls()))
+
+
+def _options_at_once(cols: Columns) -> tuple[list[dict[str, Any]], list[int]]:
+    """What :func:`_options` reads, for every operator, and which of them can call subgraphs.
+
+    Only those operators' subgraph indices need checking: the others' options have no
+    field that names one.
+    """
     options: list[dict[str, Any]] = [{} for _ in range(len(cols))]
+    callers: list[int] = []
     for type_slot, table_slot, lookup in _OPTION_UNIONS:
         classes = [lookup(k) if k else None for k in cols.scalars(type_slot, "u1").tolist()]
         if not any(classes):
             continue
         present, tables = cols.tables(table_slot)
         found = iter(zip(tables.pos.tolist(), tables.layouts(), strict=True))
-        for fields, cls, has in zip(options, classes, present.tolist(), strict=True):
+        for i, (fields, cls, has) in enumerate(zip(options, classes, present.tolist(),
+                                                   strict=True)):
             pos, layout = next(found) if has else (None, None)
             if cls is not None and pos is not None:
                 fields.update(_option_fields(cls, cols.buf, pos, layout))
-    return options
+                if _names_subgraphs(cls):
+                    callers.append(i)
+    return options, callers
 
 
 def _indices(t: Table, slot: int, n: int, what: str, check: _Checker,
@@ -503,6 +518,7 @@ def _operators_at_once(cols: Columns, n_tensors: int, f: _File) -> list[Operator
     opcodes = cols.scalars(_OP_OPCODE, "<u4").tolist()
     if opcodes and max(opcodes) >= len(f.codes):
         raise _Unusual
+    options, callers = _options_at_once(cols)
     operators = [
         Operator(index=i, opcode=f.codes[c][0], custom_code=f.codes[c][1],
                  version=f.codes[c][2], inputs=ins, outputs=outs, intermediates=mid,
@@ -510,10 +526,9 @@ def _operators_at_once(cols: Columns, n_tensors: int, f: _File) -> list[Operator
         for i, (c, ins, outs, mid, options) in enumerate(zip(
             opcodes, _indices_at_once(cols, _OP_INPUTS, n_tensors, optional=True),
             _indices_at_once(cols, _OP_OUTPUTS, n_tensors),
-            _indices_at_once(cols, _OP_INTERMEDIATES, n_tensors), _options_at_once(cols),
-            strict=True))
+            _indices_at_once(cols, _OP_INTERMEDIATES, n_tensors), options, strict=True))
     ]
-    if any(not 0 <= s < f.n_subgraphs for op in operators for s in op.called_subgraphs):
+    if any(not 0 <= s < f.n_subgraphs for i in callers for s in operators[i].called_subgraphs):
         raise _Unusual
     return operators
 
