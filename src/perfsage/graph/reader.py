@@ -221,9 +221,10 @@ class _BufferTable:
     it each buffer's table is read when a tensor first asks, naming any problem in it.
     """
 
-    def __init__(self, positions: list[int], buf: bytes, check: _Checker,
+    def __init__(self, positions: list[int], buf: bytes, data: np.ndarray, check: _Checker,
                  places: list[_Place] | None = None) -> None:
-        self.positions, self.buf, self.check, self.places = positions, buf, check, places
+        self.positions, self.buf, self.bytes, self.check = positions, buf, data, check
+        self.places = places
         self._cache: dict[int, np.ndarray | None] = {}
 
     def data(self, index: int) -> np.ndarray | None:
@@ -233,10 +234,11 @@ class _BufferTable:
         offset, size, start, length = (self.places[index] if self.places is not None
                                        else _place(Table(self.buf, self.positions[index])))
         if offset > 1:  # weights stored after the flatbuffer (models over 2 GB)
-            if offset + size > len(self.buf):
-                self.check.fail(f"buffer {index} points past the end of the file")
             start, length = offset, size
-        view = np.frombuffer(self.buf, np.uint8, length, start) if length else None
+        if start + length > len(self.buf):
+            self.check.fail(f"buffer {index} points past the end of the file")
+        # A slice of the file's uint8 view: a third of the cost of a new np.frombuffer.
+        view = self.bytes[start:start + length] if length else None
         self._cache[index] = view
         return view
 
@@ -258,9 +260,9 @@ def _buffer_table(root: Table, buf: bytes, check: _Checker, data: np.ndarray) ->
         cols = Columns.of(root, slot, data)
         places = zip(cols.scalars(_B_OFFSET, "<u8").tolist(), cols.scalars(_B_SIZE, "<u8").tolist(),
                      *(v.tolist() for v in cols.vectors(_B_DATA)), strict=True)
-        return _BufferTable(cols.pos.tolist(), buf, check, list(places))
+        return _BufferTable(cols.pos.tolist(), buf, data, check, list(places))
     except _DECODE_ERRORS:
-        return _BufferTable([t.pos for t in root.tables(slot)], buf, check)
+        return _BufferTable([t.pos for t in root.tables(slot)], buf, data, check)
 
 
 class _Unusual(Exception):
