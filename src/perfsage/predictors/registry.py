@@ -12,6 +12,8 @@ from perfsage.predictors import saved
 #: Name -> "module:class". Adding a predictor is one module plus one line here.
 PREDICTORS = {
     "macs-linear": "perfsage.predictors.baselines.macs_linear:MacsLinear",
+    "gbdt": "perfsage.predictors.baselines.gbdt:GradientBoosted",
+    "brp-nas-gcn": "perfsage.predictors.baselines.brp_nas_gcn:BrpNasGCN",
     "perfsage-gnn": "perfsage.predictors.perfsage_gnn.estimator:PerfSAGE",
     "block": "perfsage.predictors.block.predictor:BlockPredictor",
 }
