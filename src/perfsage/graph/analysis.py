@@ -216,21 +216,23 @@ def peak_activation_bytes(sub: Subgraph, sizes: TensorSizes | None = None) -> in
     end = len(sub.operators)
     for t in sub.outputs:
         last_use[t] = end
-    for t in sub.tensors:
-        if t.is_variable:
-            last_use[t.index] = end
+    variables = [t.index for t in sub.tensors if t.is_variable]
+    for t in variables:
+        last_use[t] = end
     live = {t: nbytes[t] for t in sub.inputs if not constant[t]}
-    live.update({t.index: nbytes[t.index] for t in sub.tensors if t.is_variable})
+    live.update({t: nbytes[t] for t in variables})
     current = sum(live.values())
     peak = current
     for op in sub.operators:
+        i = op.index
         for t in op.outputs:
             if t >= 0 and not constant[t] and t not in live:
                 live[t] = nbytes[t]
-                current += live[t]
-        peak = max(peak, current)
+                current += nbytes[t]
+        if current > peak:
+            peak = current
         for t in (*op.inputs, *op.outputs):  # a repeated tensor is gone after its first pop
-            if t in live and last_use.get(t, op.index) <= op.index:
+            if t in live and last_use.get(t, i) <= i:
                 current -= live.pop(t)
     return peak
 

@@ -85,18 +85,20 @@ _NO_ACTIVATION = (0.0,) * len(ACTIVATIONS)
 def _node_row(sub: Subgraph, op: Operator, layer: LayerCost, sizes: TensorSizes,
               consumers: dict[int, list[int]]) -> tuple[float, ...]:
     """The NODE_FEATURES of one operator, before log scaling."""
-    tensors, bits = sub.tensors, sizes.bits
+    tensors, bits, constant, elements = sub.tensors, sizes.bits, sizes.constant, sizes.elements
     o = op.options
     acts: list[int] = []  # activation inputs, by tensor index
     weights = weight_elements = weight_bits = 0
     for t in op.inputs:
-        if t >= 0:
-            if not sizes.constant[t]:
-                acts.append(t)
-            else:
-                weights += 1
-                weight_elements += sizes.elements[t]
-                weight_bits = max(weight_bits, bits[t])
+        if t < 0:
+            continue
+        if constant[t]:
+            weights += 1
+            weight_elements += elements[t]
+            if bits[t] > weight_bits:
+                weight_bits = bits[t]
+        else:
+            acts.append(t)
     outs = [t for t in op.outputs if t >= 0]
     kernel = (o.get("filter_height", 0), o.get("filter_width", 0))
     if op.opcode in _CONVS and len(acts) + weights > 1:
