@@ -84,14 +84,31 @@ def test_mapped_passes_bytes_through_and_fails_as_read_model(tmp_path):
         read_model(contents, name=name)
 
 
+def _assert_own_sizes(model: Model) -> None:
+    """The sizes the reader filled in, and TensorSizes.of, are the tensors' properties."""
+    for sub in model.subgraphs:
+        for sizes in (sub.sizes, TensorSizes.of(sub.tensors)):
+            assert sizes.elements == [t.num_elements for t in sub.tensors]
+            assert sizes.bits == [t.bits for t in sub.tensors]
+            assert sizes.nbytes == [t.nbytes for t in sub.tensors]
+            assert sizes.constant == [t.is_constant for t in sub.tensors]
+            assert all(type(v) is int for v in (*sizes.elements, *sizes.bits, *sizes.nbytes))
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_tensor_sizes_are_the_tensors_own(path):
-    for sub in read_model(path).subgraphs:
-        sizes = TensorSizes.of(sub.tensors)
-        assert sizes.elements == [t.num_elements for t in sub.tensors]
-        assert sizes.bits == [t.bits for t in sub.tensors]
-        assert sizes.nbytes == [t.nbytes for t in sub.tensors]
-        assert sizes.constant == [t.is_constant for t in sub.tensors]
+    assert "sizes" in vars(read_model(path).main)  # filled in by the column-wise reader
+    _assert_own_sizes(read_model(path))
+    _assert_own_sizes(read_model(path, details=False))
+
+
+@pytest.mark.tensorflow
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["int8", "float16", "int16x8"])
+def test_tensor_sizes_on_keras_models(converted, mode):
+    name = "small-conv" if mode == "int16x8" else "convnet"
+    path = converted(f"{name}-{mode}", lambda: keras_models.zoo(name), quantize=mode)
+    _assert_own_sizes(read_model(path))
 
 
 def test_flat_vectors_split_per_table():

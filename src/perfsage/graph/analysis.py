@@ -99,7 +99,7 @@ def operator_macs(sub: Subgraph, op: Operator, elements: list[int] | None = None
 
     ``elements`` gives every tensor's element count when the caller has them already.
     """
-    elements = elements or [t.num_elements for t in sub.tensors]
+    elements = elements or sub.sizes.elements
     out_elems = 0
     for t in op.outputs:
         if t >= 0:
@@ -174,8 +174,7 @@ def _subgraph_macs(model: Model, index: int, visiting: frozenset[int],
         return 0
     sub = model.subgraphs[index]
     if own is None:
-        elements = TensorSizes.of(sub.tensors).elements
-        own = [operator_macs(sub, op, elements) for op in sub.operators]
+        own = [operator_macs(sub, op, sub.sizes.elements) for op in sub.operators]
     inner = visiting | {index}
     return sum(_with_called(model, op, macs, inner) for op, macs in zip(sub.operators, own,
                                                                           strict=True))
@@ -206,7 +205,7 @@ def peak_activation_bytes(sub: Subgraph, sizes: TensorSizes | None = None) -> in
     two tensors share memory, as an arena planner without in-place reuse would place them.
     ``sizes`` gives every tensor's size when the caller has counted them already.
     """
-    sizes = sizes or TensorSizes.of(sub.tensors)
+    sizes = sizes or sub.sizes
     nbytes, constant = sizes.nbytes, sizes.constant
     last_use: dict[int, int] = {}
     for op in sub.operators:
@@ -237,15 +236,15 @@ def peak_activation_bytes(sub: Subgraph, sizes: TensorSizes | None = None) -> in
     return peak
 
 
-def _constants(model: Model, main: TensorSizes) -> dict[int, tuple[int, int]]:
+def _constants(model: Model) -> dict[int, tuple[int, int]]:
     """Buffer index -> (elements, bytes) of the constant tensors of every subgraph.
 
     Keyed by buffer so that a constant shared by several tensors counts once (the last
-    tensor listed names its size); ``main`` holds the main subgraph's sizes.
+    tensor listed names its size).
     """
     constants: dict[int, tuple[int, int]] = {}
     for sub in model.subgraphs:
-        sizes = main if sub is model.main else TensorSizes.of(sub.tensors)
+        sizes = sub.sizes
         for t, constant, elements, nbytes in zip(sub.tensors, sizes.constant, sizes.elements,
                                                  sizes.nbytes, strict=True):
             if constant:
@@ -253,15 +252,12 @@ def _constants(model: Model, main: TensorSizes) -> dict[int, tuple[int, int]]:
     return constants
 
 
-def analyze(model: Model, sizes: TensorSizes | None = None) -> ModelCost:
-    """Cost of every operator of the main subgraph and the model's totals.
-
-    ``sizes``: the main subgraph's :class:`TensorSizes`, when the caller has them already.
-    """
+def analyze(model: Model) -> ModelCost:
+    """Cost of every operator of the main subgraph and the model's totals."""
     main = model.main
-    sizes = sizes or TensorSizes.of(main.tensors)
+    sizes = main.sizes
     layers = [_layer(main, op, sizes) for op in main.operators]
-    constants = _constants(model, sizes).values()
+    constants = _constants(model).values()
     ops_by_type: dict[str, int] = {}
     for layer in layers:
         ops_by_type[layer.op] = ops_by_type.get(layer.op, 0) + 1

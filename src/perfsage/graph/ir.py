@@ -86,7 +86,7 @@ class Tensor:
     @property
     def bits(self) -> int:
         """Bits per element of this tensor's dtype (0 for handle types)."""
-        return DTYPE_BITS.get(self.dtype, 8)
+        return dtype_bits(self.dtype)
 
     @property
     def nbytes(self) -> int:
@@ -142,6 +142,11 @@ class Edge:
     tensor: int
 
 
+def dtype_bits(dtype: str) -> int:
+    """Bits per element of a dtype name (8 for a name not in DTYPE_BITS)."""
+    return DTYPE_BITS.get(dtype, 8)
+
+
 @dataclass(frozen=True, slots=True)
 class TensorSizes:
     """Every tensor's size facts in one subgraph, as lists indexed like its tensors.
@@ -175,6 +180,11 @@ class Subgraph:
     operators: list[Operator]
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
+
+    @cached_property
+    def sizes(self) -> TensorSizes:
+        """Every tensor's size facts; the reader fills this in as it reads the tensors."""
+        return TensorSizes.of(self.tensors)
 
     @cached_property
     def producers(self) -> dict[int, int]:

@@ -31,7 +31,15 @@ from perfsage.errors import ModelFileError
 from perfsage.graph import schema
 from perfsage.graph.flatbuf import SLOTS, Columns, Table, split
 from perfsage.graph.ir import SUBGRAPH_OPTION_SUFFIX as _SUBGRAPH_FIELD
-from perfsage.graph.ir import Model, Operator, Quantization, Subgraph, Tensor
+from perfsage.graph.ir import (
+    Model,
+    Operator,
+    Quantization,
+    Subgraph,
+    Tensor,
+    TensorSizes,
+    dtype_bits,
+)
 
 # What a damaged flatbuffer can raise from inside the generated accessors.
 _DECODE_ERRORS = (struct.error, IndexError, ValueError, TypeError, OverflowError,
@@ -269,7 +277,7 @@ class _Unusual(Exception):
     """The column-wise reader met something it leaves to the table-by-table reader."""
 
 
-def _at_once(at_once: Callable[[], list], one_by_one: Callable[[], list]) -> list:
+def _at_once(at_once: Callable[[], Any], one_by_one: Callable[[], Any]) -> Any:
     """``at_once()``, or ``one_by_one()`` where that meets anything unusual or broken."""
     try:
         return at_once()
@@ -311,16 +319,16 @@ def _tensor(t: Table, index: int, f: _File) -> Tensor:
     )
 
 
-def _tensors(g: Table, where: str, f: _File) -> list[Tensor]:
-    """Every tensor of a subgraph."""
+def _tensors(g: Table, where: str, f: _File) -> tuple[list[Tensor], TensorSizes | None]:
+    """Every tensor of a subgraph, and their sizes when reading column-wise gave them."""
     f.check.length(g.length(_SG_TENSORS), 4, f"{where} tensors")
     return _at_once(
         lambda: _tensors_at_once(Columns.of(g, _SG_TENSORS, f.data), f),
-        lambda: [_tensor(t, i, f) for i, t in enumerate(g.tables(_SG_TENSORS))])
+        lambda: ([_tensor(t, i, f) for i, t in enumerate(g.tables(_SG_TENSORS))], None))
 
 
-def _tensors_at_once(cols: Columns, f: _File) -> list[Tensor]:
-    """What :func:`_tensor` reads, a field at a time across all tensors.
+def _tensors_at_once(cols: Columns, f: _File) -> tuple[list[Tensor], TensorSizes | None]:
+    """What :func:`_tensor` reads, a field at a time across all tensors, and their sizes.
 
     Raises _Unusual rather than judge anything :func:`_tensor` would reject.
     """
@@ -328,7 +336,8 @@ def _tensors_at_once(cols: Columns, f: _File) -> list[Tensor]:
     if flat.size and flat.min() < -1:
         raise _Unusual
     shapes = split(flat, ends)
-    dtypes = [schema.DTYPE_NAMES.get(c) for c in cols.scalars(_T_TYPE, "<i1").tolist()]
+    codes = cols.scalars(_T_TYPE, "<i1")
+    dtypes = [schema.DTYPE_NAMES.get(c) for c in codes.tolist()]
     if None in dtypes:
         raise _Unusual
     variable = (cols.scalars(_T_VARIABLE, "u1") != 0).tolist()
@@ -336,13 +345,50 @@ def _tensors_at_once(cols: Columns, f: _File) -> list[Tensor]:
     buffers = cols.scalars(_T_BUFFER, "<u4").tolist()
     data = {b: f.buffers.data(b) for b in dict.fromkeys(buffers)}
     # Positional arguments, in Tensor's field order: keywords cost more, per tensor.
-    return [
+    tensors = [
         Tensor(i, name, shape, dtype, q, sig if sig and sig != shape else None, b, data[b],
                var, sp)
         for i, (name, shape, dtype, q, sig, b, var, sp) in enumerate(zip(
             _names(cols, f.details), shapes, dtypes, _quantizations(cols, f.details),
             cols.values(_T_SIGNATURE, "<i4"), buffers, variable, sparse, strict=True))
     ]
+    constant = [data[b] is not None for b in buffers]
+    return tensors, _sizes(tensors, flat, ends, codes, constant, sparse)
+
+
+@cache
+def _bits_by_code() -> np.ndarray:
+    """Bits per element of each TFLite type code, as :attr:`Tensor.bits` gives them."""
+    table = np.zeros(max(schema.DTYPE_NAMES) + 1, dtype=np.int64)
+    for code, name in schema.DTYPE_NAMES.items():
+        table[code] = dtype_bits(name)
+    return table
+
+
+def _sizes(tensors: list[Tensor], flat: np.ndarray, ends: list[int], codes: np.ndarray,
+           constant: list[bool], sparse: list[bool]) -> TensorSizes | None:
+    """:class:`TensorSizes` of freshly read tensors, from their shapes as one array.
+
+    Element counts are products over a (tensor, dimension) matrix: a few NumPy calls where
+    the properties take a few Python calls per tensor. None (the properties, then, with
+    Python's unbounded ints) for no tensors or a size that 64-bit integers might not hold.
+    """
+    n = len(tensors)
+    if not n:
+        return None
+    stops = np.array(ends)
+    lengths = np.diff(stops, prepend=0)
+    dims = np.ones((n, max(int(lengths.max()), 1)), dtype=np.int64)
+    dims[np.repeat(np.arange(n), lengths),
+         np.arange(flat.size) - np.repeat(stops - lengths, lengths)] = np.maximum(flat, 1)
+    if np.log2(dims).sum(axis=1).max() > 55:  # elements x bits must stay below 2**63
+        return None
+    elements = dims.prod(axis=1)
+    bits = _bits_by_code()[codes]
+    nbytes = ((elements * bits + 7) // 8).tolist()
+    for i in [i for i, (s, c) in enumerate(zip(sparse, constant, strict=True)) if s and c]:
+        nbytes[i] = tensors[i].nbytes  # stored compressed: its bytes in the file
+    return TensorSizes(elements.tolist(), bits.tolist(), nbytes, constant)
 
 
 def _names(cols: Columns, details: bool) -> list[str]:
@@ -538,7 +584,7 @@ def _operators_at_once(cols: Columns, n_tensors: int, f: _File) -> list[Operator
 def _subgraph(g: Table, index: int, f: _File) -> Subgraph:
     where = f"subgraph {index}"
     slot = SLOTS["SubGraph"]
-    tensors = _tensors(g, where, f)
+    tensors, sizes = _tensors(g, where, f)
     n_tensors = len(tensors)
     sub = Subgraph(
         index=index, name=g.string(slot["Name"]), tensors=tensors,
@@ -546,6 +592,8 @@ def _subgraph(g: Table, index: int, f: _File) -> Subgraph:
         inputs=_indices(g, slot["Inputs"], n_tensors, f"{where} input tensor", f.check),
         outputs=_indices(g, slot["Outputs"], n_tensors, f"{where} output tensor", f.check),
     )
+    if sizes is not None:
+        sub.sizes = sizes  # fills the cached property: NumPy has them cheaper than it would
     _check_acyclic(sub, f.check)
     return sub
 

@@ -123,9 +123,9 @@ def _node_row(sub: Subgraph, op: Operator, layer: LayerCost, sizes: TensorSizes,
 
 def featurize(model: Model, cost: ModelCost | None = None) -> GraphFeatures:
     """Features of the main subgraph of ``model`` (cost reused when already computed)."""
+    cost = cost or analyze(model)
     sub = model.main
-    sizes = TensorSizes.of(sub.tensors)
-    cost = cost or analyze(model, sizes)
+    sizes = sub.sizes
     n = len(sub.operators)
     consumers = sub.consumers
     rows = np.array([_node_row(sub, op, layer, sizes, consumers)
