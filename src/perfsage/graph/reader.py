@@ -39,6 +39,7 @@ from perfsage.graph.ir import (
     Tensor,
     TensorSizes,
     dtype_bits,
+    element_count,
 )
 
 # What a damaged flatbuffer can raise from inside the generated accessors.
@@ -353,7 +354,7 @@ def _tensors_at_once(cols: Columns, f: _File) -> tuple[list[Tensor], TensorSizes
             cols.values(_T_SIGNATURE, "<i4"), buffers, variable, sparse, strict=True))
     ]
     constant = [data[b] is not None for b in buffers]
-    return tensors, _sizes(tensors, flat, ends, codes, constant, sparse)
+    return tensors, _sizes(tensors, shapes, codes, constant, sparse)
 
 
 @cache
@@ -365,30 +366,22 @@ def _bits_by_code() -> np.ndarray:
     return table
 
 
-def _sizes(tensors: list[Tensor], flat: np.ndarray, ends: list[int], codes: np.ndarray,
-           constant: list[bool], sparse: list[bool]) -> TensorSizes | None:
-    """:class:`TensorSizes` of freshly read tensors, from their shapes as one array.
+def _sizes(tensors: list[Tensor], shapes: list[tuple[int, ...]], codes: np.ndarray,
+           constant: list[bool], sparse: list[bool]) -> TensorSizes:
+    """:class:`TensorSizes` of freshly read tensors, from the columns they were read from.
 
-    Element counts are products over a (tensor, dimension) matrix: a few NumPy calls where
-    the properties take a few Python calls per tensor. None (the properties, then, with
-    Python's unbounded ints) for no tensors or a size that 64-bit integers might not hold.
+    Element counts come memoised per shape, bits by type code and bytes in one NumPy
+    expression: a few calls in all, where the properties take a few per tensor.
     """
-    n = len(tensors)
-    if not n:
-        return None
-    stops = np.array(ends)
-    lengths = np.diff(stops, prepend=0)
-    dims = np.ones((n, max(int(lengths.max()), 1)), dtype=np.int64)
-    dims[np.repeat(np.arange(n), lengths),
-         np.arange(flat.size) - np.repeat(stops - lengths, lengths)] = np.maximum(flat, 1)
-    if np.log2(dims).sum(axis=1).max() > 55:  # elements x bits must stay below 2**63
-        return None
-    elements = dims.prod(axis=1)
+    elements = list(map(element_count, shapes))  # Python ints, however large
     bits = _bits_by_code()[codes]
-    nbytes = ((elements * bits + 7) // 8).tolist()
+    if max(elements, default=0) < 2**55:  # elements x bits then fits in 64 bits
+        nbytes = ((np.array(elements, dtype=np.int64) * bits + 7) // 8).tolist()
+    else:
+        nbytes = [t.nbytes for t in tensors]
     for i in [i for i, (s, c) in enumerate(zip(sparse, constant, strict=True)) if s and c]:
         nbytes[i] = tensors[i].nbytes  # stored compressed: its bytes in the file
-    return TensorSizes(elements.tolist(), bits.tolist(), nbytes, constant)
+    return TensorSizes(elements, bits.tolist(), nbytes, constant)
 
 
 def _names(cols: Columns, details: bool) -> list[str]:
