@@ -203,6 +203,8 @@ def _itemsize(dtype: str) -> int:
 
 def split(flat: np.ndarray, ends: list[int]) -> list[tuple]:
     """The values of ``flat`` as one tuple per table, cut at ``ends`` (see :meth:`Columns.flat`)."""
+    if not flat.size:
+        return [()] * len(ends)
     values = flat.tolist()
     return [tuple(values[a:b]) for a, b in zip([0, *ends], ends, strict=False)]
 
@@ -253,6 +255,8 @@ class Columns:
         then skip the masked reads and writes, a few NumPy calls per field and model.
         """
         offsets = [_field(v, slot) for v in self._vtables]
+        if not any(offsets):  # intermediates, sparsity, signatures: mostly in no table
+            return np.zeros(len(self), dtype=bool), np.zeros(0, dtype=np.int64)
         if all(offsets):
             if len(set(offsets)) <= 1:
                 return None, self.pos + (offsets[0] if offsets else 0)
@@ -293,6 +297,8 @@ class Columns:
         width = _itemsize(dtype)
         ends = np.cumsum(lengths)
         total = int(ends[-1]) if ends.size else 0
+        if not total:
+            return np.zeros(0, dtype=dtype), ends.tolist()
         if total * width > len(self.buf):
             raise ValueError(f"vectors claim {total} values, more than the file can hold")
         positions = np.repeat(starts - width * (ends - lengths), lengths)
