@@ -64,7 +64,7 @@ class _Prepared:
 
     def batch(self, graphs: np.ndarray) -> dict[str, np.ndarray]:
         """The rows of ``graphs`` with graph and block indices renumbered from zero."""
-        rows, local_b = _ranges(self.block_at, graphs)
+        rows, _ = _ranges(self.block_at, graphs)
         mrows, local_m = _ranges(self.member_at, graphs)
         counts = np.diff(self.block_at)[graphs]
         first = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -92,7 +92,7 @@ def _ranges(at: np.ndarray, graphs: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def _prepare(graphs: list[GraphFeatures], feat: dict[str, np.ndarray],
              blocks: list[GraphBlocks] | None = None) -> _Prepared:
     blocks = blocks or [graph_blocks(g) for g in graphs]
-    x = np.concatenate([b.x for b in blocks]) if blocks else np.zeros((0, len(BLOCK_FEATURES)))
+    x = np.concatenate([b.x for b in blocks])
     glob = np.stack([g.globals for g in graphs])
     return _Prepared(
         blocks, ((x - feat["x_mu"]) / feat["x_sigma"]).astype(np.float32),
