@@ -27,6 +27,9 @@ from perfsage.predictors.registry import predictor_names
 
 #: Epoch budget per torch-trained predictor (early stopping may end sooner).
 EPOCHS = {"perfsage-gnn": 40, "brp-nas-gcn": 40, "block": 60}
+#: Largest training set per predictor where one fit would take over an hour here (the
+#: BRP-NAS GCN's 600-wide dense layers: ~18 CPU-s per epoch on 3,000 graphs).
+MAX_SIZE = {"brp-nas-gcn": 3000}
 
 
 def main() -> None:
@@ -45,8 +48,12 @@ def main() -> None:
     def progress(done: int, total: int, note: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {done}/{total} {note}", flush=True)
 
-    results = compare(data, names, args.work or args.dataset / f"compare-{args.target}",
-                      sizes=args.sizes, settings=settings, progress=progress)
+    work = args.work or args.dataset / f"compare-{args.target}"
+    results = []
+    for name in names:
+        sizes = [n for n in args.sizes if n <= MAX_SIZE.get(name, n)]
+        results += compare(data, [name], work, sizes=sizes, settings=settings,
+                           progress=progress)
     plots = RESULTS.parent / "plots" / f"compare-{args.target}"
     paths = learning_curves(results, plots, args.target)
     command = (f"`.venv/bin/python benchmarks/compare_results.py --dataset DATASET --target "
@@ -57,6 +64,8 @@ def main() -> None:
              "seeded shuffle of the train split), early-stops on n/9 validation graphs, and is "
              "scored on the whole test split. Epoch budgets: "
              + ", ".join(f"{k} {v}" for k, v in settings.items())
+             + "; largest training set: "
+             + ", ".join(f"{k} {v:,}" for k, v in MAX_SIZE.items() if k in names)
              + ". Train time is wall time on a shared 2-core machine "
              f"({platform.machine()}, one thread per fit); prediction time is per graph on "
              "features already computed (parsing excluded).", "",
