@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--collect-test-layers", type=int, default=0,
                         help="first write --test-layers for this many test graphs")
     parser.add_argument("--load", type=Path, help="score this saved predictor, no training")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="another predictor setting, e.g. sharpness=50 (repeatable)")
     args = parser.parse_args()
 
     from perfsage.predictors.graphset import load_graphset, split_sets
@@ -65,7 +67,9 @@ def main() -> None:
     else:
         predictor = get_predictor("block", epochs=args.epochs, seed=args.seed,
                                   layer_weight=args.layer_weight, layer_labels=str(
-                                      args.layer_labels) if args.layer_labels else None)
+                                      args.layer_labels) if args.layer_labels else None,
+                                  **{k: json.loads(v) for k, v in
+                                     (item.split("=", 1) for item in args.set)})
         predictor.progress = lambda epoch, mape: print(
             f"epoch {epoch}: val MAPE {mape:.2f} % ({time.perf_counter() - start:.0f} s)",
             flush=True)
