@@ -181,6 +181,9 @@ def section(command: str, data, seeds: list[int], body: list[str], quick: bool,
         + f". Train CPU s: processor time of one fit ({platform.machine()}, one thread), "
         "so other load on the machine does not inflate it.", "",
         *body, "",
+        "`brp-nas-gcn` is this repository's re-implementation of BRP-NAS's GCN over TFLite "
+        "operator graphs, not the authors' run; a row whose settings are overridden or "
+        "draws capped (above) was cut for CPU time and may understate that predictor. "
         "Shares are % of test models within ±k % of the measured latency (BRP-NAS's "
         f"measure). The measurements carry noise: {cells:,} cells build one of {graphs} "
         "graphs shared with other cells (pruned branches, `none` edges), and scoring each "
