@@ -2,7 +2,7 @@
 
 Run (after the dataset behind the weights is rebuilt, see docs/perfsage.md):
 
-    .venv/bin/python benchmarks/perfsage_results.py --dataset DATASET [--loso-dir DIR]
+    .venv/bin/python benchmarks/perfsage_results.py --dataset DATASET [--loso-dir DIR ...]
 
 For every target with shipped weights it evaluates the held-out test split (by graph
 hash; never seen in training or validation) per metric and per search space, saves a
@@ -57,17 +57,25 @@ def accuracy(dataset: Path, target: str, plots: Path) -> tuple[list[str], dict]:
     return lines, {m: r["all"] for m, r in report.items()}
 
 
-def loso(dataset: Path, folder: Path) -> list[str]:
-    lines = ["| held-out space | n | latency MAPE % | ±10 % | Kendall τ |", "|---|---|---|---|---|"]
-    for sub in sorted(p for p in folder.iterdir() if (p / "config.json").exists()):
-        model = PerfSAGEModel.load(sub)
-        space = model.config["trained"]["holdout_space"]
-        data = load_graphset(dataset, model.target)
-        test = data.subset(splits(data, space)["test"])
-        report = evaluate(model.predict(test.graphs), test.labels, test.spaces, ["latency_ms"])
-        r = report["latency_ms"]["all"]
-        lines.append(f"| {space} ({model.target}) | {r['n']} | {r['mape']:.2f} | "
-                     f"{r['within_10']:.1f} | {r['kendall_tau']:.3f} |")
+def loso(dataset: Path, folders: list[Path]) -> list[str]:
+    """Latency on each held-out space, one row per (space, weights) under ``folders``."""
+    lines = ["| held-out space | readout | epochs | n | latency MAPE % | ±10 % | Kendall τ |",
+             "|---|---|---|---|---|---|---|"]
+    data = {}
+    for folder in folders:
+        for sub in sorted(p for p in folder.iterdir() if (p / "config.json").exists()):
+            model = PerfSAGEModel.load(sub)
+            space = model.config["trained"]["holdout_space"]
+            if model.target not in data:
+                data[model.target] = load_graphset(dataset, model.target)
+            test = data[model.target].subset(splits(data[model.target], space)["test"])
+            report = evaluate(model.predict(test.graphs), test.labels, test.spaces,
+                              ["latency_ms"])
+            r = report["latency_ms"]["all"]
+            hyper = model.config["hyper"]
+            lines.append(f"| {space} ({model.target}) | {hyper.get('readout', 'pool')} | "
+                         f"{hyper['epochs']} | {r['n']} | {r['mape']:.2f} | "
+                         f"{r['within_10']:.1f} | {r['kendall_tau']:.3f} |")
     return lines
 
 
@@ -75,12 +83,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, required=True)
-    parser.add_argument("--loso-dir", type=Path)
+    parser.add_argument("--loso-dir", type=Path, nargs="*", default=[],
+                        help="folders of weights trained with --holdout-space, one per space")
     args = parser.parse_args()
     start = time.time()
     lines = ["## PerfSAGE GNN: shipped weights", "",
              "Regenerate with `.venv/bin/python benchmarks/perfsage_results.py --dataset "
-             "DATASET [--loso-dir DIR]` (see docs/perfsage.md for the dataset and weights).",
+             "DATASET [--loso-dir DIR ...]` (see docs/perfsage.md for the dataset and weights).",
              f"Machine: {platform.machine()}, {platform.python_version()}; "
              f"run {time.strftime('%Y-%m-%d')}.", "", "### Accuracy on the held-out test split",
              ""]
@@ -102,8 +111,8 @@ def main() -> None:
     if args.loso_dir:
         lines += ["", "### Leave one space out (latency)", "",
                   "Each row: `perfsage train DATASET --target ethos-u55-128 --holdout-space "
-                  "SPACE` (epochs as in that run's config.json), tested on every graph of the "
-                  "held-out space.", ""] + loso(args.dataset, args.loso_dir)
+                  "SPACE [--readout additive]` (epochs as in the table), tested on every graph "
+                  "of the held-out space.", ""] + loso(args.dataset, args.loso_dir)
     lines += ["", f"_Written in {time.time() - start:.0f} s._", ""]
     replace_section("perfsage-gnn", lines)
     print(json.dumps(summary, indent=1, default=float))
