@@ -4,6 +4,7 @@
     perfsage.predict("m.tflite", target="ethos-u55-128")   # {"latency_ms": ..., ...}
     perfsage.predict_many(paths, target="ethos-u55-128")   # one dict per model, batched
     perfsage.predict_many(paths, target=..., workers=2)    # in two processes
+    perfsage.predict_layers("m.tflite", target="ethos-u55-128")  # where the cost goes
 
 NumPy only: nothing here imports torch or TensorFlow.
 """
@@ -56,6 +57,21 @@ def predict_many(models: Iterable[Source], target: str | None = None, *,
         if workers == 1 or len(models) < 2 * CHUNK:
             return _predict_all(models, spec)
         return _predict_in_workers(models, spec, workers)
+
+
+def predict_layers(model: Source, target: str, *,
+                   block_weights: str | None = None) -> dict:
+    """Block-by-block costs of one model from the block predictor (``--per-layer``).
+
+    Returns ``rows`` (each block's operators, types, predicted metrics and ``share`` in % of
+    each additive metric's total, then an ``overhead`` row), ``total``, ``metrics`` and
+    ``peak`` (which metrics are a peak over blocks rather than a sum); see
+    ``perfsage.predictors.block.layers.per_layer``.
+    """
+    from perfsage.predictors.block.layers import load_block_predictor, per_layer
+
+    blocks = load_block_predictor(target, str(block_weights) if block_weights else None)
+    return per_layer(read_model(model), blocks)
 
 
 def _predict_all(models: Iterable[Source], spec: tuple[str | None, str | None],

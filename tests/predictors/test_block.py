@@ -113,6 +113,16 @@ def test_per_layer_rows_share_the_total(fitted):
     assert rows[0]["operators"] and rows[0]["types"]
 
 
+def test_api_per_layer_uses_the_shipped_block_weights():
+    import perfsage
+
+    layers = perfsage.predict_layers(EXAMPLES[1], target=TARGET)
+    ops = read_model(EXAMPLES[1]).main.operators
+    assert sum(len(r["types"]) for r in layers["rows"]) == len(ops)
+    assert sum(r["share"]["latency_ms"] for r in layers["rows"]) == pytest.approx(100)
+    assert layers["peak"]["sram_kib"] and not layers["peak"]["latency_ms"]
+
+
 def test_cli_per_layer_table_and_json():
     models = [str(p) for p in EXAMPLES]
     result = perfsage("predict", "--per-layer", *models, "--target", TARGET)
