@@ -7,7 +7,14 @@ import pytest
 TARGET = "ethos-u55-128"
 
 
-@pytest.fixture(scope="session", params=["pool", "additive"])
+#: Readout settings the runtime must mirror: pooled, additive, and additive anchored to
+#: rates with peak memory and type dropout.
+READOUTS = {"pool": {}, "additive": {"readout": "additive"},
+            "structured": {"readout": "additive", "peak": True, "type_dropout": 0.2,
+                           "rates": True}}
+
+
+@pytest.fixture(scope="session", params=list(READOUTS))
 def trained_each_readout(labelled, tmp_path_factory, request):
     """Weights briefly trained with each readout of the network."""
     from perfsage.predictors.graphset import load_graphset, split_sets
@@ -16,7 +23,7 @@ def trained_each_readout(labelled, tmp_path_factory, request):
     out = tmp_path_factory.mktemp(f"weights-{request.param}")
     sets = split_sets(load_graphset(labelled, TARGET, workers=1))
     fit(sets["train"], sets["val"], TARGET, out,
-        Hyper(epochs=3, hidden=16, layers=2, embed=8, readout=request.param))
+        Hyper(epochs=3, hidden=16, layers=2, embed=8, **READOUTS[request.param]))
     return out
 
 

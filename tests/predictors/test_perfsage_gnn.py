@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 
 from perfsage.errors import WeightsError
 from perfsage.graph import read_model
-from perfsage.predictors.features import NODE_FEATURES, UNKNOWN_TYPE, featurize
+from perfsage.predictors.features import NODE_FEATURES, OP_TYPES, UNKNOWN_TYPE, featurize
 from perfsage.predictors.graphset import load_graphset, split_of, split_sets, splits
 from perfsage.predictors.perfsage_gnn.predictor import PerfSAGEModel
 
@@ -71,8 +72,12 @@ def test_numpy_runtime_equals_the_torch_network(labelled, trained_each_readout):
     additive = model.config.get("additive", [])
     assert set(additive) == (set() if model.config["hyper"]["readout"] == "pool"
                              else {"latency_ms", "npu_cycles", "energy_mj", "flash_kib"})
-    torch_out = _predict(net, DataLoader(_pyg(data, model.config), batch_size=17))
-    np.testing.assert_allclose(model.standardised(data.graphs), torch_out, atol=1e-4)
+    assert model.config.get("peak", []) == (["sram_kib"] if model.config["hyper"].get("peak")
+                                             else [])
+    assert ("rate_log" in model.tensors) == bool(model.config["hyper"].get("rates"))
+    loader = DataLoader(_pyg(data, model.config, model.config["hyper"].get("peak", False)),
+                        batch_size=17)
+    np.testing.assert_allclose(model.standardised(data.graphs), _predict(net, loader), atol=1e-4)
 
 
 def test_training_resumes_from_its_checkpoint(labelled, tmp_path):
@@ -139,3 +144,37 @@ def test_predict_cli_json_and_no_heavy_imports(trained):
     rows = json.loads(result.stdout)
     assert rows[0]["target"] == TARGET and "latency_ms" in rows[0]["predicted"]
     assert result.stderr.strip().endswith("[]")
+
+
+def test_live_bytes_peak_is_the_analysis_peak():
+    from perfsage.graph import analyze
+    from perfsage.predictors.features import graph_live_bytes, live_bytes
+
+    graphs, peaks = [], []
+    for path in EXAMPLES:
+        model = read_model(path)
+        graphs.append(featurize(model))
+        peaks.append(analyze(model).peak_activation_bytes)
+        live = np.expm1(graph_live_bytes(graphs[-1]).astype(np.float64))
+        assert live.max() == pytest.approx(peaks[-1], rel=1e-6)
+        assert (live > 0).all()
+    sizes = np.array([len(g.op_types) for g in graphs])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    edges = np.concatenate([g.edges for g in graphs], axis=1) + np.repeat(
+        starts, [g.edges.shape[1] for g in graphs])
+    batched = live_bytes(np.concatenate([g.nodes for g in graphs]), edges, starts, sizes,
+                         np.stack([g.globals for g in graphs]))
+    np.testing.assert_array_equal(batched, np.concatenate([graph_live_bytes(g) for g in graphs]))
+
+
+def test_types_never_trained_on_are_predicted_as_unknown(trained_each_readout):
+    model = PerfSAGEModel.load(trained_each_readout)
+    g = featurize(read_model(EXAMPLES[0]))
+    seen = set(model.config["domain"]["op_types"])
+    unseen = next(i for i, name in enumerate(OP_TYPES) if name not in seen)
+    renamed = dataclasses.replace(g, op_types=np.where(np.arange(len(g.op_types)) == 0, unseen,
+                                                       g.op_types))
+    as_unknown = dataclasses.replace(g, op_types=np.where(np.arange(len(g.op_types)) == 0,
+                                                          UNKNOWN_TYPE, g.op_types))
+    same = np.array_equal(model.standardised([renamed]), model.standardised([as_unknown]))
+    assert same == bool(model.config["hyper"].get("type_dropout"))

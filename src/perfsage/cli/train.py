@@ -29,6 +29,16 @@ def train(
     readout: Annotated[str, typer.Option(
         help="pool: one MLP over pooled node states; additive: latency, energy and flash as "
              "a sum of per-operator costs plus an overhead.")] = "pool",
+    peak: Annotated[bool, typer.Option(
+        help="Peak memory (SRAM, arena) as the largest per-operator peak, each operator "
+             "starting from the activation bytes live while it runs.")] = False,
+    type_dropout: Annotated[float, typer.Option(
+        min=0.0, max=0.95, help="Share of operator types hidden as 'unknown' per training "
+                                "step, so types never trained on are predicted from their "
+                                "shapes.")] = 0.0,
+    rates: Annotated[bool, typer.Option(
+        help="With --readout additive: each operator's cost as rates per MAC, per byte and "
+             "per operator times those quantities.")] = False,
     workers: Annotated[int, typer.Option(min=1, help="Processes for featurising.")] = 2,
 ) -> None:
     """Train PerfSAGE on a dataset's labels (CPU); running again resumes from the checkpoint."""
@@ -39,7 +49,7 @@ def train(
 
     target_class(target)
     hyper = Hyper(epochs=epochs, patience=patience, hidden=hidden, layers=layers, seed=seed,
-                  readout=readout)
+                  readout=readout, peak=peak, type_dropout=type_dropout, rates=rates)
     with Reporter("features", "graphs") as progress:
         data = load_graphset(dataset, target, workers=workers, progress=progress.update)
     sets = split_sets(data, holdout_space)

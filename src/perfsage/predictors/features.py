@@ -140,3 +140,60 @@ def featurize(model: Model, cost: ModelCost | None = None) -> GraphFeatures:
               sum(sizes.nbytes[t] for t in sub.inputs), sum(sizes.nbytes[t] for t in sub.outputs))
     return GraphFeatures(types, rows.astype(np.float32), np.ascontiguousarray(edges),
                          np.log1p(np.array(totals, dtype=np.float64)).astype(np.float32))
+
+
+_OUTPUT_BYTES = NODE_FEATURES.index("output_bytes")
+_ACTIVATION_INPUTS = NODE_FEATURES.index("activation_inputs")
+_GRAPH_INPUT_BYTES = GLOBAL_FEATURES.index("input_bytes")
+
+
+def live_bytes(nodes: np.ndarray, edges: np.ndarray, starts: np.ndarray, sizes: np.ndarray,
+               globals_: np.ndarray) -> np.ndarray:
+    """log1p of the activation bytes live while each operator runs, for a batch of graphs.
+
+    Peak memory (SRAM, arena) is the most any planner holds at one step of the schedule, so
+    what is live at each operator is the quantity a peak readout needs. It is rebuilt here
+    from the features alone, as ``analysis.peak_activation_bytes`` counts it from the IR: an
+    operator's outputs live from it to their last reader (to the end when nothing reads
+    them), the graph inputs from the start to their last reader. ``nodes`` and ``edges`` are
+    the graphs' arrays concatenated (edges renumbered), ``starts``/``sizes`` each graph's
+    rows, ``globals_`` its global features [graphs, len(GLOBAL_FEATURES)].
+    """
+    n = len(nodes)
+    if n == 0:
+        return np.zeros(0, dtype=np.float32)
+    graph_of = np.repeat(np.arange(len(starts)), sizes)
+    out_bytes = np.expm1(nodes[:, _OUTPUT_BYTES].astype(np.float64))
+    last = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(last, edges[0], edges[1])
+    last = np.where(last < 0, (starts + sizes - 1)[graph_of], last)
+    # Operators with more activation inputs than producers read a graph input.
+    reads_input = nodes[:, _ACTIVATION_INPUTS] > np.bincount(edges[1], minlength=n)
+    last_input = np.full(len(starts), -1, dtype=np.int64)
+    np.maximum.at(last_input, graph_of[reads_input], np.flatnonzero(reads_input))
+    has = last_input >= 0
+    in_bytes = np.expm1(globals_[has, _GRAPH_INPUT_BYTES].astype(np.float64))
+    change = np.zeros(n + 1)
+    change[:n] = out_bytes
+    change -= np.bincount(last + 1, weights=out_bytes, minlength=n + 1)
+    change += np.bincount(starts[has], weights=in_bytes, minlength=n + 1)
+    change -= np.bincount(last_input[has] + 1, weights=in_bytes, minlength=n + 1)
+    return np.log1p(np.maximum(np.cumsum(change)[:n], 0)).astype(np.float32)
+
+
+def graph_live_bytes(g: GraphFeatures) -> np.ndarray:
+    """:func:`live_bytes` of one graph."""
+    return live_bytes(g.nodes, g.edges, np.zeros(1, dtype=np.int64),
+                      np.array([len(g.op_types)]), g.globals[None])
+
+
+_BASIS = [NODE_FEATURES.index(k) for k in ("macs", "input_bytes", "output_bytes", "param_bytes")]
+#: What an operator's cost is made of: multiply-accumulates, bytes moved, a fixed part.
+COST_BASIS = ("macs", "bytes", "operator")
+
+
+def cost_basis(nodes: np.ndarray) -> np.ndarray:
+    """Log of each COST_BASIS quantity per operator (float32 [nodes, 3]; +1 against log 0)."""
+    raw = np.expm1(nodes[:, _BASIS].astype(np.float64))
+    return np.column_stack([np.log1p(raw[:, 0]), np.log1p(raw[:, 1:].sum(axis=1)),
+                            np.zeros(len(nodes))]).astype(np.float32)

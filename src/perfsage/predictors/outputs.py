@@ -67,6 +67,15 @@ def additive(scale: dict[str, Any]) -> list[str]:
     return [m for m in learned(scale) if m in ADDITIVE_METRICS]
 
 
+#: Peak-memory metrics: the most a planner holds at one step of the schedule.
+PEAK_METRICS = ("sram_kib", "arena_kib")
+
+
+def peak(scale: dict[str, Any]) -> list[str]:
+    """The learnt metrics that are a peak over the schedule, in output order."""
+    return [m for m in learned(scale) if m in PEAK_METRICS]
+
+
 def learned(scale: dict[str, Any]) -> list[str]:
     """The metrics with a relative error to minimise (mode ``log``)."""
     return [m for m in scale["metrics"] if scale["modes"][m] == "log"]

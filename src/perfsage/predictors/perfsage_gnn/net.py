@@ -11,6 +11,21 @@ a sum over operators of a per-operator cost predicted from each operator's embed
 the pooled head's output as a per-network overhead: total = sum_i exp(c_i) + exp(o). A
 network of unseen size or depth then costs what its operators cost, which is what lets the
 prediction carry over to search spaces never seen in training.
+
+With ``rates`` (additive readout only) an operator's cost is anchored to what it does:
+``c_i = sum_k r_k * exp(d_ik) * b_ik`` over the ``features.COST_BASIS`` quantities b (its
+MACs, the bytes it moves, 1), where ``r_k`` are learnt network-wide rates started from a
+non-negative least-squares fit to the training totals and ``d_ik`` a per-operator
+correction bounded to +-``RATE_BOUND`` (as is the overhead's, around its own rate). Costs
+then grow with MACs and bytes by construction, which is what an unseen search space can
+still be trusted to share with the training ones.
+
+With ``peak`` the peak-memory metrics (``outputs.PEAK_METRICS``) are a maximum over
+operators instead: each operator gets the activation bytes live while it runs
+(``features.live_bytes``) as an extra input feature and predicts its own peak as a
+correction to them, ``p_i = log(live_i) + d_i``; the network's figure is ``max(max_i p_i,
+o)``. A planner's peak is set at one step of the schedule, so this is the shape the answer
+has on any network, however deep.
 """
 
 from __future__ import annotations
@@ -24,6 +39,8 @@ from torch_geometric.utils import scatter
 SUM_SCALE = 1 / 16
 #: log(64): per-operator costs start at 1/64 of the mean total (networks have ~30-150 ops).
 NODE_SHARE_LOG = 4.1588830833596715
+#: Largest log-factor by which an operator's rate may differ from the network-wide rate.
+RATE_BOUND = 4.0
 
 
 class PerfSAGENet(nn.Module):
@@ -32,9 +49,24 @@ class PerfSAGENet(nn.Module):
     def __init__(self, n_types: int, n_node: int, n_global: int, n_out: int, *,
                  hidden: int = 128, layers: int = 4, embed: int = 32,
                  additive: list[int] | None = None, mu: list[float] | None = None,
-                 sigma: list[float] | None = None) -> None:
+                 sigma: list[float] | None = None, peak: list[int] | None = None,
+                 rate_init: list[list[float]] | None = None) -> None:
         super().__init__()
         self.additive = list(additive or [])
+        self.rates = rate_init is not None and bool(self.additive)
+        if self.rates:
+            # [len(COST_BASIS) + 1, additive metrics]: log rates, the last row the overhead's.
+            self.rate_log = nn.Parameter(torch.tensor(rate_init, dtype=torch.float32))
+        self.peak = list(peak or [])
+        if self.peak:
+            index = torch.tensor(self.peak)
+            self.register_buffer("peak_index", index, persistent=False)
+            self.register_buffer("peak_mu", torch.tensor(mu, dtype=torch.float32)[index],
+                                 persistent=False)
+            self.register_buffer("peak_sigma", torch.tensor(sigma, dtype=torch.float32)[index],
+                                 persistent=False)
+            self.peak_head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(),
+                                           nn.Linear(hidden, len(self.peak)))
         if self.additive:
             index = torch.tensor(self.additive)
             self.register_buffer("add_index", index, persistent=False)
@@ -42,8 +74,9 @@ class PerfSAGENet(nn.Module):
                                  persistent=False)
             self.register_buffer("add_sigma", torch.tensor(sigma, dtype=torch.float32)[index],
                                  persistent=False)
+            width = len(self.additive) * (len(rate_init) - 1 if self.rates else 1)
             self.node_head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(),
-                                           nn.Linear(hidden, len(self.additive)))
+                                           nn.Linear(hidden, width))
         self.embed = nn.Embedding(n_types, embed)
         self.lin_in = nn.Linear(embed + n_node, hidden)
         self.fwd = nn.ModuleList(SAGEConv(hidden, hidden) for _ in range(layers))
@@ -60,15 +93,23 @@ class PerfSAGENet(nn.Module):
         from perfsage.predictors.features import GLOBAL_FEATURES, NODE_FEATURES, OP_TYPES
 
         h = config["hyper"]
-        return cls(len(OP_TYPES) + 1, len(NODE_FEATURES), len(GLOBAL_FEATURES),
-                   len(config["metrics"]), hidden=h["hidden"], layers=h["layers"],
-                   embed=h["embed"],
+        peak = [config["metrics"].index(m) for m in config.get("peak", [])]
+        return cls(len(OP_TYPES) + 1, len(NODE_FEATURES) + int(h.get("peak", False)),
+                   len(GLOBAL_FEATURES), len(config["metrics"]), hidden=h["hidden"],
+                   layers=h["layers"], embed=h["embed"],
                    additive=[config["metrics"].index(m) for m in config.get("additive", [])],
-                   mu=config["mu"], sigma=config["sigma"])
+                   mu=config["mu"], sigma=config["sigma"], peak=peak,
+                   rate_init=config.get("rate_init"))
 
     def forward(self, op_type: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor,
-                glob: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
-        """Standardised outputs, one row per graph."""
+                glob: torch.Tensor, batch: torch.Tensor, num_graphs: int,
+                live_kib: torch.Tensor | None = None,
+                basis: torch.Tensor | None = None) -> torch.Tensor:
+        """Standardised outputs, one row per graph.
+
+        ``live_kib``: log of the KiB live at each operator, for the peak readout;
+        ``basis``: ``features.cost_basis`` of each operator, for the rates.
+        """
         h = torch.relu(self.lin_in(torch.cat([self.embed(op_type), x], dim=1)))
         reverse = edge_index.flip(0)
         for fwd, bwd in zip(self.fwd, self.bwd, strict=True):
@@ -80,11 +121,24 @@ class PerfSAGENet(nn.Module):
             glob,
         ], dim=1)
         out = self.head(pooled)
+        if self.peak:
+            node_peak = self.peak_head(h) + live_kib[:, None]
+            floor = out[:, self.peak_index] * self.peak_sigma + self.peak_mu
+            top = torch.maximum(scatter(node_peak, batch, 0, num_graphs, reduce="max"), floor)
+            out = out.index_copy(1, self.peak_index, (top - self.peak_mu) / self.peak_sigma)
         if not self.additive:
             return out
-        # Per-operator log costs, started near an equal share of a typical network's total.
-        cost = self.node_head(h) + (self.add_mu - NODE_SHARE_LOG)
-        overhead = out[:, self.add_index] * self.add_sigma + self.add_mu
+        if self.rates:
+            k = len(self.rate_log) - 1
+            bound = RATE_BOUND * torch.tanh(self.node_head(h) / RATE_BOUND)
+            terms = bound.view(-1, k, len(self.additive)) + self.rate_log[:k] + basis[:, :, None]
+            cost = torch.logsumexp(terms, dim=1)
+            overhead = self.rate_log[k] + RATE_BOUND * torch.tanh(
+                out[:, self.add_index] / RATE_BOUND)
+        else:
+            # Per-operator log costs, started near an equal share of a typical total.
+            cost = self.node_head(h) + (self.add_mu - NODE_SHARE_LOG)
+            overhead = out[:, self.add_index] * self.add_sigma + self.add_mu
         peak = torch.maximum(scatter(cost, batch, 0, num_graphs, reduce="max"), overhead)
         total = scatter(torch.exp(cost - peak[batch]), batch, 0, num_graphs, reduce="sum")
         log_total = peak + torch.log(total + torch.exp(overhead - peak))

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from perfsage.predictors.features import GraphFeatures
+from perfsage.predictors.features import OP_TYPES, UNKNOWN_TYPE, GraphFeatures
 from perfsage.predictors.outputs import decode
 from perfsage.predictors.perfsage_gnn import runtime, weights
 
@@ -22,10 +22,25 @@ class PerfSAGEModel:
         self._node_sigma = np.asarray(config["node_sigma"], dtype=np.float32)
         self._global_mu = np.asarray(config["global_mu"], dtype=np.float32)
         self._global_sigma = np.asarray(config["global_sigma"], dtype=np.float32)
-        names = config.get("additive", [])
+        self._additive = self._readout(config, "additive")
+        self._peak = self._readout(config, "peak")
+        self._type_map = None
+        if config["hyper"].get("type_dropout", 0) and config.get("domain"):
+            # Types never trained on were learnt only as "unknown" (the type dropout).
+            names = [*OP_TYPES, "unknown"]
+            seen = set(config["domain"]["op_types"])
+            self._type_map = np.array([i if name in seen else UNKNOWN_TYPE
+                                       for i, name in enumerate(names)], dtype=np.int64)
+
+    @staticmethod
+    def _readout(config: dict[str, Any], kind: str) -> tuple[np.ndarray, ...] | None:
+        """(metric indices, mu, sigma) of the metrics a structured readout predicts."""
+        names = config.get(kind, [])
+        if not names:
+            return None
         index = np.array([config["metrics"].index(m) for m in names], dtype=np.int64)
-        self._additive = (index, np.asarray(config["mu"], dtype=np.float32)[index],
-                          np.asarray(config["sigma"], dtype=np.float32)[index]) if names else None
+        return (index, np.asarray(config["mu"], dtype=np.float32)[index],
+                np.asarray(config["sigma"], dtype=np.float32)[index])
 
     @classmethod
     def load(cls, folder: str | Path) -> PerfSAGEModel:
@@ -46,7 +61,7 @@ class PerfSAGEModel:
         """Raw network outputs (standardised), one row per graph."""
         return runtime.forward(self.tensors, self.config["hyper"]["layers"], graphs,
                                self._node_mu, self._node_sigma, self._global_mu,
-                               self._global_sigma, self._additive)
+                               self._global_sigma, self._additive, self._peak, self._type_map)
 
     def outside_training(self, graph: GraphFeatures, op_names: list[str]) -> list[str]:
         """Why ``graph`` is unlike the training data (empty when it is not)."""

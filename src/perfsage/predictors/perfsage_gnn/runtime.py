@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from perfsage.predictors.features import GraphFeatures
+from perfsage.predictors.features import GraphFeatures, cost_basis, live_bytes
 
 SUM_SCALE = 1 / 16  # must equal net.SUM_SCALE
 NODE_SHARE_LOG = np.float32(4.1588830833596715)  # must equal net.NODE_SHARE_LOG
+LOG_KIB = np.float32(np.log(1024))  # must equal train.LOG_KIB
+RATE_BOUND = np.float32(4.0)  # must equal net.RATE_BOUND
 
 
 def _linear(w: dict[str, np.ndarray], name: str, x: np.ndarray) -> np.ndarray:
@@ -96,12 +98,26 @@ def _pool(h: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndar
     return np.stack([b.sum(axis=0) for b in blocks]), np.stack([b.max(axis=0) for b in blocks])
 
 
+def _logsumexp(terms: np.ndarray, axis: int) -> np.ndarray:
+    top = terms.max(axis=axis)
+    return top + np.log(np.exp(terms - np.expand_dims(top, axis)).sum(axis=axis))
+
+
 def _additive(w: dict[str, np.ndarray], h: np.ndarray, z: np.ndarray, starts: np.ndarray,
-              index: np.ndarray, mu: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+              index: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
+              nodes: np.ndarray) -> np.ndarray:
     """The additive readout: per-operator costs summed per graph, plus the pooled overhead."""
     cost = _linear(w, "node_head.2", np.maximum(_linear(w, "node_head.0", h), 0))
-    cost += mu - NODE_SHARE_LOG
-    overhead = z[:, index] * sigma + mu
+    rates = w.get("rate_log")
+    if rates is not None:
+        k = len(rates) - 1
+        bound = RATE_BOUND * np.tanh(cost / RATE_BOUND)
+        terms = bound.reshape(len(h), k, len(index)) + rates[:k] + cost_basis(nodes)[:, :, None]
+        cost = _logsumexp(terms, axis=1)
+        overhead = rates[k] + RATE_BOUND * np.tanh(z[:, index] / RATE_BOUND)
+    else:
+        cost += mu - NODE_SHARE_LOG
+        overhead = z[:, index] * sigma + mu
     peak = np.maximum(np.maximum.reduceat(cost, starts, axis=0), overhead)
     graph_of = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(h))))
     total = np.add.reduceat(np.exp(cost - peak[graph_of]), starts, axis=0)
@@ -110,18 +126,40 @@ def _additive(w: dict[str, np.ndarray], h: np.ndarray, z: np.ndarray, starts: np
     return out
 
 
+def _peak(w: dict[str, np.ndarray], h: np.ndarray, z: np.ndarray, starts: np.ndarray,
+          live_kib: np.ndarray, index: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
+          ) -> np.ndarray:
+    """The peak readout: the largest per-operator peak per graph, or the pooled floor."""
+    node_peak = _linear(w, "peak_head.2", np.maximum(_linear(w, "peak_head.0", h), 0))
+    node_peak += live_kib[:, None]
+    top = np.maximum(np.maximum.reduceat(node_peak, starts, axis=0), z[:, index] * sigma + mu)
+    out = z.copy()
+    out[:, index] = (top - mu) / sigma
+    return out
+
+
 def forward(weights: dict[str, np.ndarray], layers: int, graphs: list[GraphFeatures],
             node_mu: np.ndarray, node_sigma: np.ndarray, global_mu: np.ndarray,
             global_sigma: np.ndarray, additive: tuple[np.ndarray, ...] | None = None,
+            peak: tuple[np.ndarray, ...] | None = None, type_map: np.ndarray | None = None,
             ) -> np.ndarray:
     """Standardised outputs for a batch of graphs, one row per graph.
 
-    ``additive``: (metric indices, their mu, their sigma) for the additive readout.
+    ``additive`` and ``peak``: (metric indices, their mu, their sigma) for those readouts;
+    ``peak`` also adds the live-bytes node feature. ``type_map`` renames operator types
+    (those never trained on become unknown).
     """
-    types, nodes, edges, starts, sizes = _concatenated(graphs)
+    types, raw, edges, starts, sizes = _concatenated(graphs)
+    nodes = raw
+    if type_map is not None:
+        types = type_map[types]
     n = len(types)
     fwd, bwd = _Neighbours.of(edges[0], edges[1], n), _Neighbours.of(edges[1], edges[0], n)
     w = weights
+    glob = np.stack([g.globals for g in graphs])
+    if peak:
+        live = live_bytes(nodes, edges, starts, sizes, glob)
+        nodes = np.column_stack([nodes, live])
     h0 = _embed(w, types, (nodes - node_mu) / node_sigma)
     padded = np.zeros((n + 1, h0.shape[1]), dtype=np.float32)  # h, then one zero row
     h = padded[:n]
@@ -133,12 +171,14 @@ def forward(weights: dict[str, np.ndarray], layers: int, graphs: list[GraphFeatu
         z += h @ lin_self
         z += bias
         h += np.maximum(z, 0, out=z)
-    total, peak = _pool(h, starts, sizes)
+    total, largest = _pool(h, starts, sizes)
     pooled = np.concatenate([
-        total * np.float32(SUM_SCALE), total / sizes[:, None].astype(np.float32), peak,
-        (np.stack([g.globals for g in graphs]) - global_mu) / global_sigma,
+        total * np.float32(SUM_SCALE), total / sizes[:, None].astype(np.float32), largest,
+        (glob - global_mu) / global_sigma,
     ], axis=1)
     z = np.maximum(_linear(w, "head.0", pooled), 0)
     z = np.maximum(_linear(w, "head.2", z), 0)
     z = _linear(w, "head.4", z)
-    return _additive(w, h, z, starts, *additive) if additive else z
+    if peak:
+        z = _peak(w, h, z, starts, live - LOG_KIB, *peak)
+    return _additive(w, h, z, starts, *additive, raw) if additive else z

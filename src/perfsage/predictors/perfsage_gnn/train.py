@@ -19,13 +19,15 @@ import numpy as np
 
 from perfsage.errors import UsageError
 from perfsage.predictors.domain import training_domain
+from perfsage.predictors.features import UNKNOWN_TYPE, cost_basis, graph_live_bytes
 from perfsage.predictors.graphset import GraphSet
-from perfsage.predictors.outputs import additive, decode, encode, mean_mape, output_scaling
+from perfsage.predictors.outputs import additive, decode, encode, mean_mape, output_scaling, peak
 from perfsage.predictors.perfsage_gnn import weights
 
 CHECKPOINT = "checkpoint.safetensors"
 READOUTS = ("pool", "additive")
 CHECKPOINT_STATE = "checkpoint.json"
+LOG_KIB = np.float32(np.log(1024))  # log1p(bytes) - LOG_KIB = log((bytes + 1) / 1 KiB)
 
 
 @dataclass
@@ -42,15 +44,32 @@ class Hyper:
     patience: int = 12
     seed: int = 0
     readout: str = "pool"  # or "additive": see net.PerfSAGENet
+    #: Peak memory as a maximum over operators of their live bytes, corrected (net docstring).
+    peak: bool = False
+    #: Share of operators whose type is hidden ("unknown") in each training step, so that
+    #: the unknown embedding learns what an operator costs from its shapes alone; prediction
+    #: then treats types never seen in training as unknown.
+    type_dropout: float = 0.0
+    #: Additive costs anchored to MACs, bytes and operator count (net docstring).
+    rates: bool = False
 
     def __post_init__(self) -> None:
         if self.readout not in READOUTS:
             raise UsageError(f"readout {self.readout!r}: expected one of {', '.join(READOUTS)}")
+        if self.rates and self.readout != "additive":
+            raise UsageError("rates need the additive readout (readout='additive')")
+        if not 0 <= self.type_dropout < 1:
+            raise UsageError(f"type_dropout {self.type_dropout}: expected 0 <= p < 1")
 
 
-def _scaling(train: GraphSet, readout: str = "pool") -> dict[str, Any]:
+def node_inputs(g, with_live: bool) -> np.ndarray:
+    """A graph's node features, with its live-bytes column when the peak readout is on."""
+    return np.column_stack([g.nodes, graph_live_bytes(g)]) if with_live else g.nodes
+
+
+def _scaling(train: GraphSet, hyper: Hyper) -> dict[str, Any]:
     """Output scaling of the metrics, node and global feature standardisation, the domain."""
-    nodes = np.concatenate([g.nodes for g in train.graphs])
+    nodes = np.concatenate([node_inputs(g, hyper.peak) for g in train.graphs])
     glob = np.stack([g.globals for g in train.graphs])
 
     def std(a: np.ndarray) -> list[float]:
@@ -58,14 +77,39 @@ def _scaling(train: GraphSet, readout: str = "pool") -> dict[str, Any]:
         return np.where(s > 1e-6, s, 1.0).tolist()
 
     scale = output_scaling(train.labels)
-    if readout == "additive":
+    if hyper.readout == "additive":
         scale["additive"] = additive(scale)
+        if hyper.rates and scale["additive"]:
+            scale["rate_init"] = rate_init(train, scale["additive"])
+    if hyper.peak:
+        scale["peak"] = peak(scale)
     return {**scale, "domain": training_domain(train.graphs),
             "node_mu": nodes.mean(axis=0).tolist(), "node_sigma": std(nodes),
             "global_mu": glob.mean(axis=0).tolist(), "global_sigma": std(glob)}
 
 
-def _pyg(data: GraphSet, scale: dict[str, Any]) -> list:
+def rate_init(train: GraphSet, metrics: list[str], most: int = 4000) -> list[list[float]]:
+    """Log network-wide rates per cost-basis quantity and of the overhead, per metric.
+
+    A non-negative least-squares fit of each total to the graph's summed basis quantities
+    and a constant, weighted to minimise relative error (on ``most`` graphs at most).
+    """
+    from scipy.optimize import nnls
+
+    graphs = train.graphs[:most]
+    design = np.array([[*np.exp(cost_basis(g.nodes).astype(np.float64)).sum(axis=0), 1.0]
+                       for g in graphs])
+    out = []
+    for m in metrics:
+        y = np.asarray(train.labels[m][:most], dtype=np.float64)
+        coef, _ = nnls(design / y[:, None], np.ones(len(y)))
+        # A rate the fit zeroes still starts small but finite: 1/1000 of what alone explains y.
+        floor = 1e-3 * np.median(y[:, None] / design, axis=0)
+        out.append(np.log(np.maximum(coef, floor)).tolist())
+    return np.array(out).T.tolist()
+
+
+def _pyg(data: GraphSet, scale: dict[str, Any], with_live: bool) -> list:
     import torch
     from torch_geometric.data import Data
 
@@ -74,14 +118,23 @@ def _pyg(data: GraphSet, scale: dict[str, Any]) -> list:
     gmu, gsd = np.asarray(scale["global_mu"]), np.asarray(scale["global_sigma"])
     out = []
     for i, g in enumerate(data.graphs):
+        nodes = node_inputs(g, with_live)
+        extra = {"live_kib": torch.from_numpy(nodes[:, -1] - LOG_KIB)} if with_live else {}
+        if "rate_init" in scale:
+            extra["basis"] = torch.from_numpy(cost_basis(g.nodes))
         out.append(Data(
             op_type=torch.from_numpy(g.op_types), num_nodes=len(g.op_types),
-            x=torch.from_numpy(((g.nodes - nmu) / nsd).astype(np.float32)),
+            x=torch.from_numpy(((nodes - nmu) / nsd).astype(np.float32)), **extra,
             edge_index=torch.from_numpy(g.edges),
             glob=torch.from_numpy(((g.globals - gmu) / gsd).astype(np.float32))[None],
             y=y[i:i + 1],
         ))
     return out
+
+
+def _forward(net, b, op_type):
+    return net(op_type, b.x, b.edge_index, b.glob, b.batch, b.num_graphs,
+               getattr(b, "live_kib", None), getattr(b, "basis", None))
 
 
 def _predict(net, loader) -> np.ndarray:
@@ -91,7 +144,7 @@ def _predict(net, loader) -> np.ndarray:
     rows = []
     with torch.no_grad():
         for b in loader:
-            rows.append(net(b.op_type, b.x, b.edge_index, b.glob, b.batch, b.num_graphs).numpy())
+            rows.append(_forward(net, b, b.op_type).numpy())
     net.train()
     return np.concatenate(rows)
 
@@ -117,8 +170,8 @@ def fit(train: GraphSet, val: GraphSet, target: str, out: str | Path,
     # One intra-op thread: these graphs are small, and on a busy 2-core machine a second
     # thread made a batch 40x slower (1.5 s vs 37 ms) through oversubscription.
     torch.set_num_threads(1)
-    scale = _scaling(train, hyper.readout)
-    train_set, val_set = _pyg(train, scale), _pyg(val, scale)
+    scale = _scaling(train, hyper)
+    train_set, val_set = _pyg(train, scale, hyper.peak), _pyg(val, scale, hyper.peak)
     val_loader = DataLoader(val_set, batch_size=256)
     net = PerfSAGENet.from_config({**scale, "hyper": asdict(hyper)})
     opt = torch.optim.AdamW(net.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay)
@@ -148,7 +201,11 @@ def fit(train: GraphSet, val: GraphSet, target: str, out: str | Path,
         losses = []
         for b in loader:
             opt.zero_grad()
-            pred = net(b.op_type, b.x, b.edge_index, b.glob, b.batch, b.num_graphs)
+            op_type = b.op_type
+            if hyper.type_dropout:
+                hidden = torch.rand(len(op_type), generator=generator) < hyper.type_dropout
+                op_type = torch.where(hidden, UNKNOWN_TYPE, op_type)
+            pred = _forward(net, b, op_type)
             loss = relative_loss(pred, b.y, sigma, log_mask)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
