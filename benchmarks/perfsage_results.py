@@ -57,6 +57,18 @@ def accuracy(dataset: Path, target: str, plots: Path) -> tuple[list[str], dict]:
     return lines, {m: r["all"] for m, r in report.items()}
 
 
+def readout_name(hyper: dict) -> str:
+    """The readout options a weights folder was trained with, in words."""
+    name = hyper.get("readout", "pool")
+    if name == "additive" and hyper.get("rates"):
+        name += " with rates"
+    if hyper.get("peak"):
+        name += ", peak memory"
+    if hyper.get("type_dropout"):
+        name += f", type dropout {hyper['type_dropout']:g}"
+    return name
+
+
 def loso(dataset: Path, folders: list[Path]) -> list[str]:
     """Latency on each held-out space, one row per (space, weights) under ``folders``."""
     lines = ["| held-out space | readout | epochs | n | latency MAPE % | ±10 % | Kendall τ |",
@@ -73,7 +85,7 @@ def loso(dataset: Path, folders: list[Path]) -> list[str]:
                               ["latency_ms"])
             r = report["latency_ms"]["all"]
             hyper = model.config["hyper"]
-            lines.append(f"| {space} ({model.target}) | {hyper.get('readout', 'pool')} | "
+            lines.append(f"| {space} ({model.target}) | {readout_name(hyper)} | "
                          f"{hyper['epochs']} | {r['n']} | {r['mape']:.2f} | "
                          f"{r['within_10']:.1f} | {r['kendall_tau']:.3f} |")
     return lines
@@ -111,8 +123,11 @@ def main() -> None:
     if args.loso_dir:
         lines += ["", "### Leave one space out (latency)", "",
                   "Each row: `perfsage train DATASET --target ethos-u55-128 --holdout-space "
-                  "SPACE [--readout additive]` (epochs as in the table), tested on every graph "
-                  "of the held-out space.", ""] + loso(args.dataset, args.loso_dir)
+                  "SPACE --epochs 6 --patience 4` with the readout options in the table (the "
+                  "defaults: additive with rates, peak memory, type dropout 0.1; the older "
+                  "rows: `--readout pool` or `--readout additive`, each with `--no-rates "
+                  "--no-peak --type-dropout 0`), tested on every graph of the held-out "
+                  "space.", ""] + loso(args.dataset, args.loso_dir)
     lines += ["", f"_Written in {time.time() - start:.0f} s._", ""]
     replace_section("perfsage-gnn", lines)
     print(json.dumps(summary, indent=1, default=float))

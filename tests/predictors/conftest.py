@@ -7,11 +7,11 @@ import pytest
 TARGET = "ethos-u55-128"
 
 
-#: Readout settings the runtime must mirror: pooled, additive, and additive anchored to
-#: rates with peak memory and type dropout.
-READOUTS = {"pool": {}, "additive": {"readout": "additive"},
-            "structured": {"readout": "additive", "peak": True, "type_dropout": 0.2,
-                           "rates": True}}
+#: Readout settings the runtime must mirror: pooled, plain additive, and the default
+#: (additive anchored to rates, peak memory, type dropout).
+PLAIN = {"peak": False, "type_dropout": 0.0, "rates": False}
+READOUTS = {"pool": {"readout": "pool", **PLAIN}, "additive": {"readout": "additive", **PLAIN},
+            "default": {}}
 
 
 @pytest.fixture(scope="session", params=list(READOUTS))

@@ -178,3 +178,20 @@ def test_types_never_trained_on_are_predicted_as_unknown(trained_each_readout):
                                                           UNKNOWN_TYPE, g.op_types))
     same = np.array_equal(model.standardised([renamed]), model.standardised([as_unknown]))
     assert same == bool(model.config["hyper"].get("type_dropout"))
+
+
+def test_train_cli_records_its_readout_options(labelled, tmp_path):
+    from helpers.processes import perfsage
+
+    out = tmp_path / "w"
+    done = perfsage("train", str(labelled), "--target", TARGET, "--out", str(out), "--epochs",
+                    "1", "--hidden", "8", "--layers", "1", "--no-peak", "--type-dropout", "0.3")
+    assert done.returncode == 0, done.stderr
+    config = json.loads((out / "config.json").read_text())
+    hyper = config["hyper"]
+    assert (hyper["readout"], hyper["rates"], hyper["peak"], hyper["type_dropout"]) == (
+        "additive", True, False, 0.3)
+    assert "peak" not in config and len(config["rate_init"]) == 5  # 4 basis rates + overhead
+    bad = perfsage("train", str(labelled), "--target", TARGET, "--out", str(out),
+                   "--type-dropout", "1.5")
+    assert bad.returncode != 0 and "type-dropout" in bad.stderr

@@ -27,18 +27,18 @@ def train(
     layers: Annotated[int, typer.Option(min=1, help="Message-passing rounds.")] = 4,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     readout: Annotated[str, typer.Option(
-        help="pool: one MLP over pooled node states; additive: latency, energy and flash as "
-             "a sum of per-operator costs plus an overhead.")] = "pool",
+        help="additive: latency, energy and flash as a sum of per-operator costs plus an "
+             "overhead; pool: one MLP over pooled node states.")] = "additive",
     peak: Annotated[bool, typer.Option(
         help="Peak memory (SRAM, arena) as the largest per-operator peak, each operator "
-             "starting from the activation bytes live while it runs.")] = False,
+             "starting from the activation bytes live while it runs.")] = True,
     type_dropout: Annotated[float, typer.Option(
         min=0.0, max=0.95, help="Share of operator types hidden as 'unknown' per training "
                                 "step, so types never trained on are predicted from their "
-                                "shapes.")] = 0.0,
+                                "shapes.")] = 0.1,
     rates: Annotated[bool, typer.Option(
         help="With --readout additive: each operator's cost as rates per MAC, per byte and "
-             "per operator times those quantities.")] = False,
+             "per operator times those quantities.")] = True,
     workers: Annotated[int, typer.Option(min=1, help="Processes for featurising.")] = 2,
 ) -> None:
     """Train PerfSAGE on a dataset's labels (CPU); running again resumes from the checkpoint."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from perfsage.graph.ir import Model, Operator, Subgraph, Tensor, TensorSizes
 
@@ -81,11 +82,32 @@ class ModelCost:
 
 
 def _dims(t: Tensor | None) -> tuple[int, ...]:
-    return tuple(max(d, 1) for d in t.shape) if t is not None else ()
+    return _clamped(tuple(t.shape)) if t is not None else ()  # tuple(): a list shape works too
+
+
+@lru_cache(maxsize=1 << 14)
+def _clamped(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A shape with dynamic (-1) and zero dimensions taken as 1. Memoised: shapes repeat."""
+    return tuple(max(d, 1) for d in shape)
 
 
 def _prod(dims: tuple[int, ...]) -> int:
     return math.prod(dims) if dims else 0
+
+
+#: Convolutions whose MACs are output elements times the product of these filter
+#: dimensions (clamped as by _dims): (start, stop) of the slice.
+_FILTER_SPANS: dict[str, tuple[int, int | None]] = {
+    "CONV_2D": (1, None),  # filter [out_c, kh, kw, in_c / groups]
+    "DEPTHWISE_CONV_2D": (1, 3),  # filter [1, kh, kw, out_c]
+    "CONV_3D": (0, 4),  # filter [kd, kh, kw, in_c, out_c]
+}
+
+
+@lru_cache(maxsize=1 << 14)
+def _span_product(shape: tuple[int, ...], start: int, stop: int | None) -> int:
+    """``_prod(_clamped(shape)[start:stop])``, memoised: filter shapes repeat across layers."""
+    return _prod(_clamped(shape)[start:stop])
 
 
 def _input(sub: Subgraph, op: Operator, i: int) -> Tensor | None:
@@ -104,21 +126,28 @@ def operator_macs(sub: Subgraph, op: Operator, elements: list[int] | None = None
     for t in op.outputs:
         if t >= 0:
             out_elems += elements[t]
+    return macs_given_outputs(sub, op, out_elems)
+
+
+def macs_given_outputs(sub: Subgraph, op: Operator, out_elems: int) -> int:
+    """:func:`operator_macs` when the caller has summed the output elements already.
+
+    Cost analysis and the predictors' features both walk each operator's outputs anyway;
+    this spares them a second walk.
+    """
     name = op.opcode
-
-    def inp(i: int) -> Tensor | None:
-        return _input(sub, op, i)
-
     if name in _ELEMENTWISE:
         if name == "ADD_N":
             return out_elems * max(len(op.inputs) - 1, 1)
         return out_elems
-    if name == "CONV_2D":  # filter [out_c, kh, kw, in_c / groups]
-        return out_elems * _prod(_dims(inp(1))[1:])
-    if name == "DEPTHWISE_CONV_2D":  # filter [1, kh, kw, out_c]
-        return out_elems * _prod(_dims(inp(1))[1:3])
-    if name == "CONV_3D":  # filter [kd, kh, kw, in_c, out_c]
-        return out_elems * _prod(_dims(inp(1))[:4])
+    span = _FILTER_SPANS.get(name)
+    if span is not None:  # CONV_2D, DEPTHWISE_CONV_2D, CONV_3D
+        f = _input(sub, op, 1)
+        return out_elems * (_span_product(tuple(f.shape), *span) if f is not None else 0)
+
+    def inp(i: int) -> Tensor | None:
+        return _input(sub, op, i)
+
     if name == "FULLY_CONNECTED":  # weights [units, depth]
         w = _dims(inp(1))
         return out_elems * (w[-1] if w else 0)
@@ -155,12 +184,14 @@ def _layer(sub: Subgraph, op: Operator, sizes: TensorSizes) -> LayerCost:
             params += sizes.elements[t]
             param_bytes += nbytes[t]
     shapes = []
+    out_elems = 0
     for t in op.outputs:
         if t >= 0:
             shapes.append(tensors[t].shape)
             output_bytes += nbytes[t]
+            out_elems += sizes.elements[t]
     return LayerCost(op.index, op.name, op.fused_activation, tuple(shapes),
-                     operator_macs(sub, op, sizes.elements), params, param_bytes,
+                     macs_given_outputs(sub, op, out_elems), params, param_bytes,
                      input_bytes, output_bytes)
 
 
@@ -180,9 +211,11 @@ def _subgraph_macs(model: Model, index: int, visiting: frozenset[int],
                                                                           strict=True))
 
 
-def _model_macs(model: Model, layers: list[LayerCost]) -> int:
-    """MACs of the main subgraph, the subgraphs it calls included (none in a model of one)."""
-    own = [layer.macs for layer in layers]
+def _model_macs(model: Model, own: list[int]) -> int:
+    """MACs of the main subgraph, the subgraphs it calls included (none in a model of one).
+
+    ``own`` is each main-subgraph operator's own MACs.
+    """
     if len(model.subgraphs) == 1:  # nothing to call that is not already being counted
         return sum(own)
     return _subgraph_macs(model, 0, frozenset(), own)
@@ -252,25 +285,56 @@ def _constants(model: Model) -> dict[int, tuple[int, int]]:
     return constants
 
 
-def analyze(model: Model) -> ModelCost:
-    """Cost of every operator of the main subgraph and the model's totals."""
+@dataclass(slots=True)
+class Totals:
+    """The whole-model numbers of :class:`ModelCost`, without the per-layer costs."""
+
+    macs: int
+    params: int
+    param_bytes: int
+    activation_bytes: int
+    peak_activation_bytes: int
+    model_bytes: int
+
+
+def model_totals(model: Model, own_macs: list[int]) -> Totals:
+    """The model's totals, given each main-subgraph operator's own MACs.
+
+    Split from :func:`analyze` for the predictors' features, which count the per-operator
+    costs themselves and need only these totals, not a LayerCost per operator.
+    """
     main = model.main
     sizes = main.sizes
-    layers = [_layer(main, op, sizes) for op in main.operators]
     constants = _constants(model).values()
-    ops_by_type: dict[str, int] = {}
-    for layer in layers:
-        ops_by_type[layer.op] = ops_by_type.get(layer.op, 0) + 1
-    return ModelCost(
-        source=model.source,
-        layers=layers,
-        macs=_model_macs(model, layers),
+    return Totals(
+        macs=_model_macs(model, own_macs),
         params=sum(elements for elements, _ in constants),
         param_bytes=sum(nbytes for _, nbytes in constants),
         activation_bytes=sum(n for n, c in zip(sizes.nbytes, sizes.constant, strict=True)
                              if not c),
         peak_activation_bytes=peak_activation_bytes(main, sizes),
         model_bytes=model.size_bytes,
+    )
+
+
+def analyze(model: Model) -> ModelCost:
+    """Cost of every operator of the main subgraph and the model's totals."""
+    main = model.main
+    sizes = main.sizes
+    layers = [_layer(main, op, sizes) for op in main.operators]
+    totals = model_totals(model, [layer.macs for layer in layers])
+    ops_by_type: dict[str, int] = {}
+    for layer in layers:
+        ops_by_type[layer.op] = ops_by_type.get(layer.op, 0) + 1
+    return ModelCost(
+        source=model.source,
+        layers=layers,
+        macs=totals.macs,
+        params=totals.params,
+        param_bytes=totals.param_bytes,
+        activation_bytes=totals.activation_bytes,
+        peak_activation_bytes=totals.peak_activation_bytes,
+        model_bytes=totals.model_bytes,
         subgraphs=len(model.subgraphs),
         ops_by_type=dict(sorted(ops_by_type.items(), key=lambda kv: -kv[1])),
     )

@@ -13,9 +13,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from perfsage.graph import Model, Operator, Subgraph, analyze
-from perfsage.graph.analysis import LayerCost, ModelCost
-from perfsage.graph.ir import TensorSizes, element_count
+from perfsage.graph import Model, Subgraph
+from perfsage.graph.analysis import ModelCost, macs_given_outputs, model_totals
+from perfsage.graph.ir import element_count
 
 FEATURE_VERSION = 1
 
@@ -51,6 +51,7 @@ _LOG = {"kernel_h", "kernel_w", "in_h", "in_w", "in_c", "in_elements", "out_h", 
         "out_c", "out_elements", "weight_elements", "macs", "params", "param_bytes",
         "input_bytes", "output_bytes", "consumers"}
 _LOG_MASK = np.array([name in _LOG for name in NODE_FEATURES])
+_CONSUMERS = NODE_FEATURES.index("consumers")
 
 
 @dataclass(slots=True)
@@ -82,63 +83,101 @@ _ACTIVATION_FLAGS = {a: tuple(float(a == b) for b in ACTIVATIONS) for a in ACTIV
 _NO_ACTIVATION = (0.0,) * len(ACTIVATIONS)
 
 
-def _node_row(sub: Subgraph, op: Operator, layer: LayerCost, sizes: TensorSizes,
-              consumers: dict[int, list[int]]) -> tuple[float, ...]:
-    """The NODE_FEATURES of one operator, before log scaling."""
-    tensors, bits, constant, elements = sub.tensors, sizes.bits, sizes.constant, sizes.elements
-    o = op.options
-    acts: list[int] = []  # activation inputs, by tensor index
-    weights = weight_elements = weight_bits = 0
-    for t in op.inputs:
-        if t < 0:
-            continue
-        if constant[t]:
-            weights += 1
-            weight_elements += elements[t]
-            if bits[t] > weight_bits:
-                weight_bits = bits[t]
-        else:
-            acts.append(t)
-    outs = [t for t in op.outputs if t >= 0]
-    kernel = (o.get("filter_height", 0), o.get("filter_width", 0))
-    if op.opcode in _CONVS and len(acts) + weights > 1:
-        shape = tensors[op.inputs[1]].shape
-        kernel = (shape[1], shape[2]) if len(shape) == 4 else kernel
-    readers = 0
-    for t in op.outputs:
-        readers += len(consumers.get(t, ()))
-    return (
-        kernel[0], kernel[1], o.get("stride_h", 1), o.get("stride_w", 1),
-        o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1),
-        o.get("depth_multiplier", 1) or 1, float(o.get("padding") == "SAME"),
-        *_ACTIVATION_FLAGS.get(layer.activation, _NO_ACTIVATION),
-        *(_shape_features(tuple(tensors[acts[0]].shape)) if acts else _NO_SHAPE),
-        *(_shape_features(tuple(tensors[outs[0]].shape)) if outs else _NO_SHAPE),
-        weight_elements, len(acts), len(outs),
-        bits[acts[0]] / 32 if acts else 0, weight_bits / 32, bits[outs[0]] / 32 if outs else 0,
-        layer.macs, layer.params, layer.param_bytes, layer.input_bytes, layer.output_bytes,
-        readers,
-    )
+def _node_rows(sub: Subgraph) -> tuple[list[tuple], list[int], list[int], list[list[int]]]:
+    """Each operator's NODE_FEATURES before log scaling, its own MACs, and the edges.
+
+    One pass over the operators counts what ``analysis.analyze`` would per layer (MACs,
+    parameters, bytes) together with the features and the edges of ``sub.edge_tuples``,
+    so each operator's tensors are walked once and no LayerCost is built. Rows are plain
+    tuples, converted to float64 in one go by the caller as they always were (trained
+    weights depend on the exact numbers); the last feature, "consumers", is left 0 here
+    and returned as its own list, since an operator's readers are known only at the end.
+    """
+    tensors, sizes, producers = sub.tensors, sub.sizes, sub.producers
+    elements, bits, nbytes, constant = sizes.elements, sizes.bits, sizes.nbytes, sizes.constant
+    # How many operators read each tensor, one reading it twice counted once: as
+    # len(sub.consumers[t]), without building the lists.
+    reads = [0] * len(tensors)
+    last_reader = [-1] * len(tensors)
+    rows: list[tuple] = []
+    macs: list[int] = []
+    outputs: list[list[int]] = []
+    edges: list[list[int]] = [[], []]  # producer, consumer
+    for i, op in enumerate(sub.operators):
+        acts: list[int] = []  # activation inputs, by tensor index
+        weights = weight_elements = weight_bits = input_bytes = params = param_bytes = 0
+        for t in op.inputs:
+            if t < 0:
+                continue
+            first = last_reader[t] != i  # an operator may read a tensor twice
+            if first:
+                last_reader[t] = i
+                reads[t] += 1
+                if t in producers:  # in input order, each tensor once: as edge_tuples
+                    edges[0].append(producers[t])
+                    edges[1].append(op.index)
+            if constant[t]:
+                weights += 1
+                weight_elements += elements[t]
+                if bits[t] > weight_bits:
+                    weight_bits = bits[t]
+                if first:  # params count each constant once, as analysis._layer does
+                    params += elements[t]
+                    param_bytes += nbytes[t]
+            else:
+                acts.append(t)
+                input_bytes += nbytes[t]
+        outs: list[int] = []
+        out_elements = output_bytes = 0
+        for t in op.outputs:
+            if t >= 0:
+                outs.append(t)
+                out_elements += elements[t]
+                output_bytes += nbytes[t]
+        own_macs = macs_given_outputs(sub, op, out_elements)
+        o = op.options
+        kernel = (o.get("filter_height", 0), o.get("filter_width", 0))
+        if op.opcode in _CONVS and len(acts) + weights > 1:
+            shape = tensors[op.inputs[1]].shape
+            kernel = (shape[1], shape[2]) if len(shape) == 4 else kernel
+        # A fused activation of None or "NONE" has no flags, as LayerCost.activation None.
+        rows.append((
+            kernel[0], kernel[1], o.get("stride_h", 1), o.get("stride_w", 1),
+            o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1),
+            o.get("depth_multiplier", 1) or 1, float(o.get("padding") == "SAME"),
+            *_ACTIVATION_FLAGS.get(o.get("fused_activation_function"), _NO_ACTIVATION),
+            *(_shape_features(tuple(tensors[acts[0]].shape)) if acts else _NO_SHAPE),
+            *(_shape_features(tuple(tensors[outs[0]].shape)) if outs else _NO_SHAPE),
+            weight_elements, len(acts), len(outs),
+            bits[acts[0]] / 32 if acts else 0, weight_bits / 32, bits[outs[0]] / 32 if outs else 0,
+            own_macs, params, param_bytes, input_bytes, output_bytes, 0,
+        ))
+        macs.append(own_macs)
+        outputs.append(outs)
+    readers = [sum([reads[t] for t in outs]) for outs in outputs]
+    return rows, macs, readers, edges
 
 
 def featurize(model: Model, cost: ModelCost | None = None) -> GraphFeatures:
-    """Features of the main subgraph of ``model`` (cost reused when already computed)."""
-    cost = cost or analyze(model)
+    """Features of the main subgraph of ``model`` (cost's totals reused when already computed).
+
+    Per-operator features are counted from the model either way; ``analyze(model)``'s
+    layers hold the same numbers, so a cost spares only the totals.
+    """
     sub = model.main
     sizes = sub.sizes
     n = len(sub.operators)
-    consumers = sub.consumers
-    rows = np.array([_node_row(sub, op, layer, sizes, consumers)
-                     for op, layer in zip(sub.operators, cost.layers, strict=True)],
-                    dtype=np.float64).reshape(n, len(NODE_FEATURES))
+    rows, macs, readers, edges = _node_rows(sub)
+    nodes = np.array(rows, dtype=np.float64).reshape(n, len(NODE_FEATURES))
+    nodes[:, _CONSUMERS] = readers
+    nodes[:, _LOG_MASK] = np.log1p(nodes[:, _LOG_MASK])
     types = np.array([_TYPE_INDEX.get(op.opcode, UNKNOWN_TYPE) for op in sub.operators],
                      dtype=np.int64)
-    rows[:, _LOG_MASK] = np.log1p(rows[:, _LOG_MASK])
-    edges = np.array([e[:2] for e in sub.edge_tuples], dtype=np.int64).reshape(-1, 2).T
-    totals = (cost.macs, cost.params, cost.param_bytes, cost.peak_activation_bytes,
-              cost.activation_bytes, cost.model_bytes, n,
+    whole = cost if cost is not None else model_totals(model, macs)
+    totals = (whole.macs, whole.params, whole.param_bytes, whole.peak_activation_bytes,
+              whole.activation_bytes, whole.model_bytes, n,
               sum(sizes.nbytes[t] for t in sub.inputs), sum(sizes.nbytes[t] for t in sub.outputs))
-    return GraphFeatures(types, rows.astype(np.float32), np.ascontiguousarray(edges),
+    return GraphFeatures(types, nodes.astype(np.float32), np.array(edges, dtype=np.int64),
                          np.log1p(np.array(totals, dtype=np.float64)).astype(np.float32))
 
 
@@ -188,12 +227,13 @@ def graph_live_bytes(g: GraphFeatures) -> np.ndarray:
 
 
 _BASIS = [NODE_FEATURES.index(k) for k in ("macs", "input_bytes", "output_bytes", "param_bytes")]
-#: What an operator's cost is made of: multiply-accumulates, bytes moved, a fixed part.
-COST_BASIS = ("macs", "bytes", "operator")
+#: What an operator's cost is made of: multiply-accumulates, activation bytes read and
+#: written, weight bytes, a fixed part.
+COST_BASIS = ("macs", "activation_bytes", "param_bytes", "operator")
 
 
 def cost_basis(nodes: np.ndarray) -> np.ndarray:
-    """Log of each COST_BASIS quantity per operator (float32 [nodes, 3]; +1 against log 0)."""
+    """Log of each COST_BASIS quantity per operator (float32 [nodes, 4]; +1 against log 0)."""
     raw = np.expm1(nodes[:, _BASIS].astype(np.float64))
-    return np.column_stack([np.log1p(raw[:, 0]), np.log1p(raw[:, 1:].sum(axis=1)),
-                            np.zeros(len(nodes))]).astype(np.float32)
+    return np.column_stack([np.log1p(raw[:, 0]), np.log1p(raw[:, 1] + raw[:, 2]),
+                            np.log1p(raw[:, 3]), np.zeros(len(nodes))]).astype(np.float32)

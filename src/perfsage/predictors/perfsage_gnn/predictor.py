@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from perfsage.predictors.features import OP_TYPES, UNKNOWN_TYPE, GraphFeatures
+from perfsage.errors import WeightsError
+from perfsage.predictors.features import COST_BASIS, OP_TYPES, UNKNOWN_TYPE, GraphFeatures
 from perfsage.predictors.outputs import decode
 from perfsage.predictors.perfsage_gnn import runtime, weights
 
@@ -22,6 +23,10 @@ class PerfSAGEModel:
         self._node_sigma = np.asarray(config["node_sigma"], dtype=np.float32)
         self._global_mu = np.asarray(config["global_mu"], dtype=np.float32)
         self._global_sigma = np.asarray(config["global_sigma"], dtype=np.float32)
+        rates = tensors.get("rate_log")
+        if rates is not None and len(rates) != len(COST_BASIS) + 1:
+            raise WeightsError(f"weights for {config.get('target')} have {len(rates) - 1} cost "
+                               f"rates; this PerfSAGE computes {len(COST_BASIS)}; retrain")
         self._additive = self._readout(config, "additive")
         self._peak = self._readout(config, "peak")
         self._type_map = None

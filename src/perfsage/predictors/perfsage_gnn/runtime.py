@@ -106,7 +106,10 @@ def _logsumexp(terms: np.ndarray, axis: int) -> np.ndarray:
 def _additive(w: dict[str, np.ndarray], h: np.ndarray, z: np.ndarray, starts: np.ndarray,
               index: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
               nodes: np.ndarray) -> np.ndarray:
-    """The additive readout: per-operator costs summed per graph, plus the pooled overhead."""
+    """The additive readout: per-operator costs summed per graph, plus the pooled overhead.
+
+    ``nodes``: the operators' features as featurize gives them (not standardised).
+    """
     cost = _linear(w, "node_head.2", np.maximum(_linear(w, "node_head.0", h), 0))
     rates = w.get("rate_log")
     if rates is not None:

@@ -43,21 +43,20 @@ class Hyper:
     epochs: int = 80
     patience: int = 12
     seed: int = 0
-    readout: str = "pool"  # or "additive": see net.PerfSAGENet
+    readout: str = "additive"  # or "pool": see net.PerfSAGENet
     #: Peak memory as a maximum over operators of their live bytes, corrected (net docstring).
-    peak: bool = False
+    peak: bool = True
     #: Share of operators whose type is hidden ("unknown") in each training step, so that
     #: the unknown embedding learns what an operator costs from its shapes alone; prediction
     #: then treats types never seen in training as unknown.
-    type_dropout: float = 0.0
-    #: Additive costs anchored to MACs, bytes and operator count (net docstring).
-    rates: bool = False
+    type_dropout: float = 0.1
+    #: Additive costs anchored to MACs, bytes and operator count (net docstring); only
+    #: with the additive readout.
+    rates: bool = True
 
     def __post_init__(self) -> None:
         if self.readout not in READOUTS:
             raise UsageError(f"readout {self.readout!r}: expected one of {', '.join(READOUTS)}")
-        if self.rates and self.readout != "additive":
-            raise UsageError("rates need the additive readout (readout='additive')")
         if not 0 <= self.type_dropout < 1:
             raise UsageError(f"type_dropout {self.type_dropout}: expected 0 <= p < 1")
 
