@@ -67,7 +67,8 @@ def additive(scale: dict[str, Any]) -> list[str]:
     return [m for m in learned(scale) if m in ADDITIVE_METRICS]
 
 
-#: Peak-memory metrics: the most a planner holds at one step of the schedule.
+#: Peak-memory metrics: the most a planner holds at one step of the schedule (the GNN's peak
+#: readout and the block predictor's smooth max; every other metric the block predictor sums).
 PEAK_METRICS = ("sram_kib", "arena_kib")
 
 

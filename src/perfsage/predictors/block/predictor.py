@@ -33,7 +33,7 @@ from perfsage.errors import WeightsError
 from perfsage.predictors.base import Predictor
 from perfsage.predictors.block.features import BLOCK_FEATURES, GraphBlocks, graph_blocks
 from perfsage.predictors.features import GLOBAL_FEATURES, OP_TYPES, GraphFeatures
-from perfsage.predictors.outputs import decode, encode, mean_mape, output_scaling
+from perfsage.predictors.outputs import PEAK_METRICS, decode, encode, mean_mape, output_scaling
 
 N_TYPES = len(OP_TYPES) + 1
 #: What the per-network overhead may depend on. Not MACs or weight bytes: given those, the
@@ -44,8 +44,11 @@ OVERHEAD_INDEX = np.array([GLOBAL_FEATURES.index(f) for f in OVERHEAD_GLOBALS])
 
 
 def is_peak(metric: str) -> bool:
-    """Whether a metric is a peak (aggregated with a max over blocks), not a sum."""
-    return "sram" in metric or "arena" in metric
+    """Whether a metric is a peak (aggregated with a max over blocks), not a sum.
+
+    The same rule as the GNN's peak readout (``outputs.PEAK_METRICS``).
+    """
+    return metric in PEAK_METRICS
 
 
 @dataclass
