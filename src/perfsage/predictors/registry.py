@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import import_module
+import pkgutil
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,7 @@ def predictor_class(name: str):
     """The class registered as ``name``; UsageError listing the choices otherwise."""
     if name not in PREDICTORS:
         raise UsageError(f"unknown predictor {name!r}; choose from: {', '.join(PREDICTORS)}")
-    module, attribute = PREDICTORS[name].split(":")
-    return getattr(import_module(module), attribute)
+    return pkgutil.resolve_name(PREDICTORS[name])
 
 
 def get_predictor(name: str, **params: Any):

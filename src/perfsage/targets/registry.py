@@ -7,7 +7,7 @@ strings, which is how a target registered at run time (a test's) reaches them.
 
 from __future__ import annotations
 
-from importlib import import_module
+import pkgutil
 
 from perfsage.errors import UnknownTargetError
 from perfsage.targets.base import Target
@@ -52,11 +52,7 @@ def target_path(name: str) -> str:
 
 def load_class(path: str) -> type[Target]:
     """Import the class a ``"module:Class"`` path names."""
-    module, _, qualname = path.partition(":")
-    obj = import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj  # type: ignore[return-value]
+    return pkgutil.resolve_name(path)
 
 
 def target_class(name: str) -> type[Target]:
