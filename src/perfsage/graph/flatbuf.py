@@ -179,18 +179,36 @@ def layout(buf: bytes, pos: int, vtable: tuple[int, tuple[int, ...]],
     return (entries, buf[pos + 4:end]) if end <= len(buf) else None
 
 
-def gather(data: np.ndarray, positions: np.ndarray, dtype: str) -> np.ndarray:
-    """Little-endian scalars of ``dtype`` at byte ``positions`` of ``data`` (uint8).
+class Bytes:
+    """A buffer as uint8 (``u8``), and the scalars it holds at any byte position.
 
-    Positions are sums of unsigned offsets, never negative; one past the end raises
-    IndexError. Aligned positions (the flatbuffer norm) take one typed lookup.
+    ``at(dtype)[p]`` is the ``dtype`` value starting at byte ``p``: a view with a stride of
+    one byte, so that reading values at any positions, aligned or not, is one NumPy lookup
+    (copied out, so aligned) with a range check. The views are made once per file.
     """
-    width = _itemsize(dtype)
-    if width == 1:
-        return data[positions].view(dtype)
-    if not (positions & (width - 1)).any():
-        return np.frombuffer(data, dtype, data.size // width)[positions // width]
-    return data[positions[:, None] + np.arange(width)].view(dtype)[:, 0]
+
+    __slots__ = ("buf", "u8", "_at")
+
+    def __init__(self, buf: bytes) -> None:
+        self.buf = buf
+        self.u8 = np.frombuffer(buf, np.uint8)
+        self._at: dict[str, np.ndarray] = {}
+
+    def at(self, dtype: str) -> np.ndarray:
+        """The value of ``dtype`` starting at each byte that has room for one."""
+        view = self._at.get(dtype)
+        if view is None:
+            n = max(self.u8.size - _itemsize(dtype) + 1, 0)
+            view = self._at[dtype] = np.ndarray((n,), dtype, self.u8, 0, (1,))
+        return view
+
+    def gather(self, positions: np.ndarray, dtype: str) -> np.ndarray:
+        """Little-endian scalars of ``dtype`` at byte ``positions``.
+
+        Positions are sums of unsigned offsets, never negative; one whose value would run
+        past the end of the buffer raises IndexError.
+        """
+        return self.at(dtype)[positions]
 
 
 _ITEMSIZE: dict[str, int] = {}
@@ -205,8 +223,8 @@ def split(flat: np.ndarray, ends: list[int]) -> list[tuple]:
     """The values of ``flat`` as one tuple per table, cut at ``ends`` (see :meth:`Columns.flat`)."""
     if not flat.size:
         return [()] * len(ends)
-    values = flat.tolist()
-    return [tuple(values[a:b]) for a, b in zip([0, *ends], ends, strict=False)]
+    values = tuple(flat.tolist())  # slices of a tuple are tuples: one copy each, not two
+    return [values[a:b] for a, b in zip([0, *ends], ends, strict=False)]
 
 
 def _distinct(values: np.ndarray) -> tuple[list[int], np.ndarray]:
@@ -230,23 +248,27 @@ class Columns:
 
     __slots__ = ("buf", "data", "pos", "_vtables", "_which")
 
-    def __init__(self, buf: bytes, data: np.ndarray, positions: np.ndarray) -> None:
-        self.buf, self.data, self.pos = buf, data, positions
+    def __init__(self, data: Bytes, positions: np.ndarray) -> None:
+        self.buf, self.data, self.pos = data.buf, data, positions
         self._vtables: list[tuple[int, tuple[int, ...]]] = []
         self._which = np.zeros(0, np.intp)
         if positions.size:  # sparsity, intermediates and the like are mostly absent
-            starts, self._which = _distinct(positions - gather(data, positions, "<i4"))
-            self._vtables = [_vtable(buf, v) for v in starts]
+            starts, self._which = _distinct(positions - data.gather(positions, "<i4"))
+            self._vtables = [_vtable(self.buf, v) for v in starts]
 
     @classmethod
-    def of(cls, parent: Table, slot: int, data: np.ndarray) -> Columns:
-        """The tables of a vector field of ``parent``; ``data`` views the buffer as uint8."""
+    def of(cls, parent: Table, slot: int, data: Bytes) -> Columns:
+        """The tables of a vector field of ``parent`` (``data``: the same buffer's)."""
         start, n = parent.vector(slot)
         offsets_at = start + 4 * np.arange(n)  # each entry: a uoffset to its table
-        return cls(parent.buf, data, offsets_at + gather(data, offsets_at, "<u4"))
+        return cls(data, offsets_at + data.gather(offsets_at, "<u4"))
 
     def __len__(self) -> int:
         return len(self.pos)
+
+    def holds(self, slot: int) -> bool:
+        """Whether any table holds the field: sparsity, intermediates and such are rare."""
+        return any(_field(v, slot) for v in self._vtables)
 
     def _present(self, slot: int) -> tuple[np.ndarray | None, np.ndarray]:
         """(mask of tables holding the field, byte position of the field in each of those).
@@ -269,21 +291,23 @@ class Columns:
         """A scalar field of every table (``default`` where absent)."""
         present, at = self._present(slot)
         if present is None:
-            return gather(self.data, at, dtype)
+            return self.data.gather(at, dtype)
         out = np.full(len(self), default, dtype=dtype)
-        out[present] = gather(self.data, at, dtype)
+        if at.size:
+            out[present] = self.data.gather(at, dtype)
         return out
 
     def vectors(self, slot: int) -> tuple[np.ndarray, np.ndarray]:
         """(first element position, length) of a vector field per table; (0, 0) if absent."""
         present, at = self._present(slot)
+        u32 = self.data.at("<u4")
         if present is None:
-            at = at + gather(self.data, at, "<u4")
-            return at + 4, gather(self.data, at, "<u4").astype(np.int64)
+            at = at + u32[at]
+            return at + 4, u32[at].astype(np.int64)
         starts, lengths = np.zeros(len(self), np.int64), np.zeros(len(self), np.int64)
         if at.size:
-            at = at + gather(self.data, at, "<u4")
-            starts[present], lengths[present] = at + 4, gather(self.data, at, "<u4")
+            at = at + u32[at]
+            starts[present], lengths[present] = at + 4, u32[at]
         return starts, lengths
 
     def flat(self, slot: int, dtype: str) -> tuple[np.ndarray, list[int]]:
@@ -293,6 +317,8 @@ class Columns:
         One gather for all the tables: unpacking hundreds of short vectors one by one costs
         more than all the rest of reading them. Lengths the file cannot hold raise ValueError.
         """
+        if not self.holds(slot):  # nothing to read, nothing that could fail
+            return np.zeros(0, dtype=dtype), [0] * len(self)
         starts, lengths = self.vectors(slot)
         width = _itemsize(dtype)
         ends = np.cumsum(lengths)
@@ -303,7 +329,7 @@ class Columns:
             raise ValueError(f"vectors claim {total} values, more than the file can hold")
         positions = np.repeat(starts - width * (ends - lengths), lengths)
         positions += width * np.arange(total)
-        return gather(self.data, positions, dtype), ends.tolist()
+        return self.data.gather(positions, dtype), ends.tolist()
 
     def values(self, slot: int, dtype: str) -> list[tuple]:
         """A vector-of-scalars field (NumPy ``dtype``) of every table, as tuples."""
@@ -316,14 +342,24 @@ class Columns:
         return [buf[s:s + n].decode("utf-8", errors="replace") if n else ""
                 for s, n in zip(starts.tolist(), lengths.tolist(), strict=True)]
 
-    def layouts(self) -> list[tuple[tuple[int, ...], bytes] | None]:
-        """:func:`layout` of every table (the vtable checks made once per distinct vtable)."""
-        whole = [_self_contained(v) for v in self._vtables]
-        return [layout(self.buf, pos, self._vtables[w], whole[w])
-                for pos, w in zip(self.pos.tolist(), self._which.tolist(), strict=True)]
+    def layouts(self) -> list[tuple[int, bytes] | None]:
+        """Of every table, (vtable index, inline bytes): :func:`layout` without the entries.
+
+        None where :func:`layout` gives None; :meth:`entries` has the vtable's entries. The
+        checks on a vtable are made once for all the tables that share it.
+        """
+        sizes = [v[1][1] if _self_contained(v) else None for v in self._vtables]
+        buf, n = self.buf, len(self.buf)
+        return [(w, buf[pos + 4:pos + size]) if size is not None and pos + size <= n else None
+                for pos, w in zip(self.pos.tolist(), self._which.tolist(), strict=True)
+                for size in (sizes[w],)]
+
+    def entries(self, which: int) -> tuple[int, ...]:
+        """The entries of a vtable, by its index in :meth:`layouts`."""
+        return self._vtables[which][1]
 
     def tables(self, slot: int) -> tuple[np.ndarray, Columns]:
         """(mask of tables holding a sub-table in ``slot``, those sub-tables' columns)."""
         present, at = self._present(slot)
         present = np.ones(len(self), dtype=bool) if present is None else present
-        return present, Columns(self.buf, self.data, at + gather(self.data, at, "<u4"))
+        return present, Columns(self.data, at + self.data.gather(at, "<u4"))

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
+from itertools import starmap
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ import numpy as np
 
 from perfsage.errors import ModelFileError
 from perfsage.graph import schema
-from perfsage.graph.flatbuf import SLOTS, Columns, Table, split
+from perfsage.graph.flatbuf import SLOTS, Bytes, Columns, Table, split
 from perfsage.graph.ir import SUBGRAPH_OPTION_SUFFIX as _SUBGRAPH_FIELD
 from perfsage.graph.ir import (
     Model,
@@ -170,10 +171,10 @@ class _Checker:
 
 @dataclass(slots=True)
 class _File:
-    """What reading one file shares: its bytes (also as uint8), checker and tables."""
+    """What reading one file shares: its bytes (also as arrays), checker and tables."""
 
     buf: bytes
-    data: np.ndarray
+    data: Bytes
     check: _Checker
     codes: list[tuple[str, str | None, int]]
     buffers: _BufferTable
@@ -190,7 +191,7 @@ def _parse(buf: bytes, label: str, details: bool = True) -> Model:
     root = Table.root(buf)
     slot = SLOTS["Model"]
 
-    data = np.frombuffer(buf, np.uint8)
+    data = Bytes(buf)
     codes = [_opcode(c) for c in check.tables(root, slot["OperatorCodes"], "operator_codes")]
     buffers = _buffer_table(root, buf, check, data)
     graphs = check.tables(root, slot["Subgraphs"], "subgraphs")
@@ -226,12 +227,13 @@ _Place = tuple[int, int, int, int]
 class _BufferTable:
     """Resolves buffer indices to their constant bytes (zero-copy views), each once.
 
-    ``places`` holds where every buffer lies when they could all be read at once; without
-    it each buffer's table is read when a tensor first asks, naming any problem in it.
+    ``places`` holds where every buffer lies (offsets, sizes, data starts and lengths, one
+    array each) when they could all be read at once; without it each buffer's table is
+    read when a tensor first asks, naming any problem in it.
     """
 
     def __init__(self, positions: list[int], buf: bytes, data: np.ndarray, check: _Checker,
-                 places: list[_Place] | None = None) -> None:
+                 places: tuple[np.ndarray, ...] | None = None) -> None:
         self.positions, self.buf, self.bytes, self.check = positions, buf, data, check
         self.places = places
         self._cache: dict[int, np.ndarray | None] = {}
@@ -240,8 +242,9 @@ class _BufferTable:
         if index in self._cache:
             return self._cache[index]
         self.check.index(index, len(self.positions), "buffer index")
-        offset, size, start, length = (self.places[index] if self.places is not None
-                                       else _place(Table(self.buf, self.positions[index])))
+        offset, size, start, length = (
+            tuple(int(column[index]) for column in self.places) if self.places is not None
+            else _place(Table(self.buf, self.positions[index])))
         if offset > 1:  # weights stored after the flatbuffer (models over 2 GB)
             start, length = offset, size
         if start + length > len(self.buf):
@@ -250,6 +253,33 @@ class _BufferTable:
         view = self.bytes[start:start + length] if length else None
         self._cache[index] = view
         return view
+
+    def data_of(self, indices: list[int]) -> list[np.ndarray | None]:
+        """:meth:`data` of each index; the buffers not seen yet are placed all at once."""
+        cache = self._cache
+        new = [i for i in dict.fromkeys(indices) if i not in cache]
+        if new:
+            views = self._placed(new)
+            if views is None:  # anything unusual: one at a time, failing as data() does
+                views = [self.data(i) for i in new]
+            cache.update(zip(new, views, strict=True))
+        return [cache[i] for i in indices]
+
+    def _placed(self, indices: list[int]) -> list[np.ndarray | None] | None:
+        """The views of buffers in the data vectors they all have, else None.
+
+        None for any index out of range, any buffer stored after the flatbuffer or past the
+        end of the file: :meth:`data` handles those, and names the problems.
+        """
+        if self.places is None or max(indices) >= len(self.positions):
+            return None
+        offsets, _, starts, lengths = (column[indices] for column in self.places)
+        ends = starts + lengths
+        if (offsets > 1).any() or ends.max() > len(self.buf):
+            return None
+        u8 = self.bytes
+        return [u8[a:b] if a < b else None
+                for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
 _B_OFFSET, _B_SIZE, _B_DATA = (SLOTS["Buffer"][f] for f in ("Offset", "Size", "Data"))
@@ -261,17 +291,17 @@ def _place(b: Table) -> _Place:
     return (offset, size, 0, 0) if offset > 1 else (offset, size, *b.vector(_B_DATA))
 
 
-def _buffer_table(root: Table, buf: bytes, check: _Checker, data: np.ndarray) -> _BufferTable:
+def _buffer_table(root: Table, buf: bytes, check: _Checker, data: Bytes) -> _BufferTable:
     """The model's buffers: all placed at once, or left to be read one by one."""
     slot = SLOTS["Model"]["Buffers"]
     check.length(root.length(slot), 4, "buffers")
     try:
         cols = Columns.of(root, slot, data)
-        places = zip(cols.scalars(_B_OFFSET, "<u8").tolist(), cols.scalars(_B_SIZE, "<u8").tolist(),
-                     *(v.tolist() for v in cols.vectors(_B_DATA)), strict=True)
-        return _BufferTable(cols.pos.tolist(), buf, data, check, list(places))
+        places = (cols.scalars(_B_OFFSET, "<u8"), cols.scalars(_B_SIZE, "<u8"),
+                  *cols.vectors(_B_DATA))
+        return _BufferTable(cols.pos.tolist(), buf, data.u8, check, places)
     except _DECODE_ERRORS:
-        return _BufferTable([t.pos for t in root.tables(slot)], buf, data, check)
+        return _BufferTable([t.pos for t in root.tables(slot)], buf, data.u8, check)
 
 
 class _Unusual(Exception):
@@ -338,23 +368,43 @@ def _tensors_at_once(cols: Columns, f: _File) -> tuple[list[Tensor], TensorSizes
         raise _Unusual
     shapes = split(flat, ends)
     codes = cols.scalars(_T_TYPE, "<i1")
-    dtypes = [schema.DTYPE_NAMES.get(c) for c in codes.tolist()]
+    dtypes = _dtype_names()[codes.view(np.uint8)].tolist()
     if None in dtypes:
         raise _Unusual
     variable = (cols.scalars(_T_VARIABLE, "u1") != 0).tolist()
-    sparse = cols.tables(_T_SPARSITY)[0].tolist()
+    sparse = _sparse(cols)
     buffers = cols.scalars(_T_BUFFER, "<u4").tolist()
-    data = {b: f.buffers.data(b) for b in dict.fromkeys(buffers)}
-    # Positional arguments, in Tensor's field order: keywords cost more, per tensor.
-    tensors = [
-        Tensor(i, name, shape, dtype, q, sig if sig and sig != shape else None, b, data[b],
-               var, sp)
-        for i, (name, shape, dtype, q, sig, b, var, sp) in enumerate(zip(
-            _names(cols, f.details), shapes, dtypes, _quantizations(cols, f.details),
-            cols.values(_T_SIGNATURE, "<i4"), buffers, variable, sparse, strict=True))
-    ]
-    constant = [data[b] is not None for b in buffers]
+    data = f.buffers.data_of(buffers)
+    # Each tensor's fields positionally, in Tensor's field order: per tensor, keywords or a
+    # comprehension unpacking the zip cost more than starmap.
+    tensors = list(starmap(Tensor, zip(
+        range(len(cols)), _names(cols, f.details), shapes, dtypes,
+        _quantizations(cols, f.details), _signatures(cols, shapes), buffers, data, variable,
+        sparse, strict=True)))
+    constant = [d is not None for d in data]
     return tensors, _sizes(tensors, shapes, codes, constant, sparse)
+
+
+@cache
+def _dtype_names() -> np.ndarray:
+    """Dtype name by type code read as uint8 (None where unknown, negative codes included)."""
+    names = np.full(256, None, dtype=object)
+    for code in range(-128, 128):  # every int8 code, at its uint8 reading
+        names[code & 0xFF] = schema.DTYPE_NAMES.get(code)
+    return names
+
+
+def _sparse(cols: Columns) -> list[bool]:
+    """Whether each tensor has sparsity parameters (read, and so checked, where it does)."""
+    if not cols.holds(_T_SPARSITY):
+        return [False] * len(cols)
+    return cols.tables(_T_SPARSITY)[0].tolist()
+
+
+def _signatures(cols: Columns, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...] | None]:
+    """Each tensor's shape signature, None where absent, empty or the same as its shape."""
+    return [sig if sig and sig != shape else None
+            for sig, shape in zip(cols.values(_T_SIGNATURE, "<i4"), shapes, strict=True)]
 
 
 @cache
@@ -379,8 +429,9 @@ def _sizes(tensors: list[Tensor], shapes: list[tuple[int, ...]], codes: np.ndarr
         nbytes = ((np.array(elements, dtype=np.int64) * bits + 7) // 8).tolist()
     else:
         nbytes = [t.nbytes for t in tensors]
-    for i in [i for i, (s, c) in enumerate(zip(sparse, constant, strict=True)) if s and c]:
-        nbytes[i] = tensors[i].nbytes  # stored compressed: its bytes in the file
+    if any(sparse):
+        for i in [i for i, (s, c) in enumerate(zip(sparse, constant, strict=True)) if s and c]:
+            nbytes[i] = tensors[i].nbytes  # stored compressed: its bytes in the file
     return TensorSizes(elements, bits.tolist(), nbytes, constant)
 
 
@@ -493,19 +544,41 @@ def _options_at_once(cols: Columns) -> tuple[list[dict[str, Any]], list[int]]:
     options: list[dict[str, Any]] = [{} for _ in range(len(cols))]
     callers: list[int] = []
     for type_slot, table_slot, lookup in _OPTION_UNIONS:
-        classes = [lookup(k) if k else None for k in cols.scalars(type_slot, "u1").tolist()]
-        if not any(classes):
-            continue
-        present, tables = cols.tables(table_slot)
-        found = iter(zip(tables.pos.tolist(), tables.layouts(), strict=True))
-        for i, (fields, cls, has) in enumerate(zip(options, classes, present.tolist(),
-                                                   strict=True)):
-            pos, layout = next(found) if has else (None, None)
-            if cls is not None and pos is not None:
-                fields.update(_option_fields(cls, cols.buf, pos, layout))
-                if _names_subgraphs(cls):
-                    callers.append(i)
+        if cols.holds(type_slot):  # else all NONE, as the second union mostly is
+            _union_at_once(cols, type_slot, table_slot, lookup, options, callers)
     return options, callers
+
+
+def _union_at_once(cols: Columns, type_slot: int, table_slot: int,
+                   lookup: Callable[[int], type | None], options: list[dict[str, Any]],
+                   callers: list[int]) -> None:
+    """Add one union's options to each operator's, and list those that can call subgraphs.
+
+    A model repeats a few option tables (its 3x3 convolutions, its ADDs): a table of
+    scalars, known by its member, vtable and inline bytes, is decoded once per model.
+    """
+    kinds = cols.scalars(type_slot, "u1").tolist()
+    classes = {k: lookup(k) for k in set(kinds) if k}
+    if not any(classes.values()):
+        return
+    present, tables = cols.tables(table_slot)
+    decoded: dict[tuple, dict[str, Any]] = {}
+    for i, pos, found in zip(np.flatnonzero(present).tolist(), tables.pos.tolist(),
+                             tables.layouts(), strict=True):
+        cls = classes.get(kinds[i])
+        if cls is None:
+            continue
+        if found is None or not _scalars_only(cls):
+            fields = _option_fields(cls, cols.buf, pos, None)
+        else:
+            key = (cls, *found)
+            fields = decoded.get(key)
+            if fields is None:
+                layout = (tables.entries(found[0]), found[1])
+                fields = decoded[key] = _option_fields(cls, cols.buf, pos, layout)
+        options[i].update(fields)
+        if _names_subgraphs(cls):
+            callers.append(i)
 
 
 def _indices(t: Table, slot: int, n: int, what: str, check: _Checker,
@@ -560,15 +633,14 @@ def _operators_at_once(cols: Columns, n_tensors: int, f: _File) -> list[Operator
     if opcodes and max(opcodes) >= len(f.codes):
         raise _Unusual
     options, callers = _options_at_once(cols)
-    operators = [
-        Operator(index=i, opcode=f.codes[c][0], custom_code=f.codes[c][1],
-                 version=f.codes[c][2], inputs=ins, outputs=outs, intermediates=mid,
-                 options=options)
-        for i, (c, ins, outs, mid, options) in enumerate(zip(
-            opcodes, _indices_at_once(cols, _OP_INPUTS, n_tensors, optional=True),
-            _indices_at_once(cols, _OP_OUTPUTS, n_tensors),
-            _indices_at_once(cols, _OP_INTERMEDIATES, n_tensors), options, strict=True))
-    ]
+    codes = [f.codes[c] for c in opcodes]  # (name, custom code, version) of each operator
+    # Positionally, in Operator's field order (see _tensors_at_once).
+    operators = list(starmap(Operator, zip(
+        range(len(cols)), [c[0] for c in codes],
+        _indices_at_once(cols, _OP_INPUTS, n_tensors, optional=True),
+        _indices_at_once(cols, _OP_OUTPUTS, n_tensors), options, [c[1] for c in codes],
+        [c[2] for c in codes], _indices_at_once(cols, _OP_INTERMEDIATES, n_tensors),
+        strict=True)))
     if any(not 0 <= s < f.n_subgraphs for i in callers for s in operators[i].called_subgraphs):
         raise _Unusual
     return operators
@@ -600,8 +672,8 @@ def _check_acyclic(sub: Subgraph, check: _Checker) -> None:
                 check.fail(f"subgraph {sub.index}: tensor {t} is written by operators "
                            f"{writer[t]} and {op.index}")
             writer.setdefault(t, op.index)
-    if all(writer.get(t, -1) < op.index for op in sub.operators for t in op.inputs):
-        return  # listed in an execution order, as converters write them: no cycle
+    if _in_execution_order(sub.operators, writer):
+        return  # as converters write them: no cycle
     successors: list[set[int]] = [set() for _ in sub.operators]
     indegree = [0] * len(sub.operators)
     for op in sub.operators:
@@ -622,6 +694,20 @@ def _check_acyclic(sub: Subgraph, check: _Checker) -> None:
     if seen < len(sub.operators):
         stuck = [i for i, d in enumerate(indegree) if d > 0]
         check.fail(f"subgraph {sub.index}: cyclic graph through operators {_short(stuck)}")
+
+
+def _in_execution_order(operators: list[Operator], writer: dict[int, int]) -> bool:
+    """Whether every operator reads only tensors written before it, or by none.
+
+    Plain loops: a generator under all() costs a third more, per input of every operator.
+    """
+    written_by = writer.get
+    for op in operators:
+        i = op.index
+        for t in op.inputs:
+            if written_by(t, -1) >= i:
+                return False
+    return True
 
 
 def _short(items: Iterable[int], limit: int = 8) -> str:
