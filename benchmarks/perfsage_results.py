@@ -57,6 +57,39 @@ def accuracy(dataset: Path, target: str, plots: Path) -> tuple[list[str], dict]:
     return lines, {m: r["all"] for m, r in report.items()}
 
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "models"
+
+
+def real_world(targets: list[str]) -> list[str]:
+    """Predicted against measured on the bundled example models, none from our spaces.
+
+    Measured through the measurement pool, whose worker processes survive a tool that
+    aborts on a model (TFLite Micro can).
+    """
+    from perfsage import predict_many
+    from perfsage.targets import MeasurePool
+
+    paths = sorted(EXAMPLES.glob("*.tflite"))
+    with MeasurePool(targets, workers=2, timeout_s=300) as pool:
+        measured = {(r.key, r.target): r for r in
+                    pool.imap_unordered((p.stem, p.read_bytes()) for p in paths)}
+    lines = ["| model | target | metric | measured | predicted | error % |",
+             "|---|---|---|---|---|---|"]
+    for target in targets:
+        for path, pred in zip(paths, predict_many(paths, target), strict=True):
+            r = measured[(path.stem, target)]
+            if not r.ok:
+                why = (r.message or r.status).splitlines()[0][:80].replace("|", "/")
+                lines.append(f"| {path.stem} | {target} | – | not measurable: {why} | | |")
+                continue
+            for m in ("latency_ms", "sram_kib", "arena_kib", "flash_kib", "energy_mj"):
+                if r.metrics.get(m, 0) > 0 and m in pred:
+                    y = r.metrics[m]
+                    lines.append(f"| {path.stem} | {target} | {m} | {y:.4g} | {pred[m]:.4g} | "
+                                 f"{100 * (pred[m] / y - 1):+.1f} |")
+    return lines
+
+
 def readout_name(hyper: dict) -> str:
     """The readout options a weights folder was trained with, in words."""
     name = hyper.get("readout", "pool")
@@ -120,6 +153,11 @@ def main() -> None:
                 r = per[m]
                 lines.append(f"| {target} | {m} | {r['mape']:.2f} | {bar * factor:.1f} | "
                              f"{r['within_10']:.1f} |")
+    lines += ["", "### Real-world models (not from our search spaces)", "",
+              "The bundled example models (examples/models: a DS-CNN keyword spotter, "
+              "MobileNetV2 0.35 at 96 px, and an operator zoo with types no training network "
+              "has), measured by the target's tool and predicted by the shipped weights.",
+              ""] + real_world(list(summary))
     if args.loso_dir:
         lines += ["", "### Leave one space out (latency)", "",
                   "Each row: `perfsage train DATASET --target ethos-u55-128 --holdout-space "
