@@ -89,10 +89,12 @@ def stage_rates(paths: list[Path], weights: Path) -> dict[str, float]:
     """Graphs per CPU-second of each stage, in this process, run as predict_many runs them.
 
     Each file is mapped and read (``details=False``), featurized (cost analysis included)
-    and dropped, with the cycle collector paused; the network then runs on the batch.
+    and dropped, with the cycle collector paused; the network then runs on them in batches
+    of ``api.BATCH``.
     """
     import gc
 
+    from perfsage.api import BATCH
     from perfsage.graph import read_model
     from perfsage.graph.reader import mapped
     from perfsage.predictors.features import featurize
@@ -115,7 +117,8 @@ def stage_rates(paths: list[Path], weights: Path) -> dict[str, float]:
             spent["read+parse"] += parsed - start + time.process_time() - featurized
             spent["featurize"] += featurized - parsed
         start = time.process_time()
-        net.predict(graphs)
+        for i in range(0, len(graphs), BATCH):
+            net.predict(graphs[i:i + BATCH])
         spent["forward"] = time.process_time() - start
     finally:
         if enabled:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import accumulate
 from os import PathLike
 
 from perfsage.errors import ModelFileError, UsageError
@@ -107,7 +108,7 @@ def _predict_in_workers(models: list[Source], spec: tuple[str | None, str | None
     # milliseconds, with the network already loaded, where spawning re-imports NumPy.
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    chunks = [models[i:i + CHUNK] for i in range(0, len(models), CHUNK)]
+    chunks = balanced_chunks(models, workers)
     results: list[dict[str, float]] = []
     with context.Pool(min(workers, len(chunks)), initializer=_start_worker,
                       initargs=spec) as pool:
@@ -118,6 +119,18 @@ def _predict_in_workers(models: list[Source], spec: tuple[str | None, str | None
     return results
 
 
+def balanced_chunks(models: list[Source], workers: int) -> list[list[Source]]:
+    """At most CHUNK models per chunk, in a multiple of ``workers`` chunks of near-equal size.
+
+    Equal shares end the workers together: 410 models cut at 64 leave one worker a fourth
+    chunk while the other waits (218 models against 192); eight chunks of 51-52 do not.
+    """
+    count = workers * -(-len(models) // (workers * CHUNK))  # ceil to a multiple of workers
+    size, extra = divmod(len(models), count)
+    cuts = list(accumulate((size + (i < extra) for i in range(count)), initial=0))
+    return [models[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+
+
 def _start_worker(target: str | None, weights: str | None) -> None:
     """Worker set-up: the network (inherited when forked), one BLAS thread, no collector."""
     from threadpoolctl import threadpool_limits
@@ -126,7 +139,27 @@ def _start_worker(target: str | None, weights: str | None) -> None:
 
     gc.disable()
     threadpool_limits(1)
+    _reuse_freed_memory()
     load_model(target, weights)
+
+
+def _reuse_freed_memory() -> None:
+    """Let glibc's malloc keep and reuse freed blocks in this (worker) process.
+
+    A forward pass allocates arrays of a few MB; by default each is a fresh mapping whose
+    pages the kernel faults in and zeroes again, and the heap is trimmed back to the system
+    in between. Keeping them cut the forward time by 13 % (0.45 to 0.39 ms per graph,
+    measured side by side). Process-wide, so only in the worker processes this module owns;
+    elsewhere than glibc there is nothing to set.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD: blocks under 64 MB come from the heap
+    mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD: keep up to 256 MB of free heap
 
 
 def _predict_chunk(task: tuple[list[Source], tuple[str | None, str | None]],

@@ -42,3 +42,13 @@ def test_a_broken_model_fails_the_same_way_in_a_worker(trained, tmp_path):
 def test_workers_must_be_positive(trained):
     with pytest.raises(UsageError):
         perfsage.predict_many(EXAMPLES, weights=str(trained), workers=0)
+
+
+@pytest.mark.parametrize(("n", "workers"), [(410, 2), (128, 2), (129, 2), (1000, 3), (5, 2)])
+def test_worker_chunks_are_equal_shares_in_order(n, workers):
+    from perfsage.api import CHUNK, balanced_chunks
+
+    chunks = balanced_chunks(list(range(n)), workers)
+    assert [x for chunk in chunks for x in chunk] == list(range(n))
+    assert len(chunks) % workers == 0 and max(map(len, chunks)) <= CHUNK
+    assert max(map(len, chunks)) - min(map(len, chunks)) <= 1
