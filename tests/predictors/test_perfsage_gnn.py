@@ -195,3 +195,17 @@ def test_train_cli_records_its_readout_options(labelled, tmp_path):
     bad = perfsage("train", str(labelled), "--target", TARGET, "--out", str(out),
                    "--type-dropout", "1.5")
     assert bad.returncode != 0 and "type-dropout" in bad.stderr
+
+
+def test_operator_costs_add_up_to_the_prediction(trained_each_readout):
+    model = PerfSAGEModel.load(trained_each_readout)
+    graph = featurize(read_model(EXAMPLES[0]))
+    parts = model.operator_costs(graph)
+    if model.config["hyper"]["readout"] == "pool":
+        assert parts == {}
+        return
+    predicted = model.predict([graph])
+    assert set(parts) == set(model.config["additive"])
+    for metric, (costs, overhead) in parts.items():
+        assert costs.shape == (len(graph.op_types),) and (costs > 0).all() and overhead > 0
+        assert costs.sum() + overhead == pytest.approx(predicted[metric][0], rel=1e-4)

@@ -68,6 +68,21 @@ class PerfSAGEModel:
                                self._node_mu, self._node_sigma, self._global_mu,
                                self._global_sigma, self._additive, self._peak, self._type_map)
 
+    def operator_costs(self, graph: GraphFeatures) -> dict[str, tuple[np.ndarray, float]]:
+        """Per additive metric: each operator's cost and the network's overhead.
+
+        They add up to :meth:`predict`'s figure (the additive readout only; ``{}`` for
+        weights trained with the pooled one).
+        """
+        if self._additive is None:
+            return {}
+        costs, overhead = runtime.operator_costs(
+            self.tensors, self.config["hyper"]["layers"], graph, self._node_mu,
+            self._node_sigma, self._global_mu, self._global_sigma, self._additive, self._peak,
+            self._type_map)
+        names = self.config["additive"]
+        return {m: (costs[:, j], float(overhead[j])) for j, m in enumerate(names)}
+
     def outside_training(self, graph: GraphFeatures, op_names: list[str]) -> list[str]:
         """Why ``graph`` is unlike the training data (empty when it is not)."""
         from perfsage.predictors.domain import outside

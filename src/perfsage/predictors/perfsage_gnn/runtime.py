@@ -103,24 +103,29 @@ def _logsumexp(terms: np.ndarray, axis: int) -> np.ndarray:
     return top + np.log(np.exp(terms - np.expand_dims(top, axis)).sum(axis=axis))
 
 
-def _additive(w: dict[str, np.ndarray], h: np.ndarray, z: np.ndarray, starts: np.ndarray,
-              index: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
-              nodes: np.ndarray) -> np.ndarray:
-    """The additive readout: per-operator costs summed per graph, plus the pooled overhead.
+def _log_costs(w: dict[str, np.ndarray], h: np.ndarray, z: np.ndarray, index: np.ndarray,
+               mu: np.ndarray, sigma: np.ndarray, nodes: np.ndarray,
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Log per-operator costs [nodes, metrics] and log overheads [graphs, metrics].
 
     ``nodes``: the operators' features as featurize gives them (not standardised).
     """
     cost = _linear(w, "node_head.2", np.maximum(_linear(w, "node_head.0", h), 0))
     rates = w.get("rate_log")
-    if rates is not None:
-        k = len(rates) - 1
-        bound = RATE_BOUND * np.tanh(cost / RATE_BOUND)
-        terms = bound.reshape(len(h), k, len(index)) + rates[:k] + cost_basis(nodes)[:, :, None]
-        cost = _logsumexp(terms, axis=1)
-        overhead = rates[k] + RATE_BOUND * np.tanh(z[:, index] / RATE_BOUND)
-    else:
-        cost += mu - NODE_SHARE_LOG
-        overhead = z[:, index] * sigma + mu
+    if rates is None:
+        return cost + (mu - NODE_SHARE_LOG), z[:, index] * sigma + mu
+    k = len(rates) - 1
+    bound = RATE_BOUND * np.tanh(cost / RATE_BOUND)
+    terms = bound.reshape(len(h), k, len(index)) + rates[:k] + cost_basis(nodes)[:, :, None]
+    return (_logsumexp(terms, axis=1),
+            rates[k] + RATE_BOUND * np.tanh(z[:, index] / RATE_BOUND))
+
+
+def _additive(w: dict[str, np.ndarray], h: np.ndarray, z: np.ndarray, starts: np.ndarray,
+              index: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
+              nodes: np.ndarray) -> np.ndarray:
+    """The additive readout: per-operator costs summed per graph, plus the pooled overhead."""
+    cost, overhead = _log_costs(w, h, z, index, mu, sigma, nodes)
     peak = np.maximum(np.maximum.reduceat(cost, starts, axis=0), overhead)
     graph_of = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(h))))
     total = np.add.reduceat(np.exp(cost - peak[graph_of]), starts, axis=0)
@@ -141,26 +146,20 @@ def _peak(w: dict[str, np.ndarray], h: np.ndarray, z: np.ndarray, starts: np.nda
     return out
 
 
-def forward(weights: dict[str, np.ndarray], layers: int, graphs: list[GraphFeatures],
+def _encode(weights: dict[str, np.ndarray], layers: int, graphs: list[GraphFeatures],
             node_mu: np.ndarray, node_sigma: np.ndarray, global_mu: np.ndarray,
-            global_sigma: np.ndarray, additive: tuple[np.ndarray, ...] | None = None,
-            peak: tuple[np.ndarray, ...] | None = None, type_map: np.ndarray | None = None,
-            ) -> np.ndarray:
-    """Standardised outputs for a batch of graphs, one row per graph.
-
-    ``additive`` and ``peak``: (metric indices, their mu, their sigma) for those readouts;
-    ``peak`` also adds the live-bytes node feature. ``type_map`` renames operator types
-    (those never trained on become unknown).
-    """
+            global_sigma: np.ndarray, with_live: bool, type_map: np.ndarray | None,
+            ) -> tuple[np.ndarray, ...]:
+    """Node states, pooled-head outputs, graph start rows, raw node features, live bytes."""
     types, raw, edges, starts, sizes = _concatenated(graphs)
-    nodes = raw
+    nodes, live = raw, None
     if type_map is not None:
         types = type_map[types]
     n = len(types)
     fwd, bwd = _Neighbours.of(edges[0], edges[1], n), _Neighbours.of(edges[1], edges[0], n)
     w = weights
     glob = np.stack([g.globals for g in graphs])
-    if peak:
+    if with_live:
         live = live_bytes(nodes, edges, starts, sizes, glob)
         nodes = np.column_stack([nodes, live])
     h0 = _embed(w, types, (nodes - node_mu) / node_sigma)
@@ -181,7 +180,37 @@ def forward(weights: dict[str, np.ndarray], layers: int, graphs: list[GraphFeatu
     ], axis=1)
     z = np.maximum(_linear(w, "head.0", pooled), 0)
     z = np.maximum(_linear(w, "head.2", z), 0)
-    z = _linear(w, "head.4", z)
+    return h, _linear(w, "head.4", z), starts, raw, live
+
+
+def forward(weights: dict[str, np.ndarray], layers: int, graphs: list[GraphFeatures],
+            node_mu: np.ndarray, node_sigma: np.ndarray, global_mu: np.ndarray,
+            global_sigma: np.ndarray, additive: tuple[np.ndarray, ...] | None = None,
+            peak: tuple[np.ndarray, ...] | None = None, type_map: np.ndarray | None = None,
+            ) -> np.ndarray:
+    """Standardised outputs for a batch of graphs, one row per graph.
+
+    ``additive`` and ``peak``: (metric indices, their mu, their sigma) for those readouts;
+    ``peak`` also adds the live-bytes node feature. ``type_map`` renames operator types
+    (those never trained on become unknown).
+    """
+    h, z, starts, raw, live = _encode(weights, layers, graphs, node_mu, node_sigma, global_mu,
+                                      global_sigma, peak is not None, type_map)
     if peak:
-        z = _peak(w, h, z, starts, live - LOG_KIB, *peak)
-    return _additive(w, h, z, starts, *additive, raw) if additive else z
+        z = _peak(weights, h, z, starts, live - LOG_KIB, *peak)
+    return _additive(weights, h, z, starts, *additive, raw) if additive else z
+
+
+def operator_costs(weights: dict[str, np.ndarray], layers: int, graph: GraphFeatures,
+                   node_mu: np.ndarray, node_sigma: np.ndarray, global_mu: np.ndarray,
+                   global_sigma: np.ndarray, additive: tuple[np.ndarray, ...],
+                   peak: tuple[np.ndarray, ...] | None = None,
+                   type_map: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One graph's additive metrics split up: per operator [ops, metrics] and overhead.
+
+    They add up to what :func:`forward` predicts (in the metrics' units, not standardised).
+    """
+    h, z, _, raw, _ = _encode(weights, layers, [graph], node_mu, node_sigma, global_mu,
+                              global_sigma, peak is not None, type_map)
+    cost, overhead = _log_costs(weights, h, z, *additive, raw)
+    return np.exp(cost.astype(np.float64)), np.exp(overhead[0].astype(np.float64))
