@@ -39,6 +39,25 @@ def test_a_broken_model_fails_the_same_way_in_a_worker(trained, tmp_path):
     assert str(pooled.value).startswith(f"{broken}: ")
 
 
+def test_workers_stay_for_the_next_call_until_closed(trained, tmp_path):
+    from perfsage import api
+
+    paths = EXAMPLES * 40
+    first = perfsage.predict_many(paths, weights=str(trained), workers=2)
+    pool = next(iter(api._POOL.values()))
+    pids = {p.pid for p in pool._pool}
+    _same(perfsage.predict_many(paths, weights=str(trained), workers=2), first)
+    assert {p.pid for p in next(iter(api._POOL.values()))._pool} == pids  # the same workers
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"not a model at all")
+    with pytest.raises(ModelFileError):
+        perfsage.predict_many([*paths, broken], weights=str(trained), workers=2)
+    assert not api._POOL  # an error ends them: the next call starts clean
+    _same(perfsage.predict_many(paths, weights=str(trained), workers=2), first)
+    perfsage.close_workers()
+    assert not api._POOL and all(not p.is_alive() for p in pool._pool)
+
+
 def test_workers_must_be_positive(trained):
     with pytest.raises(UsageError):
         perfsage.predict_many(EXAMPLES, weights=str(trained), workers=0)
