@@ -50,6 +50,22 @@ def test_compare_trains_each_predictor_once_and_resumes(labelled, tmp_path):
     assert "| 30 | perfsage-gnn |" in table and "latency_ms" in table
 
 
+def test_a_changed_default_is_a_new_fit(labelled, tmp_path, monkeypatch):
+    from perfsage.predictors.perfsage_gnn.estimator import PerfSAGE
+
+    data = load_graphset(labelled, TARGET, workers=1)
+    settings = {"perfsage-gnn": QUICK_GNN}
+    compare(data, ["macs-linear", "perfsage-gnn"], tmp_path, sizes=[10], settings=settings)
+    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*.json")}
+    defaults = PerfSAGE.defaults()
+    monkeypatch.setattr(PerfSAGE, "defaults", classmethod(
+        lambda cls: {**defaults, "type_dropout": 0.0}))
+    compare(data, ["macs-linear", "perfsage-gnn"], tmp_path, sizes=[10], settings=settings)
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*.json")}
+    assert after["macs-linear-10.json"] == stamps["macs-linear-10.json"]
+    assert after["perfsage-gnn-10.json"] != stamps["perfsage-gnn-10.json"]
+
+
 def test_cli_writes_table_and_plots(labelled, tmp_path):
     out = tmp_path / "cmp"
     result = perfsage("compare", str(labelled), "--target", TARGET, "--predictor",

@@ -80,6 +80,8 @@ def compare(data: GraphSet, predictors: list[str], out: str | Path, *,
             settings: dict[str, dict[str, Any]] | None = None,
             progress: Callable[[int, int, str], None] | None = None) -> list[dict]:
     """Results of every predictor at every size, trained now or read from ``out``."""
+    from perfsage.predictors.registry import predictor_class
+
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     splits = draw(data, list(sizes or SIZES), seed)
@@ -88,7 +90,9 @@ def compare(data: GraphSet, predictors: list[str], out: str | Path, *,
     for i, (n, name) in enumerate(jobs):
         params = (settings or {}).get(name, {})
         path = out / "runs" / f"{name}-{n}.json"
-        key = {"target": data.target, "seed": seed, "settings": params, "n": n}
+        # Every setting in force, defaults included: a changed default is another fit.
+        key = {"target": data.target, "seed": seed, "n": n,
+               "settings": {**predictor_class(name).defaults(), **params}}
         if path.exists() and json.loads(path.read_text()).get("key") == key:
             results.append(json.loads(path.read_text()))
             continue
