@@ -75,8 +75,7 @@ def test_numpy_runtime_equals_the_torch_network(labelled, trained_each_readout):
     assert model.config.get("peak", []) == (["sram_kib"] if model.config["hyper"].get("peak")
                                              else [])
     assert ("rate_log" in model.tensors) == bool(model.config["hyper"].get("rates"))
-    loader = DataLoader(_pyg(data, model.config, model.config["hyper"].get("peak", False)),
-                        batch_size=17)
+    loader = DataLoader(_pyg(data, model.config, bool(model.config.get("peak"))), batch_size=17)
     np.testing.assert_allclose(model.standardised(data.graphs), _predict(net, loader), atol=1e-4)
 
 
@@ -209,3 +208,17 @@ def test_operator_costs_add_up_to_the_prediction(trained_each_readout):
     for metric, (costs, overhead) in parts.items():
         assert costs.shape == (len(graph.op_types),) and (costs > 0).all() and overhead > 0
         assert costs.sum() + overhead == pytest.approx(predicted[metric][0], rel=1e-4)
+
+
+def test_defaults_without_a_peak_metric_train_and_predict(labelled, tmp_path):
+    """The peak readout's live-bytes feature comes only with a peak metric (LatBench has none)."""
+    from perfsage.predictors.perfsage_gnn.train import Hyper, fit
+
+    data = load_graphset(labelled, TARGET, workers=1)
+    data.labels = {"latency_ms": data.labels["latency_ms"]}
+    sets = split_sets(data)
+    fit(sets["train"], sets["val"], TARGET, tmp_path, Hyper(epochs=1, hidden=8, layers=1,
+                                                           embed=8))
+    model = PerfSAGEModel.load(tmp_path)
+    assert "peak" not in model.config and len(model.config["node_mu"]) == len(NODE_FEATURES)
+    assert np.isfinite(model.predict(sets["test"].graphs)["latency_ms"]).all()

@@ -94,7 +94,7 @@ class PerfSAGENet(nn.Module):
 
         h = config["hyper"]
         peak = [config["metrics"].index(m) for m in config.get("peak", [])]
-        return cls(len(OP_TYPES) + 1, len(NODE_FEATURES) + int(h.get("peak", False)),
+        return cls(len(OP_TYPES) + 1, len(NODE_FEATURES) + int(bool(peak)),
                    len(GLOBAL_FEATURES), len(config["metrics"]), hidden=h["hidden"],
                    layers=h["layers"], embed=h["embed"],
                    additive=[config["metrics"].index(m) for m in config.get("additive", [])],

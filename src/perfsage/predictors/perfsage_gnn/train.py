@@ -67,21 +67,26 @@ def node_inputs(g, with_live: bool) -> np.ndarray:
 
 
 def _scaling(train: GraphSet, hyper: Hyper) -> dict[str, Any]:
-    """Output scaling of the metrics, node and global feature standardisation, the domain."""
-    nodes = np.concatenate([node_inputs(g, hyper.peak) for g in train.graphs])
+    """Output scaling of the metrics, node and global feature standardisation, the domain.
+
+    The live-bytes feature comes with the peak readout, so only where a peak metric is
+    learnt (``scale["peak"]`` non-empty): the rule the network and the runtime follow too.
+    """
+    scale = output_scaling(train.labels)
+    peak_metrics = peak(scale) if hyper.peak else []
+    nodes = np.concatenate([node_inputs(g, bool(peak_metrics)) for g in train.graphs])
     glob = np.stack([g.globals for g in train.graphs])
 
     def std(a: np.ndarray) -> list[float]:
         s = a.std(axis=0)
         return np.where(s > 1e-6, s, 1.0).tolist()
 
-    scale = output_scaling(train.labels)
     if hyper.readout == "additive":
         scale["additive"] = additive(scale)
         if hyper.rates and scale["additive"]:
             scale["rate_init"] = rate_init(train, scale["additive"])
-    if hyper.peak:
-        scale["peak"] = peak(scale)
+    if peak_metrics:
+        scale["peak"] = peak_metrics
     return {**scale, "domain": training_domain(train.graphs),
             "node_mu": nodes.mean(axis=0).tolist(), "node_sigma": std(nodes),
             "global_mu": glob.mean(axis=0).tolist(), "global_sigma": std(glob)}
@@ -170,7 +175,8 @@ def fit(train: GraphSet, val: GraphSet, target: str, out: str | Path,
     # thread made a batch 40x slower (1.5 s vs 37 ms) through oversubscription.
     torch.set_num_threads(1)
     scale = _scaling(train, hyper)
-    train_set, val_set = _pyg(train, scale, hyper.peak), _pyg(val, scale, hyper.peak)
+    with_live = bool(scale.get("peak"))
+    train_set, val_set = _pyg(train, scale, with_live), _pyg(val, scale, with_live)
     val_loader = DataLoader(val_set, batch_size=256)
     net = PerfSAGENet.from_config({**scale, "hyper": asdict(hyper)})
     opt = torch.optim.AdamW(net.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay)
