@@ -75,7 +75,7 @@ def test_numpy_runtime_equals_the_torch_network(labelled, trained_each_readout):
     assert model.config.get("peak", []) == (["sram_kib"] if model.config["hyper"].get("peak")
                                              else [])
     assert ("rate_log" in model.tensors) == bool(model.config["hyper"].get("rates"))
-    loader = DataLoader(_pyg(data, model.config, bool(model.config.get("peak"))), batch_size=17)
+    loader = DataLoader(_pyg(data, model.config), batch_size=17)
     np.testing.assert_allclose(model.standardised(data.graphs), _predict(net, loader), atol=1e-4)
 
 

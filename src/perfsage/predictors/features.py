@@ -220,6 +220,10 @@ def live_bytes(nodes: np.ndarray, edges: np.ndarray, starts: np.ndarray, sizes: 
     return np.log1p(np.maximum(np.cumsum(change)[:n], 0)).astype(np.float32)
 
 
+#: log1p(bytes) - LOG_KIB = log((bytes + 1) / 1 KiB): live bytes in the peak readout's units.
+LOG_KIB = np.float32(np.log(1024))
+
+
 def graph_live_bytes(g: GraphFeatures) -> np.ndarray:
     """:func:`live_bytes` of one graph."""
     return live_bytes(g.nodes, g.edges, np.zeros(1, dtype=np.int64),

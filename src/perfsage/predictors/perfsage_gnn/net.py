@@ -14,7 +14,7 @@ prediction carry over to search spaces never seen in training.
 
 With ``rates`` (additive readout only) an operator's cost is anchored to what it does:
 ``c_i = sum_k r_k * exp(d_ik) * b_ik`` over the ``features.COST_BASIS`` quantities b (its
-MACs, the bytes it moves, 1), where ``r_k`` are learnt network-wide rates started from a
+MACs, activation bytes, weight bytes, 1), where ``r_k`` are learnt network-wide rates started from a
 non-negative least-squares fit to the training totals and ``d_ik`` a per-operator
 correction bounded to +-``RATE_BOUND`` (as is the overhead's, around its own rate). Costs
 then grow with MACs and bytes by construction, which is what an unseen search space can
@@ -59,21 +59,11 @@ class PerfSAGENet(nn.Module):
             self.rate_log = nn.Parameter(torch.tensor(rate_init, dtype=torch.float32))
         self.peak = list(peak or [])
         if self.peak:
-            index = torch.tensor(self.peak)
-            self.register_buffer("peak_index", index, persistent=False)
-            self.register_buffer("peak_mu", torch.tensor(mu, dtype=torch.float32)[index],
-                                 persistent=False)
-            self.register_buffer("peak_sigma", torch.tensor(sigma, dtype=torch.float32)[index],
-                                 persistent=False)
+            self._scaling_buffers("peak", self.peak, mu, sigma)
             self.peak_head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(),
                                            nn.Linear(hidden, len(self.peak)))
         if self.additive:
-            index = torch.tensor(self.additive)
-            self.register_buffer("add_index", index, persistent=False)
-            self.register_buffer("add_mu", torch.tensor(mu, dtype=torch.float32)[index],
-                                 persistent=False)
-            self.register_buffer("add_sigma", torch.tensor(sigma, dtype=torch.float32)[index],
-                                 persistent=False)
+            self._scaling_buffers("add", self.additive, mu, sigma)
             width = len(self.additive) * (len(rate_init) - 1 if self.rates else 1)
             self.node_head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(),
                                            nn.Linear(hidden, width))
@@ -86,6 +76,16 @@ class PerfSAGENet(nn.Module):
             nn.Linear(hidden, hidden), nn.ReLU(),
             nn.Linear(hidden, n_out),
         )
+
+    def _scaling_buffers(self, prefix: str, metrics: list[int], mu: list[float],
+                         sigma: list[float]) -> None:
+        """``PREFIX_index``, ``PREFIX_mu`` and ``PREFIX_sigma`` of a readout's metrics."""
+        index = torch.tensor(metrics)
+        self.register_buffer(f"{prefix}_index", index, persistent=False)
+        for name, values in (("mu", mu), ("sigma", sigma)):
+            self.register_buffer(f"{prefix}_{name}",
+                                 torch.tensor(values, dtype=torch.float32)[index],
+                                 persistent=False)
 
     @classmethod
     def from_config(cls, config: dict) -> PerfSAGENet:

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from perfsage.predictors.features import GraphFeatures, cost_basis, live_bytes
+from perfsage.predictors.features import LOG_KIB, GraphFeatures, cost_basis, live_bytes
 
 SUM_SCALE = 1 / 16  # must equal net.SUM_SCALE
 NODE_SHARE_LOG = np.float32(4.1588830833596715)  # must equal net.NODE_SHARE_LOG
-LOG_KIB = np.float32(np.log(1024))  # must equal train.LOG_KIB
 RATE_BOUND = np.float32(4.0)  # must equal net.RATE_BOUND
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from perfsage.errors import UsageError
 from perfsage.predictors.domain import training_domain
-from perfsage.predictors.features import UNKNOWN_TYPE, cost_basis, graph_live_bytes
+from perfsage.predictors.features import LOG_KIB, UNKNOWN_TYPE, cost_basis, graph_live_bytes
 from perfsage.predictors.graphset import GraphSet
 from perfsage.predictors.outputs import additive, decode, encode, mean_mape, output_scaling, peak
 from perfsage.predictors.perfsage_gnn import weights
@@ -27,7 +27,6 @@ from perfsage.predictors.perfsage_gnn import weights
 CHECKPOINT = "checkpoint.safetensors"
 READOUTS = ("pool", "additive")
 CHECKPOINT_STATE = "checkpoint.json"
-LOG_KIB = np.float32(np.log(1024))  # log1p(bytes) - LOG_KIB = log((bytes + 1) / 1 KiB)
 
 
 @dataclass
@@ -113,13 +112,14 @@ def rate_init(train: GraphSet, metrics: list[str], most: int = 4000) -> list[lis
     return np.array(out).T.tolist()
 
 
-def _pyg(data: GraphSet, scale: dict[str, Any], with_live: bool) -> list:
+def _pyg(data: GraphSet, scale: dict[str, Any]) -> list:
     import torch
     from torch_geometric.data import Data
 
     y = torch.from_numpy(encode(data.labels, scale))
     nmu, nsd = np.asarray(scale["node_mu"]), np.asarray(scale["node_sigma"])
     gmu, gsd = np.asarray(scale["global_mu"]), np.asarray(scale["global_sigma"])
+    with_live = bool(scale.get("peak"))  # the live-bytes feature comes with a peak metric
     out = []
     for i, g in enumerate(data.graphs):
         nodes = node_inputs(g, with_live)
@@ -175,8 +175,7 @@ def fit(train: GraphSet, val: GraphSet, target: str, out: str | Path,
     # thread made a batch 40x slower (1.5 s vs 37 ms) through oversubscription.
     torch.set_num_threads(1)
     scale = _scaling(train, hyper)
-    with_live = bool(scale.get("peak"))
-    train_set, val_set = _pyg(train, scale, with_live), _pyg(val, scale, with_live)
+    train_set, val_set = _pyg(train, scale), _pyg(val, scale)
     val_loader = DataLoader(val_set, batch_size=256)
     net = PerfSAGENet.from_config({**scale, "hyper": asdict(hyper)})
     opt = torch.optim.AdamW(net.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay)
