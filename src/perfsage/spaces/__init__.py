@@ -18,6 +18,7 @@ _REGISTRY = {
     "super-resolution": "perfsage.spaces.super_resolution:SuperResolution",
     "object-detection": "perfsage.spaces.object_detection:ObjectDetection",
     "nasbench201": "perfsage.spaces.nasbench201:NasBench201",
+    "random-graphs": "perfsage.spaces.random_graphs:RandomGraphs",
 }
 
 __all__ = ["Config", "SearchSpace", "get_space", "space_names"]
