@@ -154,3 +154,35 @@ def test_export_then_import_round_trips_models_and_labels(tmp_path):
         [r[:3] + (json.loads(r[3]), r[4]) for r in before]
     with pytest.raises(DatasetError, match="already holds a dataset"):
         import_parquet(tmp_path / "a.parquet", tmp_path / "b")
+
+
+def test_exports_of_disjoint_spaces_import_into_one_dataset(tmp_path):
+    from perfsage.dataset.export import export_parquet, import_parquet
+
+    generate(tmp_path / "a", "keyword-spotting", 3, seed=0)
+    generate(tmp_path / "a", "random-graphs", 4, seed=0)
+    with Store(tmp_path / "a") as store:
+        assert export_parquet(store, tmp_path / "kws.parquet", ["keyword-spotting"]) == 3
+        assert export_parquet(store, tmp_path / "rg.parquet", ["random-graphs"]) == 4
+        models_before = store.models()
+    assert import_parquet([tmp_path / "kws.parquet", tmp_path / "rg.parquet"],
+                          tmp_path / "b") == 7
+    with Store(tmp_path / "b") as store:
+        assert store.models() == models_before
+    with pytest.raises(DatasetError, match="the exports share models"):
+        import_parquet([tmp_path / "kws.parquet", tmp_path / "kws.parquet"], tmp_path / "c")
+
+
+def test_cli_export_one_space_and_import_two_files(tmp_path):
+    generate(tmp_path / "a", "keyword-spotting", 2, seed=0)
+    generate(tmp_path / "a", "random-graphs", 2, seed=0)
+    for space in ("keyword-spotting", "random-graphs"):
+        out = perfsage("dataset", "export", str(tmp_path / "a"), "--space", space, "--parquet",
+                       str(tmp_path / f"{space}.parquet"))
+        assert out.returncode == 0 and "2 models written" in out.stdout, out.stderr
+    back = perfsage("dataset", "import", str(tmp_path / "keyword-spotting.parquet"),
+                    str(tmp_path / "random-graphs.parquet"), "--out", str(tmp_path / "b"))
+    assert back.returncode == 0 and "4 models imported" in back.stdout, back.stderr
+    bad = perfsage("dataset", "export", str(tmp_path / "a"), "--space", "nope", "--parquet",
+                   str(tmp_path / "x.parquet"))
+    assert bad.returncode == 2 and "unknown search space" in bad.stderr

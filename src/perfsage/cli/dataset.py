@@ -105,23 +105,29 @@ def _median(values) -> float:
 def export(
     folder: Folder,
     parquet: Annotated[Path, typer.Option(help="Parquet file to write.")],
+    space: Annotated[list[str] | None, typer.Option(
+        help="Only this search space (repeat for more); default: every space.")] = None,
 ) -> None:
     """Write one row per model, labels as `<target>/<metric>` columns, to Parquet."""
     from perfsage.dataset.export import export_parquet
     from perfsage.dataset.store import Store
+    from perfsage.spaces import get_space
 
+    for name in space or []:
+        get_space(name)  # an unknown name: one clear line
     with Store(folder) as store:
-        rows = export_parquet(store, parquet)
+        rows = export_parquet(store, parquet, space)
     print(f"{rows} models written to {parquet}")
 
 
 @app.command("import")
 def import_(
-    parquet: Annotated[Path, typer.Argument(help="Parquet file from `dataset export`.",
-                                            show_default=False)],
+    parquet: Annotated[list[Path], typer.Argument(
+        help="Parquet files from `dataset export` (exports of disjoint spaces merge).",
+        show_default=False)],
     out: Annotated[Path, typer.Option(help="New dataset folder.")],
 ) -> None:
-    """Recreate a dataset (configs and labels) from a Parquet export, e.g. the one in data/."""
+    """Recreate a dataset (configs and labels) from Parquet exports, e.g. those in data/."""
     from perfsage.dataset.export import import_parquet
 
     print(f"{import_parquet(parquet, out)} models imported into {out}")
