@@ -8,7 +8,7 @@ it has not seen. PerfSAGE's claim is a predictor for *arbitrary* graphs (Chai et
 2023), so this space draws graphs with no construction rule at all, as a coverage set
 beside the task spaces:
 
-* an input of 4-160 px per side (independently, so maps are often not square) and 1-64
+* an input of 4-384 px per side (independently, so maps are often not square) and 1-64
   channels;
 * 2-24 steps, each one of: convolution (kernels 1-7 per axis, square or not, strides 1-2
   per axis, sometimes dilated), depthwise convolution (multiplier 1 or 2), average or max
@@ -21,9 +21,10 @@ beside the task spaces:
 * half of the graphs end in a classifier (MEAN or flatten, dense to 2-1000 units, often a
   softmax), the rest in the feature map itself.
 
-Tensors stay under 600k elements and a layer under 60 M MACs, so a model compiles in
-Vela in well under a second. The config is the layer list itself, so it says exactly
-which graph was built.
+Tensors stay under 4.5 M elements (a 384 x 384 map of 30 channels), a layer under 1.5 G
+MACs and a model under 5 G MACs: the sizes of super-resolution and detection networks,
+where a convolution is compute-bound rather than dominated by per-layer overheads. The
+config is the layer list itself, so it says exactly which graph was built.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ from perfsage.errors import UsageError
 from perfsage.spaces.base import Config, SearchSpace, choice, weight_seed
 
 CHANNELS = (1, 2, 3, 4, 8, 16, 24, 32, 64)
-MAX_ELEMENTS = 600_000
-MAX_LAYER_MACS = 60e6
+MAX_ELEMENTS = 4_500_000
+MAX_LAYER_MACS = 1.5e9
+MAX_MODEL_MACS = 5e9
 ACTIVATIONS = (None, "relu", "relu6")
 UNARY = ("relu", "relu6", "logistic", "hard_swish")
 KERNEL_SIDES = (1, 2, 3, 3, 3, 4, 5, 7)
@@ -110,32 +112,31 @@ class RandomGraphs(SearchSpace):
 
     def sample(self, rng: np.random.Generator) -> Config:
         """A valid layer list: each step drawn, checked against the size limits, kept or not."""
-        side = [_log_uniform_int(rng, 4, 160), _log_uniform_int(rng, 4, 160)]
+        side = [_log_uniform_int(rng, 4, 384), _log_uniform_int(rng, 4, 384)]
         if rng.random() < 0.3:
             side[1] = side[0]
         shapes: list[Shape] = [(1, side[0], side[1], choice(rng, CHANNELS))]
         layers: list[dict[str, Any]] = []
-        steps, taken = int(rng.integers(2, 25)), 0
+        steps, taken, total_macs = int(rng.integers(2, 25)), 0, 0.0
         for _ in range(steps * 4):  # a rejected draw is retried, within bounds
             if taken >= steps:
                 break
             new = _step(rng, _draw_step(rng), len(shapes) - 1, shapes[-1])
-            trial = list(shapes)
-            ok = True
+            trial, step_macs = list(shapes), 0.0
             for layer in new:
                 try:
                     out = output_shape(layer, trial)
                 except UsageError:  # a window that does not fit: redraw
-                    ok = False
                     break
-                if (min(out[1:]) < 1 or math.prod(out) > MAX_ELEMENTS
-                        or _macs(layer, trial[layer["in"][0]], out) > MAX_LAYER_MACS):
-                    ok = False
+                macs = _macs(layer, trial[layer["in"][0]], out)
+                if min(out[1:]) < 1 or math.prod(out) > MAX_ELEMENTS or macs > MAX_LAYER_MACS:
                     break
                 trial.append(out)
-            if ok:
-                layers.extend(new)
-                shapes, taken = trial, taken + 1
+                step_macs += macs
+            else:
+                if total_macs + step_macs <= MAX_MODEL_MACS:
+                    layers.extend(new)
+                    shapes, taken, total_macs = trial, taken + 1, total_macs + step_macs
         if not any(la["op"] in ("conv", "depthwise") for la in layers):
             layers.append(_conv(rng, len(shapes) - 1, kernel=[1, 1], keep_size=True))
             shapes.append(output_shape(layers[-1], shapes))
