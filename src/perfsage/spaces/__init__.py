@@ -21,7 +21,11 @@ _REGISTRY = {
     "random-graphs": "perfsage.spaces.random_graphs:RandomGraphs",
 }
 
-__all__ = ["Config", "SearchSpace", "get_space", "space_names"]
+#: Spaces that follow no task, only there to cover operators and shapes: accuracy on the
+#: task spaces is reported without them, and on them apart.
+COVERAGE_SPACES = ("random-graphs",)
+
+__all__ = ["COVERAGE_SPACES", "Config", "SearchSpace", "get_space", "space_names"]
 
 
 def space_names() -> list[str]:
