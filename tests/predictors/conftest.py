@@ -8,8 +8,8 @@ TARGET = "ethos-u55-128"
 
 
 #: Readout settings the runtime must mirror: pooled, plain additive, and the default
-#: (additive anchored to rates, peak memory, type dropout).
-PLAIN = {"peak": False, "type_dropout": 0.0, "rates": False}
+#: (additive anchored to rates, peak memory, type dropout, channel alignment).
+PLAIN = {"peak": False, "type_dropout": 0.0, "rates": False, "align": False}
 READOUTS = {"pool": {"readout": "pool", **PLAIN}, "additive": {"readout": "additive", **PLAIN},
             "default": {}}
 

@@ -30,6 +30,21 @@ def test_features_describe_every_operator():
     assert np.isfinite(f.nodes).all() and np.isfinite(f.globals).all()
 
 
+def test_channel_alignment_states_the_padding_to_8_16_and_32():
+    from perfsage.predictors.features import channel_alignment
+
+    nodes = np.zeros((4, len(NODE_FEATURES)), dtype=np.float32)
+    nodes[:, NODE_FEATURES.index("in_c")] = np.log1p([0, 24, 33, 32])
+    nodes[:, NODE_FEATURES.index("out_c")] = np.log1p([0, 9, 17, 64])
+    padded = np.exp(channel_alignment(nodes))  # (in, out) for 8, then 16, then 32
+    np.testing.assert_allclose(padded[0], 1.0)
+    np.testing.assert_allclose(padded[1], [1, 16 / 9, 32 / 24, 16 / 9, 32 / 24, 32 / 9],
+                               rtol=1e-6)
+    np.testing.assert_allclose(padded[2], [40 / 33, 24 / 17, 48 / 33, 32 / 17, 64 / 33,
+                                           32 / 17], rtol=1e-6)
+    np.testing.assert_allclose(padded[3], 1.0)
+
+
 def test_unknown_operator_gets_the_unknown_embedding():
     from ai_edge_litert import schema_py_generated as fb
 
@@ -75,6 +90,7 @@ def test_numpy_runtime_equals_the_torch_network(labelled, trained_each_readout):
     assert model.config.get("peak", []) == (["sram_kib"] if model.config["hyper"].get("peak")
                                              else [])
     assert ("rate_log" in model.tensors) == bool(model.config["hyper"].get("rates"))
+    assert bool(model.config.get("align")) == model.config["hyper"].get("align", False)
     loader = DataLoader(_pyg(data, model.config), batch_size=17)
     np.testing.assert_allclose(model.standardised(data.graphs), _predict(net, loader), atol=1e-4)
 
@@ -220,5 +236,6 @@ def test_defaults_without_a_peak_metric_train_and_predict(labelled, tmp_path):
     fit(sets["train"], sets["val"], TARGET, tmp_path, Hyper(epochs=1, hidden=8, layers=1,
                                                            embed=8))
     model = PerfSAGEModel.load(tmp_path)
-    assert "peak" not in model.config and len(model.config["node_mu"]) == len(NODE_FEATURES)
+    assert "peak" not in model.config  # the defaults add the 6 alignment columns, no live bytes
+    assert len(model.config["node_mu"]) == len(NODE_FEATURES) + 6
     assert np.isfinite(model.predict(sets["test"].graphs)["latency_ms"]).all()

@@ -39,6 +39,9 @@ def train(
     rates: Annotated[bool, typer.Option(
         help="With --readout additive: each operator's cost as rates per MAC, per byte and "
              "per operator times those quantities.")] = True,
+    align: Annotated[bool, typer.Option(
+        help="Give each operator how far its channel counts are from multiples of 8, 16 "
+             "and 32, the blocks NPUs compute in.")] = True,
     workers: Annotated[int, typer.Option(min=1, help="Processes for featurising.")] = 2,
 ) -> None:
     """Train PerfSAGE on a dataset's labels (CPU); running again resumes from the checkpoint."""
@@ -49,7 +52,8 @@ def train(
 
     target_class(target)
     hyper = Hyper(epochs=epochs, patience=patience, hidden=hidden, layers=layers, seed=seed,
-                  readout=readout, peak=peak, type_dropout=type_dropout, rates=rates)
+                  readout=readout, peak=peak, type_dropout=type_dropout, rates=rates,
+                  align=align)
     with Reporter("features", "graphs") as progress:
         data = load_graphset(dataset, target, workers=workers, progress=progress.update)
     sets = split_sets(data, holdout_space)

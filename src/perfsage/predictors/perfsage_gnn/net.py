@@ -90,11 +90,17 @@ class PerfSAGENet(nn.Module):
     @classmethod
     def from_config(cls, config: dict) -> PerfSAGENet:
         """The network a weights config (or a training scale with ``hyper``) describes."""
-        from perfsage.predictors.features import GLOBAL_FEATURES, NODE_FEATURES, OP_TYPES
+        from perfsage.predictors.features import (
+            ALIGNMENTS,
+            GLOBAL_FEATURES,
+            NODE_FEATURES,
+            OP_TYPES,
+        )
 
         h = config["hyper"]
         peak = [config["metrics"].index(m) for m in config.get("peak", [])]
-        return cls(len(OP_TYPES) + 1, len(NODE_FEATURES) + int(bool(peak)),
+        extra = int(bool(peak)) + 2 * len(ALIGNMENTS) * bool(config.get("align"))
+        return cls(len(OP_TYPES) + 1, len(NODE_FEATURES) + extra,
                    len(GLOBAL_FEATURES), len(config["metrics"]), hidden=h["hidden"],
                    layers=h["layers"], embed=h["embed"],
                    additive=[config["metrics"].index(m) for m in config.get("additive", [])],

@@ -66,7 +66,8 @@ class PerfSAGEModel:
         """Raw network outputs (standardised), one row per graph."""
         return runtime.forward(self.tensors, self.config["hyper"]["layers"], graphs,
                                self._node_mu, self._node_sigma, self._global_mu,
-                               self._global_sigma, self._additive, self._peak, self._type_map)
+                               self._global_sigma, self._additive, self._peak, self._type_map,
+                               bool(self.config.get("align")))
 
     def operator_costs(self, graph: GraphFeatures) -> dict[str, tuple[np.ndarray, float]]:
         """Per additive metric: each operator's cost and the network's overhead.
@@ -79,7 +80,7 @@ class PerfSAGEModel:
         costs, overhead = runtime.operator_costs(
             self.tensors, self.config["hyper"]["layers"], graph, self._node_mu,
             self._node_sigma, self._global_mu, self._global_sigma, self._additive, self._peak,
-            self._type_map)
+            self._type_map, bool(self.config.get("align")))
         names = self.config["additive"]
         return {m: (costs[:, j], float(overhead[j])) for j, m in enumerate(names)}
 

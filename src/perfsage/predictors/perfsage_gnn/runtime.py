@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from perfsage.predictors.features import LOG_KIB, GraphFeatures, cost_basis, live_bytes
+from perfsage.predictors.features import (
+    LOG_KIB,
+    GraphFeatures,
+    channel_alignment,
+    cost_basis,
+    live_bytes,
+)
 
 SUM_SCALE = 1 / 16  # must equal net.SUM_SCALE
 NODE_SHARE_LOG = np.float32(4.1588830833596715)  # must equal net.NODE_SHARE_LOG
@@ -148,7 +154,7 @@ def _peak(w: dict[str, np.ndarray], h: np.ndarray, z: np.ndarray, starts: np.nda
 def _encode(weights: dict[str, np.ndarray], layers: int, graphs: list[GraphFeatures],
             node_mu: np.ndarray, node_sigma: np.ndarray, global_mu: np.ndarray,
             global_sigma: np.ndarray, with_live: bool, type_map: np.ndarray | None,
-            ) -> tuple[np.ndarray, ...]:
+            with_align: bool = False) -> tuple[np.ndarray, ...]:
     """Node states, pooled-head outputs, graph start rows, raw node features, live bytes."""
     types, raw, edges, starts, sizes = _concatenated(graphs)
     nodes, live = raw, None
@@ -161,6 +167,8 @@ def _encode(weights: dict[str, np.ndarray], layers: int, graphs: list[GraphFeatu
     if with_live:
         live = live_bytes(nodes, edges, starts, sizes, glob)
         nodes = np.column_stack([nodes, live])
+    if with_align:
+        nodes = np.column_stack([nodes, channel_alignment(raw)])
     h0 = _embed(w, types, (nodes - node_mu) / node_sigma)
     padded = np.zeros((n + 1, h0.shape[1]), dtype=np.float32)  # h, then one zero row
     h = padded[:n]
@@ -186,15 +194,15 @@ def forward(weights: dict[str, np.ndarray], layers: int, graphs: list[GraphFeatu
             node_mu: np.ndarray, node_sigma: np.ndarray, global_mu: np.ndarray,
             global_sigma: np.ndarray, additive: tuple[np.ndarray, ...] | None = None,
             peak: tuple[np.ndarray, ...] | None = None, type_map: np.ndarray | None = None,
-            ) -> np.ndarray:
+            align: bool = False) -> np.ndarray:
     """Standardised outputs for a batch of graphs, one row per graph.
 
     ``additive`` and ``peak``: (metric indices, their mu, their sigma) for those readouts;
-    ``peak`` also adds the live-bytes node feature. ``type_map`` renames operator types
-    (those never trained on become unknown).
+    ``peak`` also adds the live-bytes node feature, ``align`` the channel-alignment ones.
+    ``type_map`` renames operator types (those never trained on become unknown).
     """
     h, z, starts, raw, live = _encode(weights, layers, graphs, node_mu, node_sigma, global_mu,
-                                      global_sigma, peak is not None, type_map)
+                                      global_sigma, peak is not None, type_map, align)
     if peak:
         z = _peak(weights, h, z, starts, live - LOG_KIB, *peak)
     return _additive(weights, h, z, starts, *additive, raw) if additive else z
@@ -204,12 +212,13 @@ def operator_costs(weights: dict[str, np.ndarray], layers: int, graph: GraphFeat
                    node_mu: np.ndarray, node_sigma: np.ndarray, global_mu: np.ndarray,
                    global_sigma: np.ndarray, additive: tuple[np.ndarray, ...],
                    peak: tuple[np.ndarray, ...] | None = None,
-                   type_map: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   type_map: np.ndarray | None = None, align: bool = False,
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """One graph's additive metrics split up: per operator [ops, metrics] and overhead.
 
     They add up to what :func:`forward` predicts (in the metrics' units, not standardised).
     """
     h, z, _, raw, _ = _encode(weights, layers, [graph], node_mu, node_sigma, global_mu,
-                              global_sigma, peak is not None, type_map)
+                              global_sigma, peak is not None, type_map, align)
     cost, overhead = _log_costs(weights, h, z, *additive, raw)
     return np.exp(cost.astype(np.float64)), np.exp(overhead[0].astype(np.float64))

@@ -19,7 +19,13 @@ import numpy as np
 
 from perfsage.errors import UsageError
 from perfsage.predictors.domain import training_domain
-from perfsage.predictors.features import LOG_KIB, UNKNOWN_TYPE, cost_basis, graph_live_bytes
+from perfsage.predictors.features import (
+    LOG_KIB,
+    UNKNOWN_TYPE,
+    channel_alignment,
+    cost_basis,
+    graph_live_bytes,
+)
 from perfsage.predictors.graphset import GraphSet
 from perfsage.predictors.outputs import additive, decode, encode, mean_mape, output_scaling, peak
 from perfsage.predictors.perfsage_gnn import weights
@@ -52,6 +58,9 @@ class Hyper:
     #: Additive costs anchored to MACs, bytes and operator count (net docstring); only
     #: with the additive readout.
     rates: bool = True
+    #: Channel-padding node columns (``features.channel_alignment``): how far each
+    #: operator's channels are from the blocks an NPU computes in.
+    align: bool = True
 
     def __post_init__(self) -> None:
         if self.readout not in READOUTS:
@@ -60,9 +69,18 @@ class Hyper:
             raise UsageError(f"type_dropout {self.type_dropout}: expected 0 <= p < 1")
 
 
-def node_inputs(g, with_live: bool) -> np.ndarray:
-    """A graph's node features, with its live-bytes column when the peak readout is on."""
-    return np.column_stack([g.nodes, graph_live_bytes(g)]) if with_live else g.nodes
+def node_inputs(g, with_live: bool, with_align: bool) -> np.ndarray:
+    """A graph's node features with the columns the network adds to them.
+
+    The live-bytes column comes with the peak readout, the channel-alignment columns with
+    ``Hyper.align``; the runtime appends them in the same order.
+    """
+    cols = [g.nodes]
+    if with_live:
+        cols.append(graph_live_bytes(g)[:, None])
+    if with_align:
+        cols.append(channel_alignment(g.nodes))
+    return np.column_stack(cols) if len(cols) > 1 else g.nodes
 
 
 def _scaling(train: GraphSet, hyper: Hyper) -> dict[str, Any]:
@@ -73,7 +91,8 @@ def _scaling(train: GraphSet, hyper: Hyper) -> dict[str, Any]:
     """
     scale = output_scaling(train.labels)
     peak_metrics = peak(scale) if hyper.peak else []
-    nodes = np.concatenate([node_inputs(g, bool(peak_metrics)) for g in train.graphs])
+    nodes = np.concatenate([node_inputs(g, bool(peak_metrics), hyper.align)
+                            for g in train.graphs])
     glob = np.stack([g.globals for g in train.graphs])
 
     def std(a: np.ndarray) -> list[float]:
@@ -86,6 +105,8 @@ def _scaling(train: GraphSet, hyper: Hyper) -> dict[str, Any]:
             scale["rate_init"] = rate_init(train, scale["additive"])
     if peak_metrics:
         scale["peak"] = peak_metrics
+    if hyper.align:
+        scale["align"] = True
     return {**scale, "domain": training_domain(train.graphs),
             "node_mu": nodes.mean(axis=0).tolist(), "node_sigma": std(nodes),
             "global_mu": glob.mean(axis=0).tolist(), "global_sigma": std(glob)}
@@ -120,10 +141,13 @@ def _pyg(data: GraphSet, scale: dict[str, Any]) -> list:
     nmu, nsd = np.asarray(scale["node_mu"]), np.asarray(scale["node_sigma"])
     gmu, gsd = np.asarray(scale["global_mu"]), np.asarray(scale["global_sigma"])
     with_live = bool(scale.get("peak"))  # the live-bytes feature comes with a peak metric
+    with_align = bool(scale.get("align"))
     out = []
     for i, g in enumerate(data.graphs):
-        nodes = node_inputs(g, with_live)
-        extra = {"live_kib": torch.from_numpy(nodes[:, -1] - LOG_KIB)} if with_live else {}
+        nodes = node_inputs(g, with_live, with_align)
+        extra = {}
+        if with_live:  # the column right after the features
+            extra["live_kib"] = torch.from_numpy(nodes[:, g.nodes.shape[1]] - LOG_KIB)
         if "rate_init" in scale:
             extra["basis"] = torch.from_numpy(cost_basis(g.nodes))
         out.append(Data(
