@@ -200,13 +200,15 @@ def test_train_cli_records_its_readout_options(labelled, tmp_path):
 
     out = tmp_path / "w"
     done = perfsage("train", str(labelled), "--target", TARGET, "--out", str(out), "--epochs",
-                    "1", "--hidden", "8", "--layers", "1", "--no-peak", "--type-dropout", "0.3")
+                    "1", "--hidden", "8", "--layers", "1", "--no-peak", "--type-dropout", "0.3",
+                    "--no-align")
     assert done.returncode == 0, done.stderr
     config = json.loads((out / "config.json").read_text())
     hyper = config["hyper"]
-    assert (hyper["readout"], hyper["rates"], hyper["peak"], hyper["type_dropout"]) == (
-        "additive", True, False, 0.3)
+    assert (hyper["readout"], hyper["rates"], hyper["peak"], hyper["type_dropout"],
+            hyper["align"]) == ("additive", True, False, 0.3, False)
     assert "peak" not in config and len(config["rate_init"]) == 5  # 4 basis rates + overhead
+    assert "align" not in config and len(config["node_mu"]) == len(NODE_FEATURES)
     bad = perfsage("train", str(labelled), "--target", TARGET, "--out", str(out),
                    "--type-dropout", "1.5")
     assert bad.returncode != 0 and "type-dropout" in bad.stderr
