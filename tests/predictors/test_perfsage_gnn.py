@@ -241,3 +241,19 @@ def test_defaults_without_a_peak_metric_train_and_predict(labelled, tmp_path):
     assert "peak" not in model.config  # the defaults add the 6 alignment columns, no live bytes
     assert len(model.config["node_mu"]) == len(NODE_FEATURES) + 6
     assert np.isfinite(model.predict(sets["test"].graphs)["latency_ms"]).all()
+
+
+def test_a_rare_zero_label_leaves_the_metric_relative(labelled):
+    """Vela's 0 KiB SRAM on a few graphs must not turn SRAM into an absolute-scale metric."""
+    from perfsage.predictors.graphset import RARE_ZERO_SHARE, without_rare_zeros
+
+    data = load_graphset(labelled, TARGET, workers=1)
+    copies = int(1 / RARE_ZERO_SHARE) // len(data) + 1  # enough graphs for one zero to be rare
+    many = data.subset(np.tile(np.arange(len(data)), copies))
+    many.labels = {m: v.copy() for m, v in many.labels.items()}
+    many.labels["sram_kib"][0] = 0.0
+    kept = without_rare_zeros(many)
+    assert len(kept) == len(many) - 1 and (kept.labels["sram_kib"] > 0).all()
+    assert (kept.labels["cpu_ops"] == 0).any()  # a metric often 0 keeps its graphs
+    many.labels["sram_kib"][: len(many) // 10] = 0.0  # not rare: nothing dropped
+    assert len(without_rare_zeros(many)) == len(many)

@@ -26,7 +26,7 @@ from perfsage.predictors.features import (
     cost_basis,
     graph_live_bytes,
 )
-from perfsage.predictors.graphset import GraphSet
+from perfsage.predictors.graphset import GraphSet, without_rare_zeros
 from perfsage.predictors.outputs import additive, decode, encode, mean_mape, output_scaling, peak
 from perfsage.predictors.perfsage_gnn import weights
 
@@ -192,6 +192,7 @@ def fit(train: GraphSet, val: GraphSet, target: str, out: str | Path,
     from perfsage.predictors.torch_training import loss_weights, relative_loss
 
     hyper = hyper or Hyper()
+    train, val = without_rare_zeros(train), without_rare_zeros(val)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(hyper.seed)
