@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 from results_doc import ROOT, replace_section
 
-from perfsage.dataset.latbench import TRAIN, VAL, draws, load_latbench
+from perfsage.dataset.latbench import TRAIN, VAL, draws
 from perfsage.errors import UsageError
 from perfsage.eval.metrics import mape, spearman_rho, within
+from perfsage.predictors.latbench import load_latbench
 from perfsage.predictors.registry import get_predictor, predictor_class, predictor_names
 
 CSV = ROOT.parent / "shared" / "data" / "latbench" / "desktop-cpu-core-i7-7820x-fp32.csv"

@@ -1,4 +1,7 @@
-"""The LatBench loader: arch strings to the right cells, clear errors, float32 builds, splits."""
+"""The LatBench loader: arch strings to the right cells, clear errors, float32 builds, splits.
+
+The featurised GraphSet (``perfsage.predictors.latbench``) is tested here too, on the same files.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import pytest
 
 from perfsage.dataset import latbench
 from perfsage.errors import UsageError
+from perfsage.predictors import latbench as graphs
 from perfsage.graph import read_model
 from perfsage.spaces.nasbench201 import OPS, all_archs, arch_string, parse_arch
 
@@ -115,7 +119,7 @@ def test_float32_build_has_the_cell_ops(arch, convs, pools, adds):
 
 
 def test_graphset_from_a_subset_is_cached(small_csv, tmp_path, monkeypatch):
-    data = latbench.load_latbench(small_csv, tmp_path / "cache", workers=1)
+    data = graphs.load_latbench(small_csv, tmp_path / "cache", workers=1)
     assert data.target == "latbench-dev-fp32" and len(data) == 5
     assert set(data.spaces) == {"nasbench201"}
     np.testing.assert_allclose(data.labels["latency_ms"], [1.0, 2.0, 3.0, 4.0, 5.0])
@@ -124,11 +128,11 @@ def test_graphset_from_a_subset_is_cached(small_csv, tmp_path, monkeypatch):
     assert data.graphs[4].globals[0] > data.graphs[2].globals[0]  # more MACs
     assert [all_archs()[i] for i in data.model_ids] == latbench.read_csv(small_csv)[0]
 
-    monkeypatch.setattr(latbench, "CHUNK", 2)
+    monkeypatch.setattr(graphs, "CHUNK", 2)
     calls = []
-    real = latbench._featurize
-    monkeypatch.setattr(latbench, "_featurize", lambda task: calls.append(task) or real(task))
-    again = latbench.load_latbench(small_csv, tmp_path / "cache", workers=1, limit=3)
+    real = graphs._featurize
+    monkeypatch.setattr(graphs, "_featurize", lambda task: calls.append(task) or real(task))
+    again = graphs.load_latbench(small_csv, tmp_path / "cache", workers=1, limit=3)
     assert len(calls) == 1  # only the builder spot-check, no rebuild
     assert list(again.hashes) == list(data.hashes[:3])
     np.testing.assert_array_equal(again.graphs[2].nodes, data.graphs[2].nodes)
