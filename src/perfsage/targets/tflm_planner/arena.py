@@ -1,0 +1,178 @@
+"""TFLite Micro's tensor arena for a model, replayed allocation by allocation.
+
+The arena is a deterministic function of the graph. Its head holds the activations and
+kernels' scratch buffers as the greedy planner lays them out; its tail holds everything
+persistent, allocated downwards from the arena's end in a fixed order (``MicroInterpreter::
+AllocateTensors``): the allocator objects, one ``TfLiteEvalTensor`` per tensor, one
+``NodeAndRegistration`` per operator, each operator's parsed options, the kernels' Init and
+Prepare buffers, the scratch-buffer handles, variable tensors, and finally the
+``TfLiteTensor`` structs (with their quantisation) of the model's inputs and outputs.
+Each tail allocation aligns the tail pointer down to its own alignment, so the padding is
+replayed exactly rather than estimated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from perfsage.errors import MeasurementError
+from perfsage.graph.ir import Model, Subgraph
+from perfsage.targets.tflm_planner.greedy import planned_peak_bytes
+from perfsage.targets.tflm_planner.kernels import KERNELS, KernelArena
+
+#: Bytes per element as ``TfLiteTypeSizeOf`` gives them.
+TYPE_BYTES = {
+    "float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int4": 1, "int8": 1,
+    "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4, "int64": 8, "uint64": 8,
+    "bool": 1, "complex64": 8, "complex128": 16,
+}
+
+ALIGNMENT = 16  # MicroArenaBufferAlignment(): every buffer and persistent kernel buffer
+
+# sizeof() of TFLM's structs in the x86-64 host build, with their alignof().
+_FIXED_TAIL = 472  # the recording allocators, the greedy planner, the builtin-data allocator
+_SUBGRAPH_ALLOCATIONS = 16
+_EVAL_TENSOR = 24
+_NODE_AND_REGISTRATION = 64
+_SCRATCH_HANDLE = 8
+_TFLITE_TENSOR = 64
+_AFFINE_QUANTIZATION = 24
+_POINTER = 8
+
+TARGET = "cortex-m-tflm"
+
+
+@dataclass(frozen=True, slots=True)
+class ArenaPlan:
+    """The arena TFLM would use for a model: head (planned buffers) and tail (persistent)."""
+
+    head_bytes: int
+    tail_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes of arena used: what ``arena_used_bytes()`` and ``PrintAllocations`` report."""
+        return self.head_bytes + self.tail_bytes
+
+
+class _Tail:
+    """The tail's size as TFLM grows it: each allocation aligned down from the arena's end."""
+
+    __slots__ = ("used",)
+
+    def __init__(self, used: int) -> None:
+        self.used = used
+
+    def take(self, size: int, alignment: int) -> None:
+        used = self.used + size
+        self.used = -(-used // alignment) * alignment
+
+
+def _tensor_bytes(sg: Subgraph, t: int) -> int:
+    tensor = sg.tensors[t]
+    n = 1
+    for d in tensor.shape:
+        n *= d
+    return n * TYPE_BYTES.get(tensor.dtype, 1)
+
+
+def _kernels(model: Model) -> list[list[KernelArena]]:
+    """Every operator's allocations, per subgraph; an operator with no rule fails."""
+    out = []
+    for sg in model.subgraphs:
+        arenas = []
+        for op in sg.operators:
+            rule = KERNELS.get(op.opcode)
+            if rule is None:
+                raise MeasurementError(TARGET, f"no TFLite Micro arena rule for operator "
+                                               f"{op.name}")
+            arenas.append(rule(op, sg))
+        out.append(arenas)
+    return out
+
+
+def _lifetimes(model: Model, kernels: list[list[KernelArena]]
+               ) -> tuple[list[int], list[int], list[int]]:
+    """(sizes, first, last) of every buffer the planner gets, in the order TFLM adds them.
+
+    Lifetimes follow ``AllocationInfoBuilder::MarkAllocationLifetimes``: one step per
+    operator from the main subgraph; inputs and outputs of a subgraph are created at its
+    start and outputs live to its end; a scratch buffer lives for its operator's step.
+    Only the main subgraph is walked (control-flow operators have no rule yet).
+    """
+    sg = model.main
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for t in (*sg.inputs, *sg.outputs):
+        first[t] = last[t] = 0
+    scratch: list[tuple[int, int]] = []  # (bytes, step)
+    step = 0
+    for op, arena in zip(sg.operators, kernels[0], strict=True):
+        step += 1
+        for t in op.outputs:
+            first[t] = last[t] = step
+        for t in op.inputs:
+            if t >= 0:
+                last[t] = step
+        for size in arena.scratch:
+            scratch.append((size, step))
+    for t in sg.outputs:
+        last[t] = step
+    sizes, firsts, lasts = [], [], []
+    for t, tensor in enumerate(sg.tensors):
+        if tensor.data is not None or tensor.is_variable:
+            continue
+        nbytes = _tensor_bytes(sg, t)
+        if nbytes == 0:
+            continue
+        sizes.append(-(-nbytes // ALIGNMENT) * ALIGNMENT)
+        firsts.append(first.get(t, -1))
+        lasts.append(last.get(t, -1))
+    for size, at in scratch:
+        sizes.append(-(-size // ALIGNMENT) * ALIGNMENT)
+        firsts.append(at)
+        lasts.append(at)
+    return sizes, firsts, lasts
+
+
+def _io_tensors(tail: _Tail, sg: Subgraph, indices: tuple[int, ...]) -> None:
+    """The interpreter's input or output pointer array and a TfLiteTensor per entry."""
+    tail.take(_POINTER * len(indices), ALIGNMENT)
+    for t in indices:
+        tail.take(_TFLITE_TENSOR, 8)
+        q = sg.tensors[t].quantization
+        if q is not None and q.scale:
+            tail.take(_AFFINE_QUANTIZATION, 8)
+            tail.take(4 + 4 * len(q.scale), 4)
+
+
+def plan_arena(model: Model) -> ArenaPlan:
+    """The head and tail TFLite Micro allocates for ``model``; see :func:`arena_bytes`."""
+    kernels = _kernels(model)
+    tail = _Tail(_FIXED_TAIL)
+    tail.take(_SUBGRAPH_ALLOCATIONS * len(model.subgraphs), 8)
+    for sg in model.subgraphs:
+        tail.take(_EVAL_TENSOR * len(sg.tensors), 8)
+    for sg in model.subgraphs:
+        tail.take(_NODE_AND_REGISTRATION * len(sg.operators), 8)
+    for arenas in kernels:
+        for arena in arenas:
+            for size, alignment in arena.options:
+                tail.take(size, alignment)
+    for phase in ("init", "prepare"):
+        for arenas in kernels:
+            for arena in arenas:
+                for size in getattr(arena, phase):
+                    tail.take(size, ALIGNMENT)
+    n_scratch = sum(len(a.scratch) for arenas in kernels for a in arenas)
+    if n_scratch:
+        tail.take(_SCRATCH_HANDLE * n_scratch, 8)
+    for sg in model.subgraphs:
+        for t, tensor in enumerate(sg.tensors):
+            if tensor.is_variable:
+                tail.take(_tensor_bytes(sg, t), ALIGNMENT)
+    head = planned_peak_bytes(*_lifetimes(model, kernels))
+    main = model.main
+    _io_tensors(tail, main, main.inputs)
+    _io_tensors(tail, main, main.outputs)
+    return ArenaPlan(head_bytes=head, tail_bytes=tail.used)
