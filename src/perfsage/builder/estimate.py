@@ -48,6 +48,9 @@ ACTIVATIONS: dict[str | None, Callable[[np.ndarray], np.ndarray]] = {
     "relu6": lambda x: np.clip(x, 0.0, 6.0),
     "logistic": _sigmoid,
     "hard_swish": lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+    "tanh": np.tanh,
+    # GELU's tanh form; it stays within 1e-3 of the erf form the runtimes compute.
+    "gelu": lambda x: 0.5 * x * (1.0 + np.tanh(0.7978845608 * (x + 0.044715 * x**3))),
 }
 
 
@@ -242,3 +245,53 @@ def multiplied(a: Stats, b: Stats, activation: str | None) -> Stats:
     corners = (a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi)
     lo, hi = spread_range(mean, std, np.sqrt(a.mean_square * b.mean_square))
     return activate(mean, std, activation, max(lo, min(corners)), min(hi, max(corners)))
+
+
+def subtracted(a: Stats, b: Stats, activation: str | None) -> Stats:
+    """Statistics of ``a - b`` (independent operands), then the fused activation."""
+    negated = Stats(-b.mean, b.std, -b.hi, -b.lo)
+    return added(a, negated, activation)
+
+
+def squared_difference(a: Stats, b: Stats) -> Stats:
+    """Statistics of ``(a - b)^2`` for a Gaussian difference (non-central chi-square)."""
+    d = subtracted(a, b, None)
+    m2 = d.mean**2
+    mean = m2 + d.std**2
+    std = np.sqrt(2.0 * d.std**4 + 4.0 * m2 * d.std**2)
+    _, hi = spread_range(mean, std, mean)
+    bound = max(d.lo**2, d.hi**2)
+    return Stats(mean, std, 0.0, min(hi, bound))
+
+
+def reciprocal_sqrt(stats: Stats, floor: float) -> Stats:
+    """Statistics of ``1 / sqrt(x)`` for positive ``x`` (RSQRT), never below ``floor``.
+
+    The range follows the values' own spread, not their quantisation range: that range
+    reaches zero, where the function has no bound, but a variance plus epsilon never does.
+    """
+    lo_in = np.maximum(stats.mean - RANGE_SIGMAS * stats.std, np.maximum(stats.mean / 8, floor))
+    hi_in = np.maximum(stats.mean + RANGE_SIGMAS * stats.std, lo_in)
+    mean = 1.0 / np.sqrt(np.maximum(stats.mean, floor))
+    std = 0.5 * stats.std * np.maximum(stats.mean, floor) ** -1.5
+    return Stats(mean, std, float(np.min(1.0 / np.sqrt(hi_in))),
+                 float(np.max(1.0 / np.sqrt(lo_in))))
+
+
+def matmul(a: Stats, b: Stats, depth: int, out_channels: int) -> Stats:
+    """Statistics of a product of matrices summing ``depth`` independent terms.
+
+    ``a`` is pooled over its channels; ``b`` keeps its per-channel statistics when its
+    channels are the output's columns, and is pooled otherwise.
+    """
+    ma, sa = a.pooled()
+    ea2 = ma * ma + sa * sa
+    if b.channels == out_channels:
+        mb, eb2 = b.mean, b.mean_square
+    else:
+        m, s = b.pooled()
+        mb, eb2 = np.full(out_channels, m), np.full(out_channels, m * m + s * s)
+    mean = depth * ma * mb
+    std = np.sqrt(np.maximum(depth * (ea2 * eb2 - (ma * mb) ** 2), 0.0))
+    lo, hi = spread_range(mean, std, np.sqrt(depth * ea2 * eb2))
+    return Stats(mean, std, lo, hi)

@@ -32,7 +32,8 @@ _VERSIONS: dict[str, tuple[int, int]] = {
     "MAX_POOL_2D": (2, 1), "MEAN": (2, 1), "PAD": (2, 1), "RESIZE_BILINEAR": (3, 3),
     "RESIZE_NEAREST_NEIGHBOR": (3, 3), "DEPTH_TO_SPACE": (2, 1), "RESHAPE": (1, 1),
     "SOFTMAX": (2, 1), "LOGISTIC": (2, 1), "HARD_SWISH": (1, 1), "RELU": (2, 1),
-    "RELU6": (2, 1),
+    "RELU6": (2, 1), "SUB": (2, 1), "SQUARED_DIFFERENCE": (2, 1), "RSQRT": (2, 1),
+    "TANH": (2, 1), "GELU": (2, 1), "TRANSPOSE": (2, 1), "SPLIT": (2, 1), "BATCH_MATMUL": (2, 1),
 }
 
 #: Oldest TFLite runtime per (operator, version), from TFLite's runtime_version.cc.
@@ -56,6 +57,14 @@ _RUNTIME = {
     ("HARD_SWISH", 1): "1.15.0",
     ("RELU", 1): "1.5.0", ("RELU", 2): "2.1.0",
     ("RELU6", 1): "1.5.0", ("RELU6", 2): "1.14.0",
+    ("SUB", 1): "1.6.0", ("SUB", 2): "1.14.0",
+    ("SQUARED_DIFFERENCE", 1): "1.13.1", ("SQUARED_DIFFERENCE", 2): "2.5.0",
+    ("TANH", 1): "1.14.0", ("TANH", 2): "1.14.0",
+    ("GELU", 1): "2.9.0", ("GELU", 2): "2.9.0",
+    ("TRANSPOSE", 1): "1.6.0", ("TRANSPOSE", 2): "1.14.0", ("TRANSPOSE", 4): "2.3.0",
+    ("TRANSPOSE", 6): "2.12.0",
+    ("SPLIT", 1): "1.5.0", ("SPLIT", 2): "1.14.0",
+    ("BATCH_MATMUL", 1): "2.3.0", ("BATCH_MATMUL", 2): "2.3.0",
 }
 _RUNTIME_BYTES = 16  # the converter's fixed-size metadata buffer
 
@@ -77,6 +86,12 @@ def _version(res: Resolved, op_index: int, int8: bool) -> int:
         a, b, out = (float(res.quant[i].scale[0]) for i in (*op.inputs, op.outputs[0]))
         if a * b / out >= 1.0:
             version = 3
+    if op.opcode == "CONV_2D":
+        if res.tensors[op.inputs[1]].shape[3] != res.tensors[op.inputs[0]].shape[3]:
+            version = 6  # grouped
+    if op.opcode == "TRANSPOSE":
+        rank = len(res.tensors[op.inputs[0]].shape)
+        version = 6 if rank > 5 else 4 if rank > 4 else version
     if op.opcode == "DEPTHWISE_CONV_2D" and not int8:
         if op.options.dilationWFactor != 1 or op.options.dilationHFactor != 1:
             version = 2

@@ -30,6 +30,10 @@ _FUSED = {None: fb.ActivationFunctionType.NONE, "relu": fb.ActivationFunctionTyp
 _PADDING = {"same": fb.Padding.SAME, "valid": fb.Padding.VALID}
 _RESIZE = {"nearest": ("RESIZE_NEAREST_NEIGHBOR", fb.ResizeNearestNeighborOptionsT),
            "bilinear": ("RESIZE_BILINEAR", fb.ResizeBilinearOptionsT)}
+_BINARY = {"ADD": (estimate.added, fb.AddOptionsT), "MUL": (estimate.multiplied, fb.MulOptionsT),
+           "SUB": (estimate.subtracted, fb.SubOptionsT)}
+#: Output parameters TFLite mandates for int8 TANH.
+_TANH_PARAMS = (1.0 / 128.0, 0)
 _SERIAL = itertools.count()  # tells builders apart, so one's tensors are refused by another
 
 
@@ -195,7 +199,10 @@ class ModelBuilder:
 
     def dense(self, x: TensorRef, units: int, activation: str | None = None,
               bias: bool = True) -> TensorRef:
-        """FULLY_CONNECTED on a ``[1, n]`` input (reshape feature maps first)."""
+        """FULLY_CONNECTED on a ``[rows, n]`` input, row by row (reshape feature maps first).
+
+        One row is a classifier's flattened features; several are tokens or time steps.
+        """
         layer = "dense"
         t = self._get(layer, x)
         shapes.rank(layer, t.shape, 2, "; reshape it to (1, -1) first")
@@ -204,7 +211,7 @@ class ModelBuilder:
         weights = quant.dense_like(self._rng, units, (), t.stats)
         options = _options(fb.FullyConnectedOptionsT, fusedActivationFunction=_FUSED[act])
         return self._linear(self._name(layer), "FULLY_CONNECTED", x.index, weights, act, bias,
-                            options, (1, units))
+                            options, (t.shape[0], units))
 
     def _binary(self, layer: str, opcode: str, a: TensorRef, c: TensorRef,
                 activation: str | None) -> TensorRef:
@@ -212,8 +219,7 @@ class ModelBuilder:
         act = self._activation(layer, activation)
         shape = shapes.broadcast(layer, ta.shape, tc.shape)
         sa, sc = ta.stats.as_channels(shape[-1]), tc.stats.as_channels(shape[-1])
-        combine = estimate.added if opcode == "ADD" else estimate.multiplied
-        cls = fb.AddOptionsT if opcode == "ADD" else fb.MulOptionsT
+        combine, cls = _BINARY[opcode]
         return self._emit(opcode, self._name(layer), [a.index, c.index], shape,
                           combine(sa, sc, act), _options(cls, fusedActivationFunction=_FUSED[act]))
 
@@ -396,6 +402,233 @@ class ModelBuilder:
         TFLite Micro's int8 RELU6 clamps without rescaling, so the converter ties the two.
         """
         return self._unary("relu6", "RELU6", x, "relu6", tied=True)
+
+    # -- real-world structure: constants, normalisation, attention, recurrence ------------
+
+    def _const_operand(self, layer: str, x: Tensor, values: object) -> tuple[int, Stats]:
+        """A constant operand for ``x``: a scalar, one value per channel (last axis), or one
+        per element (a position embedding).
+
+        int8 constants get one symmetric scale, as the converter writes them; the statistics
+        describe the values the runtime will really use (after rounding).
+        """
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+        channels, elements = x.shape[-1], math.prod(x.shape)
+        if v.size not in (1, channels, elements) or not np.isfinite(v).all():
+            raise shapes.fail(layer, f"constant must be 1, {channels} (one per channel) or "
+                                     f"{elements} finite values, got {v.size}")
+        shape = x.shape if v.size == elements else (1,) * (len(x.shape) - 1) + (v.size,)
+        name = self._name(f"{layer}_constant")
+        if self._int8:
+            scale = quant.snap(max(float(np.abs(v).max()), 1e-6) / 127.0).reshape(1)
+            q = np.clip(np.rint(v / float(scale[0])), -127, 127).astype(np.int8)
+            index = self._const(name, q.reshape(shape), scale)
+            v = q.astype(np.float64) * float(scale[0])
+        else:
+            index = self._const(name, v.astype(np.float32).reshape(shape))
+        if v.size == elements and elements != channels:  # per element: spread per channel
+            per = v.reshape(-1, channels)
+            return index, Stats(per.mean(axis=0), per.std(axis=0), float(v.min()), float(v.max()))
+        return index, Stats(v, np.zeros_like(v), float(v.min()), float(v.max()))
+
+    def _const_binary(self, layer: str, opcode: str, x: TensorRef, values: object,
+                      activation: str | None) -> TensorRef:
+        t = self._get(layer, x)
+        act = self._activation(layer, activation)
+        index, const = self._const_operand(layer, t, values)
+        n = t.shape[-1]
+        combine, cls = _BINARY[opcode]
+        stats = combine(t.stats.as_channels(n), const.as_channels(n), act)
+        return self._emit(opcode, self._name(layer), [x.index, index], t.shape, stats,
+                          _options(cls, fusedActivationFunction=_FUSED[act]))
+
+    def add_const(self, x: TensorRef, values: object, activation: str | None = None) -> TensorRef:
+        """ADD of a constant: one value, or one per channel (a shift the converter kept)."""
+        return self._const_binary("add_const", "ADD", x, values, activation)
+
+    def sub_const(self, x: TensorRef, values: object, activation: str | None = None) -> TensorRef:
+        """SUB of a constant: one value, or one per channel (e.g. a mean, at the input)."""
+        return self._const_binary("sub_const", "SUB", x, values, activation)
+
+    def mul_const(self, x: TensorRef, values: object, activation: str | None = None) -> TensorRef:
+        """MUL by a constant: one value, or one per channel (a scale the converter kept)."""
+        return self._const_binary("mul_const", "MUL", x, values, activation)
+
+    def batch_norm(self, x: TensorRef, activation: str | None = None) -> TensorRef:
+        """A batch normalisation the converter cannot fold: MUL, then ADD, per channel.
+
+        The converter folds a BatchNormalization into the convolution before it; one after an
+        activation, a concatenation or the input (pre-activation blocks, DenseNet, Keras
+        CNNs written Conv-ReLU-BN) stays as two element-wise operators. The constants are what
+        training leaves: each channel scaled to a random gain over its spread and shifted to
+        a small random mean.
+        """
+        t = self._get("batch_norm", x)
+        stats = t.stats.as_channels(t.shape[-1])
+        n = stats.channels
+        gains = np.exp(quant.GAIN_SPREAD * self._rng.standard_normal(n))
+        beta = quant.BIAS_STD * self._rng.standard_normal(n)
+        scale = gains / np.sqrt(np.maximum(stats.std**2, quant.MIN_MEAN_SQUARE))
+        return self.add_const(self.mul_const(x, scale), beta - stats.mean * scale, activation)
+
+    def hard_sigmoid(self, x: TensorRef) -> TensorRef:
+        """Keras' hard sigmoid ``relu6(x + 3) / 6`` as the converter writes it: ADD with a
+        fused RELU6, then MUL (MobileNetV3's squeeze-excite gate)."""
+        return self.mul_const(self.add_const(x, 3.0, activation="relu6"), 1.0 / 6.0)
+
+    def sub(self, a: TensorRef, c: TensorRef, activation: str | None = None) -> TensorRef:
+        """SUB ``a - c`` of equal shapes (or ``c`` broadcast along size-1 dimensions)."""
+        return self._binary("sub", "SUB", a, c, activation)
+
+    def squared_difference(self, a: TensorRef, c: TensorRef) -> TensorRef:
+        """SQUARED_DIFFERENCE ``(a - c)^2`` (a layer normalisation's variance, decomposed)."""
+        layer = "squared_difference"
+        ta, tc = self._get(layer, a), self._get(layer, c)
+        shape = shapes.broadcast(layer, ta.shape, tc.shape)
+        stats = estimate.squared_difference(ta.stats.as_channels(shape[-1]),
+                                            tc.stats.as_channels(shape[-1]))
+        return self._emit("SQUARED_DIFFERENCE", self._name(layer), [a.index, c.index], shape,
+                          stats, _options(fb.SquaredDifferenceOptionsT))
+
+    def rsqrt(self, x: TensorRef, floor: float = 1e-3) -> TensorRef:
+        """RSQRT of a positive tensor (a variance plus ``floor``, its epsilon)."""
+        t = self._get("rsqrt", x)
+        return self._unary("rsqrt", "RSQRT", x, None,
+                           stats=estimate.reciprocal_sqrt(t.stats, floor))
+
+    def layer_norm(self, x: TensorRef, epsilon: float = 1e-3) -> TensorRef:
+        """Layer normalisation over the last axis as the converter decomposes it in int8.
+
+        MEAN, SQUARED_DIFFERENCE, MEAN, ADD (epsilon), RSQRT, SUB, MUL, then the learned
+        per-channel MUL and ADD: TFLite has no fused int8 layer-norm operator.
+        """
+        t = self._get("layer_norm", x)
+        last = len(t.shape) - 1
+        mu = self.mean(x, axes=(last,), keepdims=True)
+        var = self.mean(self.squared_difference(x, mu), axes=(last,), keepdims=True)
+        inv = self.rsqrt(self.add_const(var, epsilon), floor=epsilon)
+        y = self.mul(self.sub(x, mu), inv)
+        n = t.shape[-1]
+        gamma = np.exp(quant.GAIN_SPREAD * self._rng.standard_normal(n))
+        beta = quant.BIAS_STD * self._rng.standard_normal(n)
+        return self.add_const(self.mul_const(y, gamma), beta)
+
+    def tanh(self, x: TensorRef) -> TensorRef:
+        """TANH (int8 output: scale 1/128, zero point 0, as TFLite mandates)."""
+        return self._unary("tanh", "TANH", x, "tanh", fixed=_TANH_PARAMS)
+
+    def gelu(self, x: TensorRef, approximate: bool = False) -> TensorRef:
+        """GELU, the transformer MLP's activation (the erf form unless ``approximate``)."""
+        options = _options(fb.GeluOptionsT, approximate=bool(approximate))
+        return self._unary("gelu", "GELU", x, "gelu", options)
+
+    def gelu_decomposed(self, x: TensorRef) -> TensorRef:
+        """GELU's tanh form spelled out, as converters without a GELU operator write it:
+        ``0.5 x (1 + tanh(0.79788456 (x + 0.044715 x^3)))`` in MUL, ADD and TANH."""
+        cube = self.mul(self.mul(x, x), x)
+        inner = self.mul_const(self.add(x, self.mul_const(cube, 0.044715)), 0.7978845608)
+        return self.mul_const(self.mul(x, self.add_const(self.tanh(inner), 1.0)), 0.5)
+
+    def transpose(self, x: TensorRef, perm: Sequence[int]) -> TensorRef:
+        """TRANSPOSE by ``perm``; the output keeps the input's int8 parameters."""
+        layer = "transpose"
+        t = self._get(layer, x)
+        rank = len(t.shape)
+        if not shapes.is_sequence(perm) or len(perm) != rank:
+            raise shapes.fail(layer, f"perm must list {rank} axes, got {perm!r}")
+        p = [shapes.axis(layer, a, rank) for a in perm]
+        if sorted(p) != list(range(rank)):
+            raise shapes.fail(layer, f"perm {tuple(perm)} is not a permutation of {rank} axes")
+        shape = tuple(t.shape[i] for i in p)
+        stats = t.stats
+        if p[-1] != rank - 1:  # channels mixed into other axes: one pooled distribution
+            m, sd = stats.pooled()
+            stats = Stats(np.full(shape[-1], m), np.full(shape[-1], sd), stats.lo, stats.hi)
+        perm_t = self._int32(self._name("transpose_perm"), p)
+        return self._emit("TRANSPOSE", self._name(layer), [x.index, perm_t], shape, stats,
+                          _options(fb.TransposeOptionsT), tied=True)
+
+    def split(self, x: TensorRef, parts: int, axis: int = -1) -> tuple[TensorRef, ...]:
+        """SPLIT into ``parts`` equal pieces along ``axis``; all share the input's parameters."""
+        layer = "split"
+        t = self._get(layer, x)
+        ax = shapes.axis(layer, axis, len(t.shape))
+        n = shapes.positive(layer, "parts", parts)
+        if n < 2 or t.shape[ax] % n:
+            raise shapes.fail(layer, f"cannot split axis {ax} of {t.shape} into {n} equal parts")
+        shape = tuple(d // n if i == ax else d for i, d in enumerate(t.shape))
+        axis_t = self._const(self._name("split_axis"), np.asarray(ax, dtype=np.int32))
+        name = self._name(layer)
+        last = ax == len(t.shape) - 1
+        refs = []
+        for i in range(n):
+            stats = t.stats
+            if last and t.stats.channels == t.shape[ax]:
+                part = slice(i * shape[ax], (i + 1) * shape[ax])
+                stats = Stats(stats.mean[part], stats.std[part], stats.lo, stats.hi)
+            index = self._net.add(Tensor(f"{name}:{i}", shape, self._act_dtype,
+                                         stats=stats.as_channels(shape[-1])))
+            refs.append(TensorRef(index, shape, self._id))
+        self._net.ops.append(Op("SPLIT", (axis_t, x.index), tuple(r.index for r in refs),
+                                _options(fb.SplitOptionsT, numSplits=n), tied=True))
+        return tuple(refs)
+
+    def grouped_conv2d(self, x: TensorRef, filters: int, groups: int,
+                       kernel: int | tuple[int, int] = 3, stride: int | tuple[int, int] = 1,
+                       padding: str = "same", activation: str | None = None,
+                       native: bool = True) -> TensorRef:
+        """A grouped convolution (ResNeXt, ShuffleNet, RegNet), as converters write it.
+
+        ``native``: one CONV_2D whose filters see ``channels / groups`` inputs (version 6,
+        what TensorFlow's converter writes since grouped kernels exist); otherwise SPLIT, one
+        CONV_2D per group and CONCATENATION (older converters, and exporters that lower it).
+        """
+        layer = "grouped_conv2d"
+        t = self._get(layer, x)
+        shapes.rank(layer, t.shape, 4)
+        g = shapes.positive(layer, "groups", groups)
+        filters = shapes.positive(layer, "filters", filters)
+        if g < 2 or t.shape[3] % g or filters % g:
+            raise shapes.fail(layer, f"groups {g} must be >= 2 and divide both the input "
+                                     f"channels ({t.shape[3]}) and filters ({filters})")
+        if not native:
+            parts = self.split(x, g, axis=3)
+            return self.concat([self.conv2d(p, filters // g, kernel, stride, padding,
+                                            activation=activation) for p in parts])
+        w = self._window(layer, x, kernel, stride, 1, padding)
+        act = self._activation(layer, activation)
+        seen = w.seen.as_channels(t.shape[3])
+        per_group = t.shape[3] // g
+        group_stats = Stats(seen.mean.reshape(g, per_group).mean(axis=0),
+                            np.sqrt(np.square(seen.std).reshape(g, per_group).mean(axis=0)),
+                            seen.lo, seen.hi)
+        weights = quant.dense_like(self._rng, filters, w.kernel, group_stats)
+        options = _options(fb.Conv2DOptionsT, fusedActivationFunction=_FUSED[act], **w.options)
+        return self._linear(self._name(layer), "CONV_2D", x.index, weights, act, True, options,
+                            (1, *w.out, filters))
+
+    def batch_matmul(self, a: TensorRef, c: TensorRef, adj_x: bool = False,
+                     adj_y: bool = False) -> TensorRef:
+        """BATCH_MATMUL of two activations with equal batch dimensions (attention)."""
+        layer = "batch_matmul"
+        ta, tc = self._get(layer, a), self._get(layer, c)
+        if len(ta.shape) < 2 or len(ta.shape) != len(tc.shape) or ta.shape[:-2] != tc.shape[:-2]:
+            raise shapes.fail(layer, f"shapes {ta.shape} and {tc.shape} need equal ranks (>= 2) "
+                                     "and equal batch dimensions")
+        m, k = ta.shape[-1:-3:-1] if adj_x else ta.shape[-2:]
+        k2, n = tc.shape[-1:-3:-1] if adj_y else tc.shape[-2:]
+        if k != k2:
+            raise shapes.fail(layer, f"inner dimensions differ: {k} and {k2} "
+                                     f"(shapes {ta.shape}, {tc.shape})")
+        columns = tc.stats
+        if adj_y:  # the columns are rows of c: only their pooled distribution is known
+            mc, sc = columns.pooled()
+            columns = Stats(np.array([mc]), np.array([sc]), columns.lo, columns.hi)
+        stats = estimate.matmul(ta.stats, columns, k, n)
+        options = _options(fb.BatchMatMulOptionsT, adjX=bool(adj_x), adjY=bool(adj_y),
+                           asymmetricQuantizeInputs=False)
+        return self._emit("BATCH_MATMUL", self._name(layer), [a.index, c.index],
+                          (*ta.shape[:-2], m, n), stats, options)
 
     # -- output --------------------------------------------------------------------------
 
