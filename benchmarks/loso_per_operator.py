@@ -14,7 +14,6 @@ types whose cost the other spaces did not teach.
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -29,11 +28,8 @@ from perfsage.spaces import get_space
 def held_out_models(dataset: Path, space: str, target: str, count: int) -> list[tuple]:
     """(config, measured latency) of the first ``count`` labelled models of ``space``."""
     with Store(dataset) as store:
-        rows = store.db.execute(
-            "SELECT m.config, l.metrics FROM models m JOIN labels l ON l.model_id = m.id "
-            "WHERE m.space = ? AND l.target = ? AND l.status = 'ok' ORDER BY m.id LIMIT ?",
-            (space, target, count)).fetchall()
-    return [(json.loads(c), json.loads(m)["latency_ms"]) for c, m in rows]
+        rows = store.labelled_models(target, space=space, limit=count)
+    return [(r.config, r.metrics["latency_ms"]) for r in rows]
 
 
 def per_type(model: PerfSAGEModel, dataset: Path, count: int) -> list[str]:

@@ -1,30 +1,47 @@
-"""`dataset annotate`: label every stored model on hardware targets, resumably.
+"""`dataset annotate`: label every stored model on hardware targets, resumably, in parallel.
 
 Models lacking a label for a requested target are rebuilt from their configs (or read from
 kept files) and measured by a :class:`~perfsage.targets.MeasurePool`: long-lived workers,
 a per-model time limit, errors recorded and the run goes on. Labels are committed in small
 transactions, so a kill loses only the measurements in flight; a second run picks up the
 models still unlabelled.
+
+Runs share a store by claiming work: a run claims a few models at a time
+(:meth:`Store.claim <perfsage.dataset.store.Store.claim>`), skipping models that are
+labelled or claimed by a live run, so two processes on one store split the models instead
+of both measuring all of them. A claim of a process that died (kill -9 included) is taken
+over at once; one from another host when its lease ends (see :mod:`perfsage.dataset.claims`).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from perfsage.dataset.store import Store
+from perfsage.dataset.claims import Claimant
+from perfsage.dataset.store import Label, Store
+
+if TYPE_CHECKING:
+    from perfsage.targets import Target
+    from perfsage.targets.pool import MeasureResult
 
 COMMIT_EVERY_S = 1.0
+#: Models claimed per measuring process at a time: enough to keep the pool's read-ahead
+#: fed, few enough that a second run finds work left to share.
+CLAIM_PER_WORKER = 2
+#: A claim lasts at least this long without a commit renewing it (and at least four
+#: per-model time limits), before another host's run may take it over.
+CLAIM_LEASE_S = 600.0
 
 
 @dataclass
 class AnnotateSummary:
     """Counts of one annotate run, per target and status."""
 
-    total: int = 0  # (model, target) pairs to measure in this run
+    total: int = 0  # (model, target) pairs this run expects to measure
     done: int = 0
     by_status: dict[str, dict[str, int]] = field(default_factory=dict)
     wall_s: dict[str, float] = field(default_factory=dict)
@@ -40,17 +57,20 @@ class AnnotateSummary:
         self.done += 1
 
 
-def missing_labels(store: Store, targets: Sequence[str]) -> dict[frozenset[str], list[int]]:
-    """Model ids grouped by the set of requested targets they still lack a label for."""
-    have: dict[int, set[str]] = {}
-    marks = ",".join("?" * len(targets))
-    for model_id, target in store.db.execute(
-            f"SELECT model_id, target FROM labels WHERE target IN ({marks})", list(targets)):
-        have.setdefault(model_id, set()).add(target)
+def missing_labels(store: Store, targets: Sequence[str], *,
+                   unclaimed: bool = False) -> dict[frozenset[str], list[int]]:
+    """Model ids grouped by the set of requested targets they still lack a label for.
+
+    With ``unclaimed``, a (model, target) pair that a live run has claimed counts as done.
+    """
+    have = store.labelled_targets(targets)
+    if unclaimed:
+        for model_id, target in store.live_claims(targets):
+            have.setdefault(model_id, set()).add(target)
     groups: dict[frozenset[str], list[int]] = {}
     # Graph-hash order is deterministic but unrelated to space or size, so a run stopped
     # early (or --limit) leaves a representative sample labelled, not one space.
-    for (model_id,) in store.db.execute("SELECT id FROM models ORDER BY graph_hash"):
+    for model_id in store.model_ids_by_hash():
         missing = frozenset(targets) - have.get(model_id, set())
         if missing:
             groups.setdefault(missing, []).append(model_id)
@@ -63,6 +83,8 @@ def annotate(folder: str | Path, targets: Sequence[str], *, workers: int = 2,
              progress: Callable[[AnnotateSummary], None] | None = None) -> AnnotateSummary:
     """Measure every model of the dataset at ``folder`` that lacks a label for ``targets``.
 
+    Models another live run is measuring are left to it.
+
     Args:
         folder: dataset folder.
         targets: target names; unknown names fail before any work starts.
@@ -72,40 +94,22 @@ def annotate(folder: str | Path, targets: Sequence[str], *, workers: int = 2,
         target_options: per-target constructor options (e.g. fewer timed runs in tests).
         progress: called after each finished measurement.
     """
-    from perfsage.targets import MeasurePool, get_target
+    from perfsage.targets import get_target
 
     targets = list(dict.fromkeys(targets))
     info = {name: get_target(name, **(target_options or {}).get(name, {})) for name in targets}
-    summary = AnnotateSummary()
     with Store(folder) as store:
-        groups = missing_labels(store, targets)
-        if limit is not None:
-            groups = _limit(groups, limit)
-        summary.total = sum(len(ids) * len(group) for group, ids in groups.items())
-        if progress:
-            progress(summary)
-        pending: list[tuple] = []
-        last_commit = time.monotonic()
-        for group, ids in groups.items():
-            names = [t for t in targets if t in group]
-            with MeasurePool(names, workers=workers, timeout_s=timeout_s,
-                             target_options=target_options) as pool:
-                for result in pool.imap_unordered(_models(store, ids)):
-                    target = info[result.target]
-                    pending.append((
-                        result.key, result.target, result.status,
-                        json.dumps(result.metrics) if result.ok else None, result.message or None,
-                        str(target.settings.get("tool_version", "")), target.settings_hash,
-                        result.wall_s, time.time(),
-                    ))
-                    summary.count(result.target, result.status, result.wall_s, result.message)
-                    if time.monotonic() - last_commit >= COMMIT_EVERY_S:
-                        _commit(store, pending)
-                        last_commit = time.monotonic()
-                    if progress:
-                        progress(summary)
-            _commit(store, pending)
-    return summary
+        run = _Run(store, info, max(CLAIM_LEASE_S, 4 * timeout_s), progress)
+        try:
+            # Rounds: a model skipped because another run claimed some of its targets comes
+            # back in the next round with the targets still free; a round that measured
+            # nothing leaves nothing this run can do.
+            while run.round(workers, timeout_s, limit, target_options):
+                pass
+        finally:
+            run.commit()
+            store.release_claims(run.me)
+    return run.summary
 
 
 def _limit(groups: dict[frozenset[str], list[int]], limit: int) -> dict[frozenset[str], list[int]]:
@@ -118,17 +122,70 @@ def _limit(groups: dict[frozenset[str], list[int]], limit: int) -> dict[frozense
     return out
 
 
-def _models(store: Store, ids: list[int]) -> Iterator[tuple[int, bytes]]:
-    for model_id in ids:
-        yield model_id, store.model_bytes(model_id)
+class _Run:
+    """One annotate run's claims, pending labels and counts."""
 
+    def __init__(self, store: Store, info: dict[str, Target], lease_s: float,
+                 progress: Callable[[AnnotateSummary], None] | None) -> None:
+        self.store, self.info, self.lease_s, self.progress = store, info, lease_s, progress
+        self.settings = {name: t.settings_hash for name, t in info.items()}
+        self.me = Claimant.this_process()
+        self.summary = AnnotateSummary()
+        self.claimed = 0  # models claimed so far (what --limit bounds)
+        self.pending: list[Label] = []
+        self.last_commit = time.monotonic()
 
-def _commit(store: Store, rows: list[tuple]) -> None:
-    if not rows:
-        return
-    with store.transaction():
-        store.db.executemany(
-            "INSERT OR REPLACE INTO labels (model_id, target, status, metrics, message, "
-            "tool_version, settings_hash, wall_s, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows)
-    rows.clear()
+    def round(self, workers: int, timeout_s: float, limit: int | None,
+              target_options: dict[str, dict] | None) -> bool:
+        """Claim and measure the work free now; True when it measured anything."""
+        from perfsage.targets import MeasurePool
+
+        groups = missing_labels(self.store, list(self.info), unclaimed=True)
+        if limit is not None:
+            groups = _limit(groups, limit - self.claimed)
+        done_before = self.summary.done
+        self.summary.total = done_before + sum(len(ids) * len(g) for g, ids in groups.items())
+        if self.progress:
+            self.progress(self.summary)
+        for group, ids in groups.items():
+            names = [t for t in self.info if t in group]
+            with MeasurePool(names, workers=workers, timeout_s=timeout_s,
+                             target_options=target_options) as pool:
+                batch = CLAIM_PER_WORKER * workers
+                for result in pool.imap_unordered(self._claimed(ids, names, batch)):
+                    self.record(result)
+        return self.summary.done > done_before
+
+    def _claimed(self, ids: list[int], names: list[str], batch: int
+                 ) -> Iterator[tuple[int, bytes]]:
+        """(id, bytes) of the models of ``ids`` this run claims, ``batch`` at a time."""
+        free = iter(ids)
+        while True:
+            claimed, passed = self.store.claim(free, names, self.me, count=batch,
+                                               settings_hashes=self.settings,
+                                               lease_s=self.lease_s)
+            self.summary.total -= passed * len(names)  # labelled or claimed meanwhile
+            self.claimed += len(claimed)
+            if not claimed:
+                return
+            for model_id in claimed:
+                yield model_id, self.store.model_bytes(model_id)
+
+    def record(self, result: MeasureResult) -> None:
+        """Keep one measurement; commit when the last commit is old enough."""
+        target = self.info[result.target]
+        self.pending.append(Label(
+            result.key, result.target, result.status, result.metrics if result.ok else None,
+            result.message or None, str(target.settings.get("tool_version", "")),
+            target.settings_hash, result.wall_s, measured_by=str(self.me)))
+        self.summary.count(result.target, result.status, result.wall_s, result.message)
+        if time.monotonic() - self.last_commit >= COMMIT_EVERY_S:
+            self.commit()
+        if self.progress:
+            self.progress(self.summary)
+
+    def commit(self) -> None:
+        """Write the pending labels, release their claims and renew the others' leases."""
+        self.store.write_labels(self.pending, claimant=self.me, lease_s=self.lease_s)
+        self.pending.clear()
+        self.last_commit = time.monotonic()

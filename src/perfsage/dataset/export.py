@@ -7,10 +7,9 @@ label columns hold every figure, so anyone can retrain without re-running the to
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from perfsage.dataset.store import DatasetError, Store
+from perfsage.dataset.store import MODEL_COLUMNS, DatasetError, Label, Store
 
 #: Per-target columns that describe the label rather than hold a metric.
 LABEL_FIELDS = ("status", "settings_hash", "tool_version")
@@ -24,31 +23,19 @@ def export_parquet(store: Store, path: str | Path, spaces: list[str] | None = No
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    where = f" WHERE space IN ({', '.join('?' * len(spaces))})" if spaces else ""
-    cur = store.db.execute(f"SELECT * FROM models{where} ORDER BY id", spaces or [])
-    names = [d[0] for d in cur.description]
-    columns: dict[str, list] = {n: [] for n in names}
-    ids = []
-    for row in cur:
-        for n, v in zip(names, row, strict=True):
-            columns[n].append(v)
-        ids.append(row[0])
+    columns = store.model_table(spaces)
+    ids = columns["id"]
     position = {model_id: i for i, model_id in enumerate(ids)}
-    for model_id, target, status, metrics, settings, version in store.db.execute(
-            "SELECT model_id, target, status, metrics, settings_hash, tool_version FROM labels"):
-        if model_id not in position:
+    for label in store.labels():
+        if label.model_id not in position:
             continue  # a model of a space left out
-        values = {"status": status, "settings_hash": settings, "tool_version": version,
-                  **(json.loads(metrics) if metrics else {})}
+        values = {"status": label.status, "settings_hash": label.settings_hash,
+                  "tool_version": label.tool_version, **(label.metrics or {})}
         for metric, value in values.items():
-            column = columns.setdefault(f"{target}/{metric}", [None] * len(ids))
-            column[position[model_id]] = value
+            column = columns.setdefault(f"{label.target}/{metric}", [None] * len(ids))
+            column[position[label.model_id]] = value
     pq.write_table(pa.table(columns), str(path), compression="zstd")
     return len(ids)
-
-
-MODEL_COLUMNS = ("id", "space", "seed", "idx", "config", "graph_hash", "model_sha256", "file",
-                 "bytes", "macs", "params", "ops", "created")
 
 
 def _read(path: str | Path):
@@ -83,28 +70,23 @@ def import_parquet(paths: str | Path | list, folder: str | Path) -> int:
             raise DatasetError(f"{folder}: already holds a dataset; import into a new folder")
         with store.transaction():
             for table in tables:
-                _insert(store, table)
+                rows = table.to_pylist()
+                store.insert_models(rows)
+                store.insert_labels(_labels(table.column_names, rows))
     return len(ids)
 
 
-def _insert(store: Store, table) -> None:
-    """The models and labels of one export, inside the caller's transaction."""
-    rows = table.to_pylist()
-    targets = sorted({c.split("/")[0] for c in table.column_names if "/" in c})
-    store.db.executemany(
-        f"INSERT INTO models ({', '.join(MODEL_COLUMNS)}) VALUES "
-        f"({', '.join('?' * len(MODEL_COLUMNS))})",
-        [tuple(r[c] for c in MODEL_COLUMNS) for r in rows])
-    for target in targets:
+def _labels(names: list[str], rows: list[dict]) -> list[Label]:
+    """The labels held by the ``<target>/<field>`` columns of an export's rows."""
+    labels = []
+    for target in sorted({c.split("/")[0] for c in names if "/" in c}):
         prefix = f"{target}/"
-        metrics = [c[len(prefix):] for c in table.column_names
+        metrics = [c[len(prefix):] for c in names
                    if c.startswith(prefix) and c[len(prefix):] not in LABEL_FIELDS]
-        store.db.executemany(
-            "INSERT INTO labels (model_id, target, status, metrics, settings_hash, "
-            "tool_version, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(r["id"], target, r[prefix + "status"],
-              json.dumps({m: r[prefix + m] for m in metrics})
-              if r[prefix + "status"] == "ok" else None,
-              r.get(prefix + "settings_hash"), r.get(prefix + "tool_version"),
-              r["created"])
-             for r in rows if r.get(prefix + "status") is not None])
+        labels += [Label(r["id"], target, r[prefix + "status"],
+                         {m: r[prefix + m] for m in metrics}
+                         if r[prefix + "status"] == "ok" else None,
+                         tool_version=r.get(prefix + "tool_version"),
+                         settings_hash=r.get(prefix + "settings_hash"), created=r["created"])
+                   for r in rows if r.get(prefix + "status") is not None]
+    return labels

@@ -2,13 +2,17 @@
 
 Layout of a dataset folder::
 
-    DIR/perfsage.sqlite        models, duplicates, failures, labels, meta
+    DIR/perfsage.sqlite        models, duplicates, failures, labels, claims, meta
     DIR/models/ab/abcd....tflite   only with --keep-files; named by the SHA-256 of the bytes
 
 A model row keeps the configuration that rebuilds its bytes (the builder is deterministic),
 so a dataset of 134,912 models needs no model files. Every write happens in a transaction;
 a killed job leaves the database as of its last commit, and model files are written under a
 temporary name and renamed, so no half-written file is ever taken for a model.
+
+This module is the only one that speaks SQL: the jobs (generate, annotate, export, info)
+and the readers on the predictors' side go through the named methods of :class:`Store`.
+A store of an older schema is upgraded in place when opened (``_UPGRADES``).
 """
 
 from __future__ import annotations
@@ -18,15 +22,20 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from perfsage.dataset.claims import Claimant
 from perfsage.errors import PerfSageError
 
 DB_NAME = "perfsage.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: Columns of the models table, in order: what an export holds of each model.
+MODEL_COLUMNS = ("id", "space", "seed", "idx", "config", "graph_hash", "model_sha256", "file",
+                 "bytes", "macs", "params", "ops", "created")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,9 +75,25 @@ CREATE TABLE IF NOT EXISTS labels (
     settings_hash TEXT,
     wall_s REAL,
     created REAL NOT NULL,
+    measured_by TEXT,
+    PRIMARY KEY (model_id, target)
+);
+CREATE TABLE IF NOT EXISTS claims (
+    model_id INTEGER NOT NULL REFERENCES models (id),
+    target TEXT NOT NULL,
+    settings_hash TEXT NOT NULL,
+    claimed_by TEXT NOT NULL,
+    claimed_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
     PRIMARY KEY (model_id, target)
 );
 """
+
+#: Statements that take a store from schema version N to N + 1.
+_UPGRADES: dict[int, tuple[str, ...]] = {
+    # 2: labels name the process that measured them; the claims table (created by _SCHEMA).
+    1: ("ALTER TABLE labels ADD COLUMN measured_by TEXT",),
+}
 
 
 class DatasetError(PerfSageError):
@@ -92,6 +117,45 @@ class ModelRecord:
     file: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Label:
+    """One label: a model measured on one target (``metrics`` None unless status is ok)."""
+
+    model_id: int
+    target: str
+    status: str
+    metrics: dict[str, float] | None = None
+    message: str | None = None
+    tool_version: str | None = None
+    settings_hash: str | None = None
+    wall_s: float | None = None
+    measured_by: str | None = None
+    created: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledModel:
+    """A model with an ``ok`` label for one target, as training reads it."""
+
+    id: int
+    space: str
+    graph_hash: str
+    config: dict[str, Any]
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A (model, target) pair that a process is measuring."""
+
+    model_id: int
+    target: str
+    settings_hash: str
+    claimed_by: str
+    claimed_at: float
+    expires_at: float
+
+
 class Store:
     """SQLite-backed dataset store. Use as a context manager or call :meth:`close`."""
 
@@ -110,12 +174,23 @@ class Store:
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise DatasetError(f"{path}: cannot open the dataset database ({exc})") from None
+        if self.get_meta("schema_version") != str(SCHEMA_VERSION):
+            with self.transaction():  # re-read: another process may have upgraded meanwhile
+                self._upgrade(path)
+
+    def _upgrade(self, path: Path) -> None:
+        """Stamp a new store, or bring an older one to ``SCHEMA_VERSION``."""
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
-        elif int(version) != SCHEMA_VERSION:
-            raise DatasetError(f"{path}: dataset schema version {version}; this PerfSAGE "
-                               f"reads version {SCHEMA_VERSION}")
+            return
+        if int(version) > SCHEMA_VERSION:
+            raise DatasetError(f"{path}: dataset schema version {version} is newer than this "
+                               f"PerfSAGE reads ({SCHEMA_VERSION}); upgrade PerfSAGE")
+        for step in range(int(version), SCHEMA_VERSION):
+            for statement in _UPGRADES[step]:
+                self.db.execute(statement)
+        self.set_meta("schema_version", str(SCHEMA_VERSION))
 
     def __enter__(self) -> Store:
         return self
@@ -229,6 +304,182 @@ class Store:
             for space, n in self.db.execute(f"SELECT space, COUNT(*) FROM {table} GROUP BY space"):
                 out.setdefault(space, {"models": 0, "duplicates": 0, "failures": 0})[key] = n
         return out
+
+    def model_table(self, spaces: Sequence[str] | None = None) -> dict[str, list]:
+        """The models (of ``spaces``, when given) column by column, raw, in id order.
+
+        Columns are :data:`MODEL_COLUMNS`; ``config`` stays the stored JSON text.
+        """
+        where = f" WHERE space IN ({', '.join('?' * len(spaces))})" if spaces else ""
+        cur = self.db.execute(f"SELECT {', '.join(MODEL_COLUMNS)} FROM models{where} "
+                              "ORDER BY id", list(spaces or []))
+        columns: dict[str, list] = {name: [] for name in MODEL_COLUMNS}
+        for row in cur:
+            for name, value in zip(MODEL_COLUMNS, row, strict=True):
+                columns[name].append(value)
+        return columns
+
+    def model_sizes(self) -> Iterator[tuple[str, int, int, int]]:
+        """(space, MACs, parameters, operators) of every model, in id order."""
+        yield from self.db.execute("SELECT space, macs, params, ops FROM models ORDER BY id")
+
+    def model_ids_by_hash(self) -> list[int]:
+        """Every model id in graph-hash order: deterministic, unrelated to space or size."""
+        return [r[0] for r in self.db.execute("SELECT id FROM models ORDER BY graph_hash")]
+
+    def insert_models(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Add model rows as an export holds them (every column of :data:`MODEL_COLUMNS`).
+
+        Call inside :meth:`transaction`; a repeated id or graph hash fails the transaction.
+        """
+        self.db.executemany(
+            f"INSERT INTO models ({', '.join(MODEL_COLUMNS)}) VALUES "
+            f"({', '.join('?' * len(MODEL_COLUMNS))})",
+            [tuple(r[c] for c in MODEL_COLUMNS) for r in rows])
+
+    # -- labels -------------------------------------------------------------------------
+
+    def labels(self, target: str | None = None) -> list[Label]:
+        """Every label (of ``target``, when given), ordered by model id and target."""
+        where, args = (" WHERE target = ?", (target,)) if target else ("", ())
+        cur = self.db.execute(
+            "SELECT model_id, target, status, metrics, message, tool_version, settings_hash, "
+            f"wall_s, measured_by, created FROM labels{where} ORDER BY model_id, target", args)
+        return [Label(m, t, status, json.loads(metrics) if metrics else None, *rest)
+                for m, t, status, metrics, *rest in cur]
+
+    def labelled_targets(self, targets: Sequence[str]) -> dict[int, set[str]]:
+        """Model id -> which of ``targets`` it has a label for (any status)."""
+        have: dict[int, set[str]] = {}
+        cur = self.db.execute(f"SELECT model_id, target FROM labels WHERE target IN "
+                              f"({', '.join('?' * len(targets))})", list(targets))
+        for model_id, target in cur:
+            have.setdefault(model_id, set()).add(target)
+        return have
+
+    def label_counts(self) -> dict[str, dict[str, int]]:
+        """Per target, how many models have each label status (ok, error, timeout)."""
+        out: dict[str, dict[str, int]] = {}
+        for target, status, n in self.db.execute(
+                "SELECT target, status, COUNT(*) FROM labels GROUP BY target, status"):
+            out.setdefault(target, {})[status] = n
+        return out
+
+    def ok_metrics(self) -> Iterator[tuple[str, dict[str, float]]]:
+        """(target, metrics) of every ``ok`` label."""
+        for target, metrics in self.db.execute(
+                "SELECT target, metrics FROM labels WHERE status = 'ok' AND metrics IS NOT NULL"):
+            yield target, json.loads(metrics)
+
+    def labelled_models(self, target: str, *, space: str | None = None,
+                        limit: int | None = None) -> list[LabelledModel]:
+        """Models with an ``ok`` label for ``target`` (of ``space``), in id order."""
+        sql = ("SELECT m.id, m.space, m.graph_hash, m.config, l.metrics FROM models m "
+               "JOIN labels l ON l.model_id = m.id WHERE l.target = ? AND l.status = 'ok'")
+        args: list[Any] = [target]
+        if space is not None:
+            sql, args = sql + " AND m.space = ?", [*args, space]
+        sql += " ORDER BY m.id"
+        if limit is not None:
+            sql, args = sql + " LIMIT ?", [*args, limit]
+        return [LabelledModel(i, sp, h, json.loads(config), json.loads(metrics))
+                for i, sp, h, config, metrics in self.db.execute(sql, args)]
+
+    def write_labels(self, labels: Sequence[Label], *, claimant: Claimant | None = None,
+                     lease_s: float = 0.0) -> None:
+        """Store labels (replacing older ones) and drop their claims, in one transaction.
+
+        With ``claimant``, the leases of the claims it still holds are renewed to ``lease_s``
+        from now: a run that keeps committing keeps its claims.
+        """
+        if not labels and claimant is None:
+            return
+        with self.transaction():
+            self.insert_labels(labels, replace=True)
+            self.db.executemany("DELETE FROM claims WHERE model_id = ? AND target = ?",
+                                [(x.model_id, x.target) for x in labels])
+            if claimant is not None:
+                self.db.execute("UPDATE claims SET expires_at = ? WHERE claimed_by = ?",
+                                (time.time() + lease_s, str(claimant)))
+
+    def insert_labels(self, labels: Iterable[Label], *, replace: bool = False) -> None:
+        """Add labels; call inside :meth:`transaction`. Without ``replace`` a repeat fails."""
+        self.db.executemany(
+            f"INSERT {'OR REPLACE ' if replace else ''}INTO labels (model_id, target, status, "
+            "metrics, message, tool_version, settings_hash, wall_s, measured_by, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(x.model_id, x.target, x.status,
+              None if x.metrics is None else json.dumps(x.metrics), x.message, x.tool_version,
+              x.settings_hash, x.wall_s, x.measured_by, x.created) for x in labels])
+
+    # -- claims -------------------------------------------------------------------------
+
+    def claim(self, ids: Iterator[int], targets: Sequence[str], claimant: Claimant, *,
+              count: int, settings_hashes: dict[str, str],
+              lease_s: float) -> tuple[list[int], int]:
+        """Claim for ``claimant`` the next ``count`` models of ``ids`` free on every target.
+
+        One write transaction (BEGIN IMMEDIATE), so two processes never claim one pair:
+        claims of dead processes and of ended leases are dropped first, then ``ids`` is read
+        until ``count`` models are claimed. A model is free when none of ``targets`` has a
+        label or a claim for it; the others are passed over (and consumed from ``ids``).
+
+        Returns:
+            The claimed model ids, and how many models were passed over.
+        """
+        now = time.time()
+        claimed: list[int] = []
+        passed = 0
+        marks = ", ".join("?" * len(targets))
+        taken = (f"SELECT 1 FROM labels WHERE model_id = ? AND target IN ({marks}) UNION ALL "
+                 f"SELECT 1 FROM claims WHERE model_id = ? AND target IN ({marks}) LIMIT 1")
+        with self.transaction():
+            self._drop_dead_claims(now)
+            for model_id in ids:
+                if self.db.execute(taken, [model_id, *targets, model_id, *targets]).fetchone():
+                    passed += 1
+                    continue
+                self.db.executemany(
+                    "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?)",
+                    [(model_id, t, settings_hashes[t], str(claimant), now, now + lease_s)
+                     for t in targets])
+                claimed.append(model_id)
+                if len(claimed) >= count:
+                    break
+        return claimed, passed
+
+    def _drop_dead_claims(self, now: float) -> None:
+        """Delete the claims whose lease ended or whose process is gone (inside a transaction)."""
+        self.db.execute("DELETE FROM claims WHERE expires_at < ?", (now,))
+        owners = [r[0] for r in self.db.execute("SELECT DISTINCT claimed_by FROM claims")]
+        dead = [(o,) for o in owners if Claimant.parse(o).alive() is False]
+        self.db.executemany("DELETE FROM claims WHERE claimed_by = ?", dead)
+
+    def live_claims(self, targets: Sequence[str]) -> set[tuple[int, str]]:
+        """(model id, target) pairs of ``targets`` that a live process has claimed."""
+        now = time.time()
+        alive: dict[str, bool] = {}
+        out = set()
+        cur = self.db.execute(f"SELECT model_id, target, claimed_by FROM claims WHERE target IN "
+                              f"({', '.join('?' * len(targets))}) AND expires_at >= ?",
+                              [*targets, now])
+        for model_id, target, owner in cur:
+            if owner not in alive:
+                alive[owner] = Claimant.parse(owner).alive() is not False
+            if alive[owner]:
+                out.add((model_id, target))
+        return out
+
+    def claims(self) -> list[Claim]:
+        """Every claim, live or not, ordered by model id and target."""
+        return [Claim(*r) for r in self.db.execute(
+            "SELECT model_id, target, settings_hash, claimed_by, claimed_at, expires_at "
+            "FROM claims ORDER BY model_id, target")]
+
+    def release_claims(self, claimant: Claimant) -> None:
+        """Drop every claim ``claimant`` holds (a run that ends leaves none behind)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM claims WHERE claimed_by = ?", (str(claimant),))
 
 
 class _Transaction:

@@ -55,8 +55,7 @@ def histogram(values: list[float] | np.ndarray, bins: int = 12, log: bool = True
 def model_columns(store: Store) -> dict[str, dict[str, np.ndarray]]:
     """Per space (and "all"), the MACs, params and op counts of every stored model."""
     per: dict[str, dict[str, list[int]]] = {}
-    for space, macs, params, ops in store.db.execute(
-            "SELECT space, macs, params, ops FROM models ORDER BY id"):
+    for space, macs, params, ops in store.model_sizes():
         for key in (space, "all"):
             cols = per.setdefault(key, {"macs": [], "params": [], "ops": []})
             cols["macs"].append(macs)
@@ -67,21 +66,14 @@ def model_columns(store: Store) -> dict[str, dict[str, np.ndarray]]:
 
 def label_coverage(store: Store) -> dict[str, dict[str, int]]:
     """Per target, how many models have each label status (ok, error, timeout)."""
-    out: dict[str, dict[str, int]] = {}
-    for target, status, n in store.db.execute(
-            "SELECT target, status, COUNT(*) FROM labels GROUP BY target, status"):
-        out.setdefault(target, {})[status] = n
-    return out
+    return store.label_counts()
 
 
 def label_metrics(store: Store) -> dict[str, dict[str, np.ndarray]]:
     """Per target and metric, the values of every successful label."""
-    import json
-
     out: dict[str, dict[str, list[float]]] = {}
-    for target, metrics in store.db.execute(
-            "SELECT target, metrics FROM labels WHERE status = 'ok' AND metrics IS NOT NULL"):
+    for target, metrics in store.ok_metrics():
         per = out.setdefault(target, {})
-        for name, value in json.loads(metrics).items():
+        for name, value in metrics.items():
             per.setdefault(name, []).append(value)
     return {t: {m: np.asarray(v, dtype=float) for m, v in per.items()} for t, per in out.items()}

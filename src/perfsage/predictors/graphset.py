@@ -7,7 +7,6 @@ parallel worker processes the first time.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,11 +91,11 @@ def split_sets(data: GraphSet, holdout_space: str | None = None) -> dict[str, Gr
     return {name: data.subset(mask) for name, mask in splits(data, holdout_space).items()}
 
 
-def _features_of(task: tuple[str, str]) -> GraphFeatures:
+def _features_of(task: tuple[str, dict]) -> GraphFeatures:
     from perfsage.graph import read_model
 
     space, config = task
-    return featurize(read_model(get_space(space).build(json.loads(config))))
+    return featurize(read_model(get_space(space).build(config)))
 
 
 def _cache_path(folder: Path) -> Path:
@@ -131,7 +130,7 @@ def load_features(path: Path) -> dict[int, GraphFeatures]:
     return out
 
 
-def features_for(folder: str | Path, rows: list[tuple[int, str, str]], *, workers: int = 2,
+def features_for(folder: str | Path, rows: list[tuple[int, str, dict]], *, workers: int = 2,
                  progress: Callable[[int, int], None] | None = None) -> dict[int, GraphFeatures]:
     """Features of the models ``(id, space, config)``, from the cache or computed and cached."""
     folder = Path(folder)
@@ -157,22 +156,18 @@ def load_graphset(folder: str | Path, target: str, *, workers: int = 2,
     """Every model of the dataset with an ``ok`` label for ``target``, featurised."""
     folder = Path(folder)
     with Store(folder) as store:
-        rows = store.db.execute(
-            "SELECT m.id, m.space, m.graph_hash, m.config, l.metrics FROM models m "
-            "JOIN labels l ON l.model_id = m.id WHERE l.target = ? AND l.status = 'ok' "
-            "ORDER BY m.id", (target,)).fetchall()
+        rows = store.labelled_models(target)
     if not rows:
         raise UsageError(f"{folder}: no models with '{target}' labels; run "
                          f"`perfsage dataset annotate {folder} --target {target}` first")
-    cached = features_for(folder, [(r[0], r[1], r[3]) for r in rows], workers=workers,
+    cached = features_for(folder, [(r.id, r.space, r.config) for r in rows], workers=workers,
                           progress=progress)
-    metrics = [json.loads(r[4]) for r in rows]
-    names = list(metrics[0])
+    names = list(rows[0].metrics)
     return GraphSet(
-        graphs=[cached[r[0]] for r in rows],
-        labels={m: np.array([x[m] for x in metrics], dtype=np.float64) for m in names},
-        spaces=np.array([r[1] for r in rows]), hashes=np.array([r[2] for r in rows]),
-        model_ids=np.array([r[0] for r in rows], dtype=np.int64), target=target,
+        graphs=[cached[r.id] for r in rows],
+        labels={m: np.array([r.metrics[m] for r in rows], dtype=np.float64) for m in names},
+        spaces=np.array([r.space for r in rows]), hashes=np.array([r.graph_hash for r in rows]),
+        model_ids=np.array([r.id for r in rows], dtype=np.int64), target=target,
     )
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import sqlite3
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -70,21 +68,18 @@ def collect(dataset: str | Path, target: str, model_ids: list[int], out: str | P
 
     Models already in ``out`` are kept, so an interrupted run resumes.
     """
-    from perfsage.spaces import get_space
+    from perfsage.dataset.store import Store
 
     out = Path(out)
     have = load(out) if out.exists() else {}
-    db = sqlite3.connect(f"file:{Path(dataset) / 'perfsage.sqlite'}?mode=ro", uri=True)
     todo = [i for i in model_ids if i not in have]
-    for n, model_id in enumerate(todo):
-        space, config = db.execute("SELECT space, config FROM models WHERE id = ?",
-                                   (model_id,)).fetchone()
-        have[model_id] = per_operator(get_space(space).build(json.loads(config)), target)
-        if (n + 1) % 50 == 0 or n + 1 == len(todo):
-            _save(out, have)
-            if progress:
-                progress(n + 1, len(todo))
-    db.close()
+    with Store(dataset) as store:
+        for n, model_id in enumerate(todo):
+            have[model_id] = per_operator(store.model_bytes(model_id), target)
+            if (n + 1) % 50 == 0 or n + 1 == len(todo):
+                _save(out, have)
+                if progress:
+                    progress(n + 1, len(todo))
     return out
 
 
