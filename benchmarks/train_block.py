@@ -1,7 +1,7 @@
 """Train the block predictor on a dataset's train split and report test-split MAPE.
 
 Run: .venv/bin/python benchmarks/train_block.py /work/data/edgedlperf-20k \
-         --target ethos-u55-128 [--out src/perfsage/weights/block/ethos-u55-128]
+         --target ethos-u55-128 [--out DIR]
          [--train-size N] [--epochs 60] [--layer-labels FILE.npz [--collect-layers N]]
 Early-stops on the val split (hash-based 80/10/10, as every predictor); ``--train-size``
 trains on a seeded draw of N training graphs only (the small-data regime block predictors

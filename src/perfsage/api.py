@@ -4,7 +4,10 @@
     perfsage.predict("m.tflite", target="ethos-u55-128")   # {"latency_ms": ..., ...}
     perfsage.predict_many(paths, target="ethos-u55-128")   # one dict per model, batched
     perfsage.predict_many(paths, target=..., workers=2)    # in two processes
+    perfsage.predictions(paths, target="ethos-u55-128")    # with each model's notes
     perfsage.predict_layers("m.tflite", target="ethos-u55-128")  # where the cost goes
+
+Every function goes through one :class:`perfsage.pipeline.Pipeline`, as the CLI does.
 
 NumPy only: nothing here imports torch or TensorFlow.
 """
@@ -13,18 +16,15 @@ from __future__ import annotations
 
 import atexit
 import gc
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import cache
 from itertools import accumulate
 from os import PathLike
 from typing import Any
 
-from perfsage.errors import ModelFileError, UsageError
-from perfsage.graph import read_model
-from perfsage.graph.reader import mapped
-from perfsage.predictors.features import GraphFeatures, featurize
-
-Source = str | PathLike[str] | bytes
+from perfsage.errors import PerfSageError, UsageError
+from perfsage.pipeline import Pipeline, Prediction, Source, source_name
 
 #: Graphs per forward pass in predict_many. Small batches keep the network's arrays in
 #: cache: per graph, 32-64 ran 30 % faster than 512 (0.41 against 0.59 ms, measured side by
@@ -35,9 +35,23 @@ BATCH = 64
 CHUNK = 64
 
 
+def pipeline(target: str | None = None, weights: str | PathLike[str] | None = None) -> Pipeline:
+    """The (cached) :class:`Pipeline` of a target's shipped weights or a weights folder."""
+    return _pipeline(target, str(weights) if weights is not None else None)
+
+
+@cache
+def _pipeline(target: str | None, weights: str | None) -> Pipeline:
+    return Pipeline(target, weights)
+
+
 def predict_many(models: Iterable[Source], target: str | None = None, *,
-                 weights: str | None = None, workers: int = 1) -> list[dict[str, float]]:
+                 weights: str | PathLike[str] | None = None, workers: int = 1,
+                 ) -> list[dict[str, float]]:
     """Predict every metric of ``target`` for many models (one batched pass per BATCH).
+
+    The fast path a search loop calls: figures only. :func:`predictions` adds each model's
+    notes.
 
     Args:
         models: paths of .tflite files, or their bytes.
@@ -48,53 +62,60 @@ def predict_many(models: Iterable[Source], target: str | None = None, *,
             predicted here. The processes stay alive for the next call with the same
             weights and count (a NAS loop's next batch); ``close_workers()`` ends them.
     """
-    from threadpoolctl import threadpool_limits
-
-    from perfsage.predictors.shipped import load_model
-
-    if workers < 1:
-        raise UsageError(f"workers must be at least 1, not {workers}")
-    spec = (target, str(weights) if weights else None)
-    load_model(*spec)  # a bad target or weights folder fails here, before any worker starts
+    if not isinstance(workers, int) or workers < 1:
+        raise UsageError(f"workers must be a whole number of at least 1, not {workers!r}")
+    if isinstance(models, str | PathLike | bytes):
+        raise UsageError("predict_many takes a list of models; use predict() for one")
+    spec = (target, str(weights) if weights is not None else None)
+    _pipeline(*spec)  # a bad target or weights folder fails here, before any worker starts
     models = models if workers == 1 else list(models)
-    # One BLAS thread: the batches are small matrices, and a second thread only contends
-    # with the other worker for the two cores (0.8 vs 0.46 ms per graph measured).
-    with _collector_paused(), threadpool_limits(1):
+    with _collector_paused(), _one_blas_thread(models):
         if workers == 1 or len(models) < 2 * CHUNK:
             return _predict_all(models, spec)
         return _predict_in_workers(models, spec, workers)
 
 
-def predict_layers(model: Source, target: str, *,
-                   block_weights: str | None = None) -> dict:
-    """Block-by-block costs of one model from the block predictor (``--per-layer``).
+def predict(model: Source, target: str | None = None, *,
+            weights: str | PathLike[str] | None = None) -> dict[str, float]:
+    """Predict every metric of ``target`` for one model: ``{"latency_ms": ..., ...}``."""
+    return predict_many([model], target, weights=weights)[0]
 
-    Returns ``rows`` (each block's operators, types, predicted metrics and ``share`` in % of
-    each additive metric's total, then an ``overhead`` row), ``total``, ``metrics`` and
-    ``peak`` (which metrics are a peak over blocks rather than a sum); see
-    ``perfsage.predictors.block.layers.per_layer``.
+
+def predictions(models: Iterable[Source], target: str | None = None, *,
+                weights: str | PathLike[str] | None = None) -> list[Prediction]:
+    """Figures with their notes (extrapolation, operators never trained on, ...) per model."""
+    if isinstance(models, str | PathLike | bytes):
+        models = [models]
+    pipe, models = pipeline(target, weights), list(models)
+    with _collector_paused(), _one_blas_thread(models):
+        return pipe.predict(models)
+
+
+def predict_layers(model: Source, target: str | None = None, *,
+                   weights: str | PathLike[str] | None = None) -> dict[str, Any]:
+    """Where one model's cost goes, operator by operator, from the same network as its totals.
+
+    See :meth:`perfsage.pipeline.Pipeline.per_operator`; the rows and the ``overhead`` add
+    up to what :func:`predict` returns for the split metrics.
     """
-    from perfsage.predictors.block.layers import load_block_predictor, per_layer
-
-    blocks = load_block_predictor(target, str(block_weights) if block_weights else None)
-    return per_layer(read_model(model), blocks)
+    pipe = pipeline(target, weights)
+    ir, graph = pipe.read(model, details=True)
+    return pipe.per_operator(ir, graph)
 
 
 def _predict_all(models: Iterable[Source], spec: tuple[str | None, str | None],
                  ) -> list[dict[str, float]]:
     """Read, featurize and predict in this process, BATCH graphs per forward pass."""
-    from perfsage.predictors.shipped import load_model
-
-    net = load_model(*spec)
+    pipe = _pipeline(*spec)
     results: list[dict[str, float]] = []
-    batch: list[GraphFeatures] = []
+    graphs, names = [], []
     for source in models:
-        batch.append(_features(source))
-        if len(batch) == BATCH:
-            results += _rows(net.predict(batch))
-            batch = []
-    if batch:
-        results += _rows(net.predict(batch))
+        graphs.append(pipe.read(source)[1])
+        names.append(source_name(source))
+        if len(graphs) == BATCH:
+            results += pipe.figures(graphs, names)
+            graphs, names = [], []
+    results += pipe.figures(graphs, names)
     return results
 
 
@@ -110,8 +131,8 @@ def _predict_in_workers(models: list[Source], spec: tuple[str | None, str | None
     pool = _worker_pool(spec, workers)
     try:
         for rows in pool.imap(_predict_chunk, [(c, spec) for c in chunks]):
-            if isinstance(rows, tuple):  # (source, problem) of a ModelFileError
-                raise ModelFileError(*rows)
+            if isinstance(rows, PerfSageError):  # a bad model: the whole call fails
+                raise rows
             results += rows
     except BaseException:
         close_workers()  # chunks may still be running: start clean next time
@@ -166,15 +187,11 @@ def balanced_chunks(models: list[Source], workers: int) -> list[list[Source]]:
 
 
 def _start_worker(target: str | None, weights: str | None) -> None:
-    """Worker set-up: the network (inherited when forked), one BLAS thread, no collector."""
-    from threadpoolctl import threadpool_limits
-
-    from perfsage.predictors.shipped import load_model
-
+    """Worker set-up: the pipeline (inherited when forked), one BLAS thread, no collector."""
     gc.disable()
-    threadpool_limits(1)
+    _blas_controller().limit(limits=1, user_api="blas")
     _reuse_freed_memory()
-    load_model(target, weights)
+    _pipeline(target, weights)
 
 
 def _reuse_freed_memory() -> None:
@@ -197,13 +214,44 @@ def _reuse_freed_memory() -> None:
 
 
 def _predict_chunk(task: tuple[list[Source], tuple[str | None, str | None]],
-                   ) -> list[dict[str, float]] | tuple[str, str]:
-    """A worker's task; a ModelFileError comes back as (source, problem), which pickles."""
+                   ) -> list[dict[str, float]] | PerfSageError:
+    """A worker's task; a user-facing error comes back as a value (it pickles)."""
     chunk, spec = task
     try:
         return _predict_all(chunk, spec)
-    except ModelFileError as exc:
-        return exc.source, exc.problem
+    except PerfSageError as exc:
+        return exc
+
+
+@cache
+def _blas_controller():
+    """Threadpoolctl's view of the loaded BLAS libraries, inspected once per process.
+
+    Building it walks every loaded shared library (about 10 ms); limiting threads through a
+    kept controller costs microseconds, so every call can afford it.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+#: Fewer models than this are predicted without touching BLAS threads: one small batch gains
+#: nothing from the limit, and inspecting the libraries costs a one-model call 10 ms.
+FEW = 8
+
+
+@contextmanager
+def _one_blas_thread(models: Iterable[Source]) -> Iterator[None]:
+    """One BLAS thread for the block (small batches are left as they are).
+
+    The batches are small matrices, and a second thread only contends with the other worker
+    for the cores (0.8 vs 0.46 ms per graph measured).
+    """
+    if isinstance(models, list) and len(models) < FEW:
+        yield
+        return
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        yield
 
 
 @contextmanager
@@ -221,21 +269,3 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def predict(model: Source, target: str | None = None, *,
-            weights: str | None = None) -> dict[str, float]:
-    """Predict every metric of ``target`` for one model."""
-    return predict_many([model], target, weights=weights)[0]
-
-
-def _features(source: Source) -> GraphFeatures:
-    """One model's features; tensor names, quantisation and weights are not read, nor needed."""
-    with mapped(source) as (contents, name):
-        return featurize(read_model(contents, name=name, details=False))
-
-
-def _rows(columns: dict) -> list[dict[str, float]]:
-    names: Sequence[str] = list(columns)
-    n = len(columns[names[0]]) if names else 0
-    return [{m: float(columns[m][i]) for m in names} for i in range(n)]

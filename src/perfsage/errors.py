@@ -53,3 +53,27 @@ class MeasurementError(PerfSageError):
 
 class WeightsError(PerfSageError):
     """A weights file is missing, truncated, tampered with or does not fit its config."""
+
+
+class PredictionError(PerfSageError):
+    """A prediction came out non-finite: weights or input far outside what they can handle.
+
+    Never printed as ``inf``/``NaN``: a non-finite figure does not leave the program.
+    """
+
+    def __init__(self, model: str, metric: str, value: float) -> None:
+        self.model, self.metric, self.value = model, metric, value
+        super().__init__(f"{model}: the predicted {metric} is {value} (not a finite number); "
+                         "the weights cannot predict this model")
+
+    def __reduce__(self):
+        return type(self), (self.model, self.metric, self.value)
+
+
+class MissingExtraError(PerfSageError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
+
+    def __init__(self, what: str, extra: str) -> None:
+        self.extra = extra
+        super().__init__(f"{what} needs the optional dependencies of perfsage[{extra}]: "
+                         f"pip install 'perfsage[{extra}]'")

@@ -1,14 +1,12 @@
-"""The block predictor: the splitter on known graphs, per-block costs, `predict --per-layer`."""
+"""The block predictor: the splitter on known graphs, per-block costs, Vela per-layer labels."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers.processes import perfsage
 from perfsage.builder import ModelBuilder
 from perfsage.graph import read_model
 from perfsage.predictors.block.features import BLOCK_FEATURES, graph_blocks
@@ -99,52 +97,6 @@ def test_block_costs_add_up_to_the_prediction(fitted):
         assert costs["peak"]["sram_kib"]
         assert sram.max() <= (pred["sram_kib"][i] - costs["overhead"]["sram_kib"]) * (1 + 1e-6)
         assert pred["sram_kib"][i] == pytest.approx(costs["total"]["sram_kib"], rel=1e-6)
-
-
-def test_per_layer_rows_share_the_total(fitted):
-    from perfsage.predictors.block.layers import per_layer
-
-    predictor, _ = fitted
-    breakdown = per_layer(read_model(EXAMPLES[0]), predictor)
-    rows = breakdown["rows"]
-    assert rows[-1]["block"] == "overhead"
-    assert sum(r["share"]["latency_ms"] for r in rows) == pytest.approx(100)
-    assert "sram_kib" not in rows[0]["share"]
-    assert rows[0]["operators"] and rows[0]["types"]
-
-
-def test_api_per_layer_uses_the_shipped_block_weights():
-    import perfsage
-
-    layers = perfsage.predict_layers(EXAMPLES[1], target=TARGET)
-    ops = read_model(EXAMPLES[1]).main.operators
-    assert sum(len(r["types"]) for r in layers["rows"]) == len(ops)
-    assert sum(r["share"]["latency_ms"] for r in layers["rows"]) == pytest.approx(100)
-    assert layers["peak"]["sram_kib"] and not layers["peak"]["latency_ms"]
-
-
-def test_cli_per_layer_table_and_json():
-    models = [str(p) for p in EXAMPLES]
-    result = perfsage("predict", "--per-layer", *models, "--target", TARGET)
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
-    assert "per block (block predictor" in out and "(per network)" in out
-    assert "DEPTHWISE_CONV_2D" in out and "latency_ms" in out
-    result = perfsage("predict", "--per-layer", "--json", models[1], "--target", TARGET)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)[0]
-    layers = report["per_layer"]
-    latency = sum(r["latency_ms"] for r in layers["rows"])
-    assert latency == pytest.approx(layers["total"]["latency_ms"], rel=1e-9)
-    ops = read_model(models[1]).main.operators
-    assert sum(len(r["operators"]) for r in layers["rows"]) == len(ops)
-
-
-def test_cli_per_layer_without_block_weights_says_so(tmp_path):
-    result = perfsage("predict", "--per-layer", str(EXAMPLES[0]), "--target", TARGET,
-                      "--block-weights", str(tmp_path))
-    assert result.returncode != 0
-    assert "config.json" in result.stderr
 
 
 def _small_net() -> bytes:

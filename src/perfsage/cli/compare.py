@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
+from perfsage.cli import format as fmt
+from perfsage.cli.options import add_target, one_target
 from perfsage.errors import UsageError
 
 
@@ -30,51 +31,63 @@ def parse_settings(items: list[str], predictors: list[str]) -> dict[str, dict[st
     return out
 
 
-def compare(
-    dataset: Annotated[Path, typer.Argument(help="Dataset folder with labels for the target.",
-                                            show_default=False)],
-    target: Annotated[str, typer.Option("--target", "-t", help="Target whose labels to learn.")],
-    predictor: Annotated[list[str] | None, typer.Option(
-        help="Predictor to compare (repeatable; default: all).")] = None,
-    sizes: Annotated[str, typer.Option(help="Training-set sizes, comma-separated.")]
-    = "100,300,1000,3000,10000",
-    out: Annotated[Path | None, typer.Option(
-        help="Folder for results, table and plots; default DATASET/compare-TARGET.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the training-set draw.")] = 0,
-    setting: Annotated[list[str] | None, typer.Option(
-        "--set", help="A predictor setting, PREDICTOR.NAME=VALUE (repeatable).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
-) -> None:
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Options of `perfsage compare`."""
+    parser.add_argument("dataset", type=Path, metavar="DATASET",
+                        help="dataset folder with labels for the target")
+    add_target(parser, "target whose labels to learn")
+    parser.add_argument("--predictor", action="append", metavar="NAME",
+                        help="predictor to compare (repeatable; default: all)")
+    parser.add_argument("--sizes", default="100,300,1000,3000,10000",
+                        help="training-set sizes, comma-separated (100,300,1000,3000,10000)")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="folder for results, table and plots; default "
+                             "DATASET/compare-TARGET")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the training-set draw (0)")
+    parser.add_argument("--set", dest="setting", action="append", metavar="PREDICTOR.NAME=VALUE",
+                        help="a predictor setting (repeatable)")
+    parser.add_argument("--json", dest="as_json", action="store_true",
+                        help="print JSON for machines")
+
+
+def run(args: argparse.Namespace) -> int:
     """Train every predictor at each size; write a markdown table and learning curves."""
     from perfsage.cli.progress import Reporter
-    from perfsage.eval import compare as run
-    from perfsage.predictors.graphset import load_graphset
+    from perfsage.eval import compare as runner
+    from perfsage.predictors.graphset import load_graphset, split_sets
     from perfsage.predictors.registry import predictor_class, predictor_names
     from perfsage.targets.registry import target_class
 
+    target = one_target(args)
     target_class(target)
-    names = predictor or predictor_names()
+    names = args.predictor or predictor_names()
     for name in names:
         predictor_class(name)
     try:
-        wanted = [int(s) for s in sizes.split(",") if s.strip()]
+        wanted = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError:
-        raise UsageError(f"--sizes {sizes!r}: expected whole numbers separated by commas, "
+        raise UsageError(f"--sizes {args.sizes!r}: expected whole numbers separated by commas, "
                          "e.g. 100,1000") from None
     if not wanted or min(wanted) < 1:
-        raise UsageError(f"--sizes {sizes!r}: sizes must be at least 1")
-    params = parse_settings(setting or [], names)
-    out = out or dataset / f"compare-{target}"
+        raise UsageError(f"--sizes {args.sizes!r}: sizes must be at least 1")
+    params = parse_settings(args.setting or [], names)
+    out = args.out or args.dataset / f"compare-{target}"
     with Reporter("features", "graphs") as progress:
-        data = load_graphset(dataset, target, progress=progress.update)
+        data = load_graphset(args.dataset, target, progress=progress.update)
+    available = len(split_sets(data)["train"])
+    used = runner.training_sizes(wanted, available)
+    if used != sorted(set(wanted)):
+        fmt.warning(f"--sizes {args.sizes}: the train split has {available} models, so the "
+                    f"sizes run are {','.join(map(str, used))}")
     with Reporter("compare", "fits") as progress:
-        results = run.compare(data, names, out, sizes=wanted, seed=seed, settings=params,
-                              progress=progress.update)
-    lines = run.markdown(results, target)
+        results = runner.compare(data, names, out, sizes=wanted, seed=args.seed,
+                                 settings=params, progress=progress.update)
+    lines = runner.markdown(results, target)
     (out / "compare.md").write_text("\n".join(lines))
-    plots = run.learning_curves(results, out, target)
-    if as_json:
+    plots = runner.learning_curves(results, out, target)
+    if args.as_json:
         print(json.dumps(results, indent=1))
-        return
+        return 0
     print("\n".join(lines))
     print(f"table: {out / 'compare.md'}; plots: {', '.join(str(p) for p in plots)}")
+    return 0

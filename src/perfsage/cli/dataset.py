@@ -1,35 +1,72 @@
-"""`perfsage dataset`: generate models from search spaces, summarise and export them."""
+"""`perfsage dataset`: generate models from search spaces, label, summarise and export them."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import Annotated
-
-import typer
-from rich.table import Table
 
 from perfsage.cli import format as fmt
+from perfsage.cli.options import at_least
 
-app = typer.Typer(help="Generate, summarise and export datasets of models.", no_args_is_help=True)
+#: Subcommand -> one-line help; each is a function of this module taking the parsed args.
+SUBCOMMANDS = {
+    "generate": "generate COUNT unique models; running again resumes where a run stopped",
+    "spaces": "list the search spaces and the model families they follow",
+    "info": "counts per space, label coverage per target, histograms of MACs, params, ops",
+    "export": "write one row per model, labels as <target>/<metric> columns, to Parquet",
+    "import": "recreate a dataset (configs and labels) from Parquet exports, e.g. data/",
+    "annotate": "label every model lacking a label for the targets; running again resumes",
+}
 
-Folder = Annotated[Path, typer.Argument(help="Dataset folder.", show_default=False)]
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The subcommands of `perfsage dataset` and their options."""
+    sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    p = {name: sub.add_parser(name, help=text, description=text)
+         for name, text in SUBCOMMANDS.items()}
+    for name in ("info", "export", "annotate"):
+        p[name].add_argument("folder", type=Path, metavar="FOLDER", help="dataset folder")
+    g = p["generate"]
+    g.add_argument("--space", required=True, help="search space (see `perfsage dataset spaces`)")
+    g.add_argument("--count", type=at_least(1), required=True,
+                   help="unique models wanted for this space and seed")
+    g.add_argument("--out", type=Path, required=True, metavar="FOLDER",
+                   help="dataset folder (created if missing)")
+    g.add_argument("--seed", type=at_least(0), default=0, help="dataset seed (0)")
+    g.add_argument("--workers", type=at_least(1), default=1, help="worker processes (1)")
+    g.add_argument("--keep-files", action=argparse.BooleanOptionalAction, default=False,
+                   help="also keep each .tflite file")
+    e = p["export"]
+    e.add_argument("--parquet", type=Path, required=True, help="Parquet file to write")
+    e.add_argument("--space", action="append",
+                   help="only this search space (repeat for more); default: every space")
+    i = p["import"]
+    i.add_argument("parquet", type=Path, nargs="+", metavar="PARQUET",
+                   help="Parquet files from `dataset export` (exports of disjoint spaces merge)")
+    i.add_argument("--out", type=Path, required=True, metavar="FOLDER", help="new dataset folder")
+    a = p["annotate"]
+    a.add_argument("-t", "--target", action="append", required=True, metavar="TARGET",
+                   help="target to label (repeatable)")
+    a.add_argument("--workers", type=at_least(1), default=2, help="measuring processes (2)")
+    a.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                   help="seconds per model per target (60)")
+    a.add_argument("--limit", type=at_least(1), help="at most this many models")
 
 
-@app.command()
-def generate(
-    space: Annotated[str, typer.Option(help="Search space name (see `perfsage dataset spaces`).")],
-    count: Annotated[int, typer.Option(min=1, help="Unique models wanted for this space/seed.")],
-    out: Annotated[Path, typer.Option(help="Dataset folder (created if missing).")],
-    seed: Annotated[int, typer.Option(min=0, help="Dataset seed.")] = 0,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
-    keep_files: Annotated[bool, typer.Option(help="Also keep each .tflite file.")] = False,
-) -> None:
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen subcommand."""
+    return globals()[args.subcommand.replace("import", "import_")](args) or 0
+
+
+def generate(args: argparse.Namespace) -> None:
     """Generate COUNT unique models; running again resumes where a run stopped."""
     from perfsage.cli.progress import Reporter
     from perfsage.dataset.generate import generate as run
 
+    space, count = args.space, args.count
     with Reporter(f"generate {space}", "models") as progress:
-        summary = run(out, space, count, seed=seed, workers=workers, keep_files=keep_files,
+        summary = run(args.out, space, count, seed=args.seed, workers=args.workers,
+                      keep_files=args.keep_files,
                       progress=lambda s: progress.update(
                           s.stored, count, f"{s.duplicates} duplicates, {s.failures} failed"))
     print(f"{space}: {summary.stored} models stored (+{summary.added} this run), "
@@ -38,8 +75,7 @@ def generate(
         print(f"  failure: {message}")
 
 
-@app.command()
-def spaces() -> None:
+def spaces(args: argparse.Namespace) -> None:
     """List the search spaces and the model families they follow."""
     from perfsage.spaces import get_space, space_names
 
@@ -47,12 +83,14 @@ def spaces() -> None:
         print(f"{name:22s} {get_space(name).family}")
 
 
-@app.command()
-def info(folder: Folder) -> None:
+def info(args: argparse.Namespace) -> None:
     """Counts per space, label coverage per target, and histograms of MACs, params, ops."""
+    from rich.table import Table
+
     from perfsage.dataset.store import Store
     from perfsage.dataset.summary import histogram, label_coverage, label_metrics, model_columns
 
+    folder = args.folder
     out = fmt.console()
     with Store(folder) as store:
         counts = store.counts_by_space()
@@ -101,46 +139,27 @@ def _median(values) -> float:
     return float(np.median(values))
 
 
-@app.command()
-def export(
-    folder: Folder,
-    parquet: Annotated[Path, typer.Option(help="Parquet file to write.")],
-    space: Annotated[list[str] | None, typer.Option(
-        help="Only this search space (repeat for more); default: every space.")] = None,
-) -> None:
+def export(args: argparse.Namespace) -> None:
     """Write one row per model, labels as `<target>/<metric>` columns, to Parquet."""
     from perfsage.dataset.export import export_parquet
     from perfsage.dataset.store import Store
     from perfsage.spaces import get_space
 
-    for name in space or []:
+    for name in args.space or []:
         get_space(name)  # an unknown name: one clear line
-    with Store(folder) as store:
-        rows = export_parquet(store, parquet, space)
-    print(f"{rows} models written to {parquet}")
+    with Store(args.folder) as store:
+        rows = export_parquet(store, args.parquet, args.space)
+    print(f"{rows} models written to {args.parquet}")
 
 
-@app.command("import")
-def import_(
-    parquet: Annotated[list[Path], typer.Argument(
-        help="Parquet files from `dataset export` (exports of disjoint spaces merge).",
-        show_default=False)],
-    out: Annotated[Path, typer.Option(help="New dataset folder.")],
-) -> None:
+def import_(args: argparse.Namespace) -> None:
     """Recreate a dataset (configs and labels) from Parquet exports, e.g. those in data/."""
     from perfsage.dataset.export import import_parquet
 
-    print(f"{import_parquet(parquet, out)} models imported into {out}")
+    print(f"{import_parquet(args.parquet, args.out)} models imported into {args.out}")
 
 
-@app.command()
-def annotate(
-    folder: Folder,
-    target: Annotated[list[str], typer.Option(help="Target to label (repeatable).")],
-    workers: Annotated[int, typer.Option(min=1, help="Measuring processes.")] = 2,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per model per target.")] = 60.0,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many models.")] = None,
-) -> None:
+def annotate(args: argparse.Namespace) -> None:
     """Label every model lacking a label for the targets; running again resumes."""
     from perfsage.cli.progress import Reporter
     from perfsage.dataset.annotate import annotate as run
@@ -149,8 +168,13 @@ def annotate(
         failed = sum(n for per in s.by_status.values() for st, n in per.items() if st != "ok")
         return f"{failed} not ok"
 
+    from perfsage.errors import UsageError
+
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout: {args.timeout} is not a positive number of seconds")
     with Reporter("annotate", "labels") as progress:
-        summary = run(folder, target, workers=workers, timeout_s=timeout, limit=limit,
+        summary = run(args.folder, list(dict.fromkeys(args.target)), workers=args.workers,
+                      timeout_s=args.timeout, limit=args.limit,
                       progress=lambda s: progress.update(s.done, s.total, note(s)))
     for name, per in sorted(summary.by_status.items()):
         counts = ", ".join(f"{n} {status}" for status, n in sorted(per.items()))

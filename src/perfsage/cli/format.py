@@ -1,16 +1,57 @@
-"""Human-readable output: numbers (300.8M MACs, 3.4 MiB) and consoles for tables."""
+"""Human-readable output: numbers (300.8M MACs, 3.4 MiB, 97,320 cycles) and consoles."""
 
 from __future__ import annotations
 
-from rich.console import Console
+import sys
+
+#: Unit of a metric from its name's suffix: units live in names (``latency_ms``).
+UNITS = {"ms": "ms", "s": "s", "mj": "mJ", "kib": "KiB", "mib": "MiB", "cycles": "cycles",
+         "ops": "ops", "bytes": "B"}
 
 
-def console(stderr: bool = False) -> Console:
+def console(stderr: bool = False):
     """A Rich console that does not squeeze tables into 80 columns when piped."""
+    from rich.console import Console
+
     out = Console(stderr=stderr)
     if not out.is_terminal:
         out.width = max(out.width, 120)
     return out
+
+
+def unit(metric: str) -> str:
+    """``latency_ms`` -> ``ms``; '' when the name carries no known unit."""
+    return UNITS.get(metric.rsplit("_", 1)[-1].lower(), "") if "_" in metric else ""
+
+
+def figure(value: float) -> str:
+    """A measured or predicted figure for people: 97,320 / 146.2 / 0.1974 / 0.000123.
+
+    Never scientific notation: four significant digits below 10,000, whole numbers with
+    thousands separators above.
+    """
+    if value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    if abs(value) >= 1e4:
+        return f"{value:,.0f}"
+    if value == int(value):
+        return f"{int(value)}"
+    text = f"{value:.4g}"
+    if "e" in text:
+        digits = max(0, 3 - int(f"{value:e}".split("e")[1]))
+        text = f"{value:.{digits}f}"
+        text = text.rstrip("0").rstrip(".") if "." in text else text
+    return text
+
+
+def error(message: str) -> None:
+    """One error line on stderr, as ``main`` prints a raised PerfSageError."""
+    print(f"perfsage: error: {message}", file=sys.stderr)
+
+
+def warning(message: str) -> None:
+    """One warning line on stderr."""
+    print(f"perfsage: warning: {message}", file=sys.stderr)
 
 
 def count(n: int | float) -> str:

@@ -1,12 +1,11 @@
-"""``perfsage inspect``: what is inside a TFLite model, layer by layer."""
+"""`perfsage inspect`: what is inside a TFLite model, layer by layer."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
-from typing import Annotated
 
-import typer
 from rich.table import Table
 
 from perfsage.cli import format as fmt
@@ -67,30 +66,32 @@ def _summary(model: Model, cost: ModelCost) -> str:
     )
 
 
-def inspect(
-    models: Annotated[list[Path], typer.Argument(help="One or more .tflite files.",
-                                                 show_default=False)],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
-) -> None:
-    """Show every layer of TFLite models: op, output shape, MACs, params and bytes."""
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Options of `perfsage inspect`."""
+    parser.add_argument("models", nargs="+", type=Path, metavar="MODEL",
+                        help="one or more .tflite files")
+    parser.add_argument("--json", dest="as_json", action="store_true",
+                        help="print JSON for machines")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Show every layer of the models: op, output shape, MACs, params and bytes."""
     out = fmt.console()
-    err = fmt.console(stderr=True)
     reports, failed = [], False
-    for path in models:
+    for path in args.models:
         try:
             model = read_model(path)
             cost = analyze(model)
         except PerfSageError as exc:
-            err.print(f"perfsage: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            fmt.error(str(exc))
             failed = True
             continue
-        if as_json:
+        if args.as_json:
             reports.append(report(model, cost))
         else:
             out.print(_table(model, cost))
             out.print(_summary(model, cost), markup=False, highlight=False)
             out.print()
-    if as_json:
-        print(json.dumps(reports, indent=1))
-    if failed:
-        raise typer.Exit(2)
+    if args.as_json:
+        print(json.dumps(reports, indent=1, allow_nan=False))
+    return 2 if failed else 0

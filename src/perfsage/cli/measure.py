@@ -1,4 +1,4 @@
-"""``perfsage measure`` and ``perfsage targets``: label models with the real tools.
+"""`perfsage measure`: label models with the real tools (Vela, LiteRT, TFLite Micro).
 
 Models are read and checked by PerfSAGE's own reader first, so a corrupt file ends in one
 clean line; measuring then happens in worker processes (:class:`MeasurePool`), so a tool
@@ -7,23 +7,14 @@ that crashes or hangs on a model costs that model, not the command.
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
-from typing import Annotated
 
-import typer
 from rich.table import Table
 
 from perfsage.cli import format as fmt
 from perfsage.errors import UsageError
-
-_TARGET_HELP = "Target to measure on (repeat for several); see `perfsage targets`."
-
-
-def _value(value: float) -> str:
-    if value == int(value) and abs(value) < 1e15:
-        return f"{int(value)}"
-    return f"{value:.4g}"
 
 
 def _table(model: str, targets, results) -> Table:
@@ -42,47 +33,60 @@ def _table(model: str, targets, results) -> Table:
             if result is None or not result.ok:
                 cells.append(result.status if result else "-")
             else:
-                cells.append(_value(result.metrics[metric]) if metric in result.metrics else "-")
+                cells.append(fmt.figure(result.metrics[metric]) if metric in result.metrics
+                             else "-")
         table.add_row(metric, unit, *cells)
     return table
 
 
-def measure(
-    models: Annotated[list[Path], typer.Argument(help="One or more .tflite files.",
-                                                 show_default=False)],
-    target: Annotated[list[str], typer.Option("--target", "-t", help=_TARGET_HELP,
-                                              show_default=False)] = [],  # noqa: B006
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
-    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
-    timeout: Annotated[float, typer.Option(help="Seconds allowed per model and target.",
-                                           min=0.001)] = 120.0,
-) -> None:
-    """Measure TFLite models on hardware targets: latency, memory and energy per target."""
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Options of `perfsage measure`."""
+    parser.add_argument("models", nargs="+", type=Path, metavar="MODEL",
+                        help="one or more .tflite files")
+    parser.add_argument("-t", "--target", action="append", default=[], metavar="TARGET",
+                        help="target to measure on (repeat for several); see "
+                             "`perfsage targets`")
+    parser.add_argument("--json", dest="as_json", action="store_true",
+                        help="print JSON for machines")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                        help="seconds allowed per model and target (default 120)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure the models on every target in worker processes, with progress and limits."""
+    from perfsage.cli.progress import Reporter
     from perfsage.graph import read_model
     from perfsage.targets import MeasurePool, get_target, target_names
 
-    if not target:
+    if not args.target:
         raise UsageError(f"give at least one --target; choose from: {', '.join(target_names())}")
-    targets = [get_target(name) for name in dict.fromkeys(target)]  # unknown name: exit 2
+    if args.workers < 1:
+        raise UsageError(f"--workers: {args.workers} is less than 1")
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout: {args.timeout} is not a positive number of seconds")
+    targets = [get_target(name) for name in dict.fromkeys(args.target)]  # unknown: exit 2
     items = []
-    for path in models:
+    for path in args.models:
         read_model(path)  # a missing or corrupt file: one line, exit 2
         items.append((str(path), path.read_bytes()))
 
     results: dict[str, list] = {key: [] for key, _ in items}
-    with MeasurePool([t.name for t in targets], workers=workers, timeout_s=timeout) as pool:
-        for result in pool.imap_unordered(items):
+    total = len(items) * len(targets)
+    with Reporter("measure", "measurements") as progress, \
+            MeasurePool([t.name for t in targets], workers=args.workers,
+                        timeout_s=args.timeout) as pool:
+        for done, result in enumerate(pool.imap_unordered(items), 1):
             results[result.key].append(result)
+            progress.update(done, total, f"{result.key} on {result.target}")
 
-    err = fmt.console(stderr=True)
     failed = False
     for key, found in results.items():
         for r in found:
             if not r.ok:
                 failed = True
-                err.print(f"perfsage: error: {key}: {r.target}: {r.status}: {r.message}",
-                          markup=False, highlight=False, soft_wrap=True)
-    if as_json:
+                fmt.error(f"{key}: {r.target}: {r.status}: {r.message}")
+    if args.as_json:
         print(json.dumps({
             "targets": {t.name: {"settings_hash": t.settings_hash, "units": {
                 m: spec.unit for m, spec in t.metrics.items()}} for t in targets},
@@ -91,45 +95,9 @@ def measure(
                  "message": r.message, "wall_s": r.wall_s}
                 for key in results for r in sorted(results[key], key=lambda r: r.target)
             ],
-        }, indent=1))
+        }, indent=1, allow_nan=False))
     else:
         out = fmt.console()
         for key, found in results.items():
             out.print(_table(key, targets, found))
-    if failed:
-        raise typer.Exit(2)
-
-
-def targets(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
-) -> None:
-    """List hardware targets: their metrics with units, and the settings behind them."""
-    from perfsage.predictors.shipped import shipped_targets
-    from perfsage.targets import get_target, target_names
-
-    listed = [get_target(name) for name in target_names()]
-    shipped = set(shipped_targets())
-    if as_json:
-        print(json.dumps({t.name: {
-            "weights_shipped": t.name in shipped,
-            "metrics": {m: {"unit": s.unit, "description": s.description}
-                        for m, s in t.metrics.items()},
-            "settings": t.settings, "settings_hash": t.settings_hash,
-            "measured_on_host": t.measured_on_host, "per_layer": t.per_layer,
-        } for t in listed}, indent=1))
-        return
-    out = fmt.console()
-    for t in listed:
-        table = Table(title=f"{t.name}  (settings {t.settings_hash[:12]})", title_justify="left")
-        table.add_column("metric", no_wrap=True)
-        table.add_column("unit")
-        table.add_column("meaning")
-        for metric, spec in t.metrics.items():
-            table.add_row(metric, spec.unit, spec.description)
-        out.print(table)
-        weights = ("PerfSAGE weights ship for this target" if t.name in shipped
-                   else "no PerfSAGE weights ship (train with `perfsage train`)")
-        out.print(weights, markup=False, highlight=False)
-        settings = json.dumps({k: v for k, v in t.settings.items() if k != "target"})
-        out.print(f"settings: {settings}", markup=False, highlight=False, soft_wrap=True)
-        out.print()
+    return 2 if failed else 0

@@ -1,121 +1,135 @@
-"""`perfsage predict`: every metric of a target for TFLite models, from the shipped weights.
+"""`perfsage predict`: latency, energy and memory of models on targets, without running a tool.
 
-Runs on NumPy alone (no torch, no TensorFlow), so a cold start costs well under two seconds.
+Runs the shipped (or a trained) PerfSAGE network with NumPy through the one prediction
+pipeline (:mod:`perfsage.pipeline`), as the Python API does.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from perfsage.cli import format as fmt
+from perfsage.errors import PerfSageError, UsageError
 
 
-def predict(
-    models: Annotated[list[Path], typer.Argument(help="One or more .tflite files.",
-                                                 show_default=False)],
-    target: Annotated[str, typer.Option("--target", "-t", help="Hardware target.")],
-    weights: Annotated[Path | None, typer.Option(
-        help="Weights folder from `perfsage train` (default: the shipped weights).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
-    per_layer: Annotated[bool, typer.Option(
-        "--per-layer", help="Also show where time and memory go, block by block (block "
-                            "predictor).")] = False,
-    block_weights: Annotated[Path | None, typer.Option(
-        help="Block-predictor folder for --per-layer (default: the shipped one).")] = None,
-) -> None:
-    """Predict latency, energy and memory of models on a target, without running a tool."""
-    from rich.table import Table
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Options of `perfsage predict`."""
+    parser.add_argument("models", nargs="+", type=Path, metavar="MODEL",
+                        help="one or more .tflite files")
+    parser.add_argument("-t", "--target", action="append", required=True, metavar="TARGET",
+                        help="hardware target (repeat for several); see `perfsage targets`")
+    parser.add_argument("--weights", type=Path, metavar="DIR",
+                        help="weights folder from `perfsage train` (default: the shipped "
+                             "weights; one target only)")
+    parser.add_argument("--json", dest="as_json", action="store_true",
+                        help="print JSON for machines")
+    parser.add_argument("--per-layer", action="store_true",
+                        help="also show where latency and energy go, operator by operator "
+                             "(the same network's split of its totals)")
+    parser.add_argument("--top", type=int, default=15, metavar="N",
+                        help="operators shown per model with --per-layer, costliest first "
+                             "(default 15; 0 for all; --json always has all)")
 
-    from perfsage.errors import PerfSageError
-    from perfsage.graph import read_model
-    from perfsage.predictors.features import featurize
-    from perfsage.predictors.shipped import load_model
-    from perfsage.targets.registry import target_class
 
-    metric_info = target_class(target).metrics  # unknown target: one clear line
-    net = load_model(target, str(weights) if weights else None)
-    blocks = None
-    if per_layer:
-        from perfsage.predictors.block.layers import load_block_predictor
-        from perfsage.predictors.block.layers import per_layer as breakdown
+def run(args: argparse.Namespace) -> int:
+    """Predict each model on each target; a bad model file is one line, the rest go on."""
+    from perfsage.api import pipeline, predictions
 
-        blocks = load_block_predictor(target, str(block_weights) if block_weights else None)
-    graphs, names, failed, notes, layers = [], [], False, {}, {}
-    err = fmt.console(stderr=True)
-    for path in models:
+    targets = list(dict.fromkeys(args.target))
+    if args.weights is not None and len(targets) > 1:
+        raise UsageError("--weights: a weights folder is for one target; give one -t")
+    if args.top < 0:
+        raise UsageError(f"--top: {args.top} is negative; give 0 (all) or more")
+    pipes = [pipeline(t, args.weights) for t in targets]  # a bad target or weights: exit 2
+    results, failed = [], False
+    for path in args.models:
         try:
-            model = read_model(path, details=per_layer)  # names label the layers
+            found = [predictions([path], p.target, weights=args.weights)[0] for p in pipes]
+            layers = [_layers(p, path) for p in pipes] if args.per_layer else [None] * len(pipes)
         except PerfSageError as exc:
-            err.print(f"perfsage: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            fmt.error(str(exc))
             failed = True
             continue
-        graphs.append(featurize(model))
-        names.append(str(path))
-        if blocks is not None:
-            layers[str(path)] = breakdown(model, blocks, graphs[-1])
-        notes[str(path)] = net.outside_training(graphs[-1], [op.name for op in
-                                                             model.main.operators])
-        for reason in notes[str(path)]:
-            err.print(f"perfsage: warning: {path}: outside the training data ({reason}); "
-                      "the prediction is an extrapolation", markup=False, highlight=False,
-                      soft_wrap=True)
-    predictions = net.predict(graphs) if graphs else {}
-    rows = [{m: float(predictions[m][i]) for m in net.metrics} for i in range(len(names))]
-    if as_json:
-        print(json.dumps([{"model": n, "target": target, "predicted": r,
-                           "outside_training": notes[n]}
-                          | ({"per_layer": layers[n]} if n in layers else {})
-                          for n, r in zip(names, rows, strict=True)], indent=1))
-    elif rows:
-        table = Table(title=f"PerfSAGE predictions for {target}", title_justify="left")
-        table.add_column("model\n(file name)", no_wrap=True)
-        for m in net.metrics:
-            unit = metric_info[m].unit if m in metric_info else ""
+        results += list(zip(found, layers, strict=True))
+    if args.as_json:
+        print(json.dumps([r.as_dict() | ({"per_layer": layer} if layer else {})
+                          for r, layer in results], indent=1, allow_nan=False))
+    else:
+        for prediction, _ in results:
+            for note in prediction.notes:
+                fmt.warning(f"{prediction.model}: {prediction.target}: {note.message}")
+        _print_tables(pipes, results, args.top)
+    return 2 if failed else 0
+
+
+def _layers(pipe, path: Path) -> dict:
+    model, graph = pipe.read(path, details=True)
+    return pipe.per_operator(model, graph)
+
+
+def _print_tables(pipes, results, top: int) -> None:
+    from rich.table import Table
+
+    out = fmt.console()
+    for pipe in pipes:
+        rows = [(r, layer) for r, layer in results if r.target == pipe.target]
+        if not rows:
+            continue
+        table = Table(title=f"PerfSAGE predictions for {pipe.target}", title_justify="left")
+        table.add_column("model", overflow="fold", ratio=1)
+        for m in pipe.metrics:
+            unit = fmt.unit(m)
             table.add_column(f"{m}\n({unit})" if unit else m, justify="right", no_wrap=True)
-        for name, row in zip(names, rows, strict=True):
-            table.add_row(Path(name).name, *(f"{row[m]:.4g}" for m in net.metrics))
-        fmt.console().print(table)
-        for name in names:
-            if name in layers:
-                fmt.console().print(_layer_table(Path(name).name, layers[name], metric_info))
-    if failed:
-        raise typer.Exit(2)
+        for r, _ in rows:
+            table.add_row(r.model, *(fmt.figure(r.figures[m]) for m in pipe.metrics))
+        out.print(table)
+        for r, layer in rows:
+            if layer:
+                out.print(_layer_table(r.model, layer, top))
 
 
-def _layer_table(name: str, breakdown: dict, metric_info: dict):
-    """One model's blocks: operators, predicted cost per metric, share of additive ones."""
+def _layer_table(name: str, split: dict, top: int):
+    """A model's operators, costliest first, with the per-network overhead and the totals."""
     from rich import box
     from rich.table import Table
 
-    metrics, peak = breakdown["metrics"], breakdown["peak"]
-    totals = ", ".join(f"{m} {breakdown['total'][m]:.4g}" for m in metrics)
-    peaks = ", ".join(m for m in metrics if peak[m])
-    note = f"; {peaks}: each block's own peak, the network's is the largest" if peaks else ""
-    table = Table(title=f"{name}, per block (block predictor; totals: {totals}{note})",
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    # The share column follows the first additive metric (latency, or flash on a CPU).
-    shared = next((m for m in metrics if not peak[m]), None)
-    table.add_column("#", justify="right", min_width=2)
-    table.add_column("operators\n(types)", no_wrap=True, max_width=23)
-    table.add_column("output\n(tensor)", no_wrap=True, max_width=20)
+    metrics = split["metrics"]
+    lead = metrics[0]
+    rows = sorted(split["rows"], key=lambda r: -r[lead])
+    shown = rows if top == 0 else rows[:top]
+    table = Table(title=f"{name}: per operator (the same network's split of its totals; "
+                        f"sorted by {lead})", title_justify="left", box=box.SIMPLE_HEAD,
+                  show_footer=True)
+    table.add_column("#", justify="right", footer="")
+    table.add_column("op", no_wrap=True, footer="total")
+    table.add_column("output shape", overflow="fold", footer="")
+    table.add_column("MACs", justify="right", no_wrap=True,
+                     footer=fmt.count(sum(r["macs"] for r in rows)))
     for m in metrics:
-        unit = metric_info[m].unit if m in metric_info else ""
-        label = f"{m}\n({unit})" if unit else m
-        table.add_column(label, justify="right", no_wrap=True, min_width=len(m))
-        if m == shared:
-            table.add_column("%", justify="right", no_wrap=True, min_width=4)
-    for row in breakdown["rows"]:
-        block = bool(row["types"])  # else the per-network overhead row
-        cells = [str(row["block"]) if block else "",
-                 "+".join(row["types"]) if block else "(per network)",
-                 row["operators"][-1] if block else ""]
+        unit = fmt.unit(m)
+        table.add_column(f"{m}\n({unit})" if unit else m, justify="right", no_wrap=True,
+                         footer=fmt.figure(split["total"][m]))
+        if m == lead:
+            table.add_column("%", justify="right", no_wrap=True, footer="100.0")
+    total = split["total"][lead] or 1.0
+
+    def cells(values: dict) -> list[str]:
+        out = []
         for m in metrics:
-            cells.append(f"{row[m]:.3g}")
-            if m == shared:
-                cells.append(f"{row['share'].get(m, 0.0):.1f}")
-        table.add_row(*cells)
+            out.append(fmt.figure(values[m]))
+            if m == lead:
+                out.append(f"{100 * values[m] / total:.1f}")
+        return out
+
+    for r in shown:
+        shape = ", ".join(fmt.shape(tuple(s)) for s in r["output_shape"])
+        table.add_row(str(r["index"]), r["op"], shape,
+                      fmt.count(r["macs"]) if r["macs"] else "-", *cells(r))
+    if len(shown) < len(rows):
+        rest = rows[len(shown):]
+        table.add_row("", f"({len(rest)} more)", "", fmt.count(sum(r["macs"] for r in rest)),
+                      *cells({m: sum(r[m] for r in rest) for m in metrics}))
+    table.add_row("", "(per network)", "", "", *cells(split["overhead"]))
     return table

@@ -49,7 +49,7 @@ class Reporter:
     def __exit__(self, *exc: object) -> None:
         if self.live:
             self.bar.__exit__(*exc)
-        else:
+        elif exc[0] is None:  # a failed job says why, not how far it got
             self._line(force=True)
 
     def _rate(self, done: int) -> float | None:

@@ -1,0 +1,152 @@
+"""The one prediction pipeline: weights → read → featurise → network → checks → notes.
+
+The CLI (`perfsage predict`), the Python API (`perfsage.predict*`), the worker processes of
+``predict_many`` and the evaluation commands all go through :class:`Pipeline`, so a
+setting, a check or a note exists once. NumPy only: nothing here imports torch, TensorFlow
+or a measuring tool.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from os import PathLike
+from typing import Any
+
+import numpy as np
+
+from perfsage.errors import PredictionError, UsageError
+from perfsage.graph import Model, read_model
+from perfsage.graph.reader import mapped
+from perfsage.predictors.features import GraphFeatures, featurize
+
+Source = str | PathLike[str] | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something a user should know about one prediction.
+
+    ``kind`` is a stable key for programs (``outside-training``); ``message`` the sentence.
+    """
+
+    kind: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        """JSON form."""
+        return {"kind": self.kind, "message": self.message}
+
+
+@dataclass(slots=True)
+class Prediction:
+    """One model's figures on one target, where they came from, and what to know about them."""
+
+    model: str
+    target: str
+    figures: dict[str, float]
+    notes: list[Note] = field(default_factory=list)
+    source: str = "predicted"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (every figure finite, so plain JSON)."""
+        return {"model": self.model, "target": self.target, "source": self.source,
+                "predicted": dict(self.figures), "notes": [n.as_dict() for n in self.notes]}
+
+
+def source_name(source: Source) -> str:
+    """How a model is named in results and messages: its path, or ``<bytes>``."""
+    return "<bytes>" if isinstance(source, bytes | bytearray | memoryview) else str(source)
+
+
+class Pipeline:
+    """Predictions for one target from one set of weights (shipped, or a trained folder).
+
+    Args:
+        target: a target with shipped weights; may be omitted when ``weights`` is given
+            (the weights name their target).
+        weights: a weights folder from ``perfsage train`` instead of the shipped ones.
+    """
+
+    def __init__(self, target: str | None = None, weights: str | PathLike[str] | None = None,
+                 ) -> None:
+        from perfsage.predictors.shipped import load_model, shipped_targets
+
+        if target is None and weights is None:
+            raise UsageError("no target given: pass target=NAME (or -t NAME); targets with "
+                             f"shipped weights: {', '.join(shipped_targets())}")
+        self.network = load_model(target, str(weights) if weights is not None else None)
+        self.target: str = self.network.target
+        self.metrics: list[str] = self.network.metrics
+
+    def read(self, source: Source, *, details: bool = False) -> tuple[Model, GraphFeatures]:
+        """A model's IR and features; ``details`` also reads tensor names and quantisation."""
+        with mapped(source) as (contents, name):
+            model = read_model(contents, name=name, details=details)
+            return model, featurize(model)
+
+    def columns(self, graphs: list[GraphFeatures], names: list[str] | None = None,
+                ) -> dict[str, np.ndarray]:
+        """Every metric as an array over ``graphs``, checked finite (graphs named by ``names``).
+
+        Raises:
+            PredictionError: a figure is infinite or NaN; it never leaves the program.
+        """
+        columns = self.network.predict(graphs)
+        for metric, values in columns.items():
+            bad = ~np.isfinite(values)
+            if bad.any():
+                where = int(np.argmax(bad))
+                name = names[where] if names else f"graph {where}"
+                raise PredictionError(name, metric, float(values[where]))
+        return columns
+
+    def figures(self, graphs: list[GraphFeatures], names: list[str]) -> list[dict[str, float]]:
+        """Every metric for every graph, one dict per graph, checked finite."""
+        if not graphs:
+            return []
+        columns = self.columns(graphs, names)
+        return [{m: float(columns[m][i]) for m in self.metrics} for i in range(len(graphs))]
+
+    def notes(self, model: Model, graph: GraphFeatures) -> list[Note]:
+        """What a user should know about one model's prediction on this target."""
+        reasons = self.network.outside_training(graph, [op.opcode for op in
+                                                        model.main.operators])
+        return [Note("outside-training", f"outside the training data ({r}); the prediction "
+                                         "is an extrapolation") for r in reasons]
+
+    def predict(self, sources: list[Source], *, details: bool = False) -> list[Prediction]:
+        """Figures and notes for each model, in order; a bad file raises ModelFileError."""
+        read = [self.read(s, details=details) for s in sources]
+        names = [source_name(s) for s in sources]
+        figures = self.figures([g for _, g in read], names)
+        return [Prediction(name, self.target, fig, self.notes(model, graph))
+                for name, fig, (model, graph) in zip(names, figures, read, strict=True)]
+
+    def per_operator(self, model: Model, graph: GraphFeatures) -> dict[str, Any]:
+        """Where the additive metrics go: each operator's share of the same network's totals.
+
+        The additive readout predicts a network's latency (energy, cycles, flash) as a sum of
+        per-operator costs plus a per-network overhead, so these rows add up to the totals
+        :meth:`predict` reports. Peak metrics (SRAM, arena) are not sums and are not split.
+        Returns ``metrics`` (the split ones), ``rows`` (one per operator, by index: ``index``,
+        ``op``, ``output_shape``, ``macs`` and a value per metric), ``overhead`` and ``total``.
+        """
+        from perfsage.graph.analysis import analyze
+
+        split = self.network.operator_costs(graph)
+        if not split:
+            raise UsageError(f"weights for {self.target} were trained with the pooled readout, "
+                             "which does not split costs per operator; use weights trained "
+                             "with --readout additive")
+        layers = analyze(model).layers
+        metrics = list(split)
+        rows = []
+        for i, layer in enumerate(layers):
+            rows.append({"index": layer.index, "op": layer.op,
+                         "output_shape": [list(s) for s in layer.output_shapes],
+                         "macs": int(layer.macs),
+                         **{m: float(split[m][0][i]) for m in metrics}})
+        overhead = {m: split[m][1] for m in metrics}
+        total = {m: float(math.fsum([*split[m][0].tolist(), overhead[m]])) for m in metrics}
+        return {"metrics": metrics, "rows": rows, "overhead": overhead, "total": total}

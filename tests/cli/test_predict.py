@@ -1,0 +1,126 @@
+"""`perfsage predict` and the API over the one pipeline, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers.processes import perfsage as cli
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples" / "models").glob("*.tflite"))
+TARGET = "ethos-u55-128"
+
+
+def _error_line(result) -> str:
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("perfsage: error: ")
+    return lines[0]
+
+
+def test_cli_and_api_give_the_same_figures():
+    import perfsage
+
+    result = cli("predict", "--json", *map(str, EXAMPLES), "-t", TARGET)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    api = perfsage.predict_many(EXAMPLES, TARGET)
+    for row, figures in zip(rows, api, strict=True):
+        assert row["predicted"] == pytest.approx(figures, rel=1e-6)
+    assert all(r["source"] == "predicted" and r["target"] == TARGET for r in rows)
+
+
+def test_notes_come_from_the_api_as_from_the_cli():
+    import perfsage
+
+    float_model = next(p for p in EXAMPLES if "float32" in p.name)
+    [found] = perfsage.predictions([float_model], TARGET)
+    kinds = {n.kind for n in found.notes}
+    assert "outside-training" in kinds
+    result = cli("predict", "--json", str(float_model), "-t", TARGET)
+    notes = json.loads(result.stdout)[0]["notes"]
+    assert [n["message"] for n in notes] == [n.message for n in found.notes]
+    table = cli("predict", str(float_model), "-t", TARGET)
+    assert "perfsage: warning:" in table.stderr and "32-bit" in table.stderr
+
+
+def test_several_targets_in_one_call():
+    result = cli("predict", "--json", str(EXAMPLES[0]), "-t", TARGET, "-t", "cortex-m-tflm")
+    assert result.returncode == 0, result.stderr
+    assert [r["target"] for r in json.loads(result.stdout)] == [TARGET, "cortex-m-tflm"]
+
+
+def test_per_layer_rows_add_up_to_the_totals():
+    mobilenet = next(p for p in EXAMPLES if "mobilenet" in p.name)
+    result = cli("predict", "--per-layer", "--json", str(mobilenet), "-t", TARGET)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)[0]
+    split = report["per_layer"]
+    assert "sram_kib" not in split["metrics"]  # a peak is not a sum
+    for metric in split["metrics"]:
+        rows = sum(r[metric] for r in split["rows"]) + split["overhead"][metric]
+        assert rows == pytest.approx(split["total"][metric], rel=1e-9)
+        assert split["total"][metric] == pytest.approx(report["predicted"][metric], rel=1e-4)
+    assert [r["index"] for r in split["rows"]] == list(range(len(split["rows"])))
+    assert all(r["macs"] >= 0 and r["output_shape"] for r in split["rows"])
+
+
+def test_per_layer_table_is_sorted_by_cost_with_readable_numbers():
+    mobilenet = next(p for p in EXAMPLES if "mobilenet" in p.name)
+    result = cli("predict", "--per-layer", "--top", "5", str(mobilenet), "-t", TARGET)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "(per network)" in out and "more)" in out and "total" in out
+    assert "e+" not in out  # no 9.732e+04 cycles
+    shares = []
+    for line in out.splitlines():
+        cells = line.split()
+        if len(cells) > 6 and cells[0].isdigit() and cells[1].isupper():
+            shares.append(float(cells[5]))
+    assert len(shares) == 5 and shares == sorted(shares, reverse=True)
+
+
+def test_usage_errors_are_one_line_with_exit_2(tmp_path):
+    model = str(EXAMPLES[0])
+    assert "-t/--target" in _error_line(cli("predict", model))
+    assert "--bogus" in _error_line(cli("predict", model, "-t", TARGET, "--bogus"))
+    assert "target 'tpu'" in _error_line(cli("predict", model, "-t", "tpu"))
+    assert "unknown command" in _error_line(cli("predicts", model))
+    assert "one target" in _error_line(cli("predict", model, "-t", TARGET, "-t",
+                                                "cortex-m-tflm", "--weights", str(tmp_path)))
+    assert "--top" in _error_line(cli("predict", model, "-t", TARGET, "--top", "-1"))
+    assert "one target" in _error_line(cli("train", str(tmp_path), "-t", TARGET, "-t",
+                                                "cortex-m-tflm", "--out", str(tmp_path)))
+    assert "--epochs" in _error_line(cli("train", str(tmp_path), "-t", TARGET, "--out",
+                                              str(tmp_path), "--epochs", "0"))
+
+
+def test_a_bad_file_among_good_ones_fails_alone(tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"not a model at all")
+    result = cli("predict", "--json", str(EXAMPLES[0]), str(bad), "-t", TARGET)
+    assert result.returncode == 2
+    assert len(json.loads(result.stdout)) == 1
+    assert str(bad) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_api_without_a_target_is_a_clear_error():
+    import perfsage
+    from perfsage.errors import UsageError
+
+    with pytest.raises(UsageError, match="no target given"):
+        perfsage.predict(EXAMPLES[0])
+    with pytest.raises(UsageError, match="list of models"):
+        perfsage.predict_many(str(EXAMPLES[0]), TARGET)
+
+
+def test_help_lists_every_command_without_importing_them():
+    result = cli("--help")
+    assert result.returncode == 0
+    for command in ("predict", "measure", "inspect", "targets", "dataset", "train"):
+        assert command in result.stdout
+    assert cli("dataset", "--help").returncode == 0
+    assert "SUBCOMMAND" in _error_line(cli("dataset"))
