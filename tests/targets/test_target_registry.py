@@ -6,7 +6,7 @@ import hashlib
 import multiprocessing as mp
 import subprocess
 import sys
-import time
+import threading
 
 import pytest
 
@@ -91,28 +91,37 @@ def test_production_cpu_timing_uses_at_least_50_runs():
     assert get_target("cpu-litert").settings["runs"] >= 50
 
 
-def _hold(exclusive: bool, seconds: float, started) -> None:
+def _hold(exclusive: bool, started, release, released) -> None:
     with machine_lock(exclusive=exclusive):
         started.set()
-        time.sleep(seconds)
+        release.wait(30)
+        released.set()  # still inside the lock: a waiter let in later sees it set
 
 
-def _wait_behind(holder_exclusive: bool, exclusive: bool) -> float:
+def _got_in_while_held(holder_exclusive: bool, exclusive: bool, *, expect_in: bool) -> bool:
+    """Whether the lock is granted while another process holds it (events, not timings).
+
+    Expecting to wait, the holder is told to let go a moment after we start waiting; a
+    waiter let in only then finds ``released`` set. Expecting to get in, the holder keeps
+    the lock until we are in (or 30 s pass, and then we find ``released`` set).
+    """
     ctx = mp.get_context("spawn")
-    started = ctx.Event()
-    holder = ctx.Process(target=_hold, args=(holder_exclusive, 0.6, started))
+    started, release, released = ctx.Event(), ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold, args=(holder_exclusive, started, release, released))
     holder.start()
     try:
         assert started.wait(30)
-        start = time.monotonic()
+        if not expect_in:
+            threading.Timer(0.5, release.set).start()
         with machine_lock(exclusive=exclusive):
-            return time.monotonic() - start
+            return not released.is_set()
     finally:
+        release.set()
         holder.join(10)
 
 
 def test_exclusive_lock_excludes_everyone_shared_does_not(private_lock_dir):
-    assert _wait_behind(holder_exclusive=True, exclusive=False) > 0.3
-    assert _wait_behind(holder_exclusive=False, exclusive=True) > 0.3
-    assert _wait_behind(holder_exclusive=False, exclusive=False) < 0.3
+    assert not _got_in_while_held(holder_exclusive=True, exclusive=False, expect_in=False)
+    assert not _got_in_while_held(holder_exclusive=False, exclusive=True, expect_in=False)
+    assert _got_in_while_held(holder_exclusive=False, exclusive=False, expect_in=True)
     assert (private_lock_dir / "measure.lock").exists()
