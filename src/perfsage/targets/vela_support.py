@@ -1,34 +1,43 @@
-"""Which operators Vela leaves on the host CPU, computed from its supported-operator checks.
+"""Which operators Vela leaves on the host CPU, and what that means for a prediction.
 
-Vela 5.2.0 compiles every Ethos-U target with its C++ core (Regor); the Python checks in
-``ethosu.vela.tflite_supported_operators`` belong to the deprecated legacy core and do not
-decide placement (they also cost ~0.2 s on a MobileNetV2-224, against 0.3-0.4 s for a
-whole compilation). So Regor's checks are restated here over our IR, in the order Regor
-runs them, each with the reason Vela prints; the operator types each accelerator runs
-come from Vela itself (``regor.tflite_operator_constraints``). A model that breaks one of
-Regor's TFLite semantic rules (a float32 HARD_SWISH, say) is not placed at all: Vela
-refuses it, and :attr:`CpuPlacement.rejected` says why.
+Vela 5.2.0 compiles every Ethos-U target with its C++ core (Regor). The Python checks in
+``ethosu.vela.tflite_supported_operators`` belong to the deprecated legacy core: they do
+not decide placement, and reading a MobileNetV2-224 with Vela's reader and running them
+costs ~0.18 s (the weight-sum check walks every weight in Python), about half a whole
+compilation (0.3-0.4 s). A prediction must cost a few milliseconds, so Regor's checks are
+restated over our IR in :mod:`perfsage.targets.vela_checks` (~0.2 ms per model); the
+operator types each accelerator runs still come from Vela itself.
 
-Agreement with Vela's ``CPU operators = N`` is measured by
-``benchmarks/vela_support_speed.py`` and pinned by ``tests/targets/test_vela_support.py``.
-Sources: Vela's ``SUPPORTED_OPS.md`` (``vela --supported-ops-report``) and Regor's
-``tflite_supported_operators*.cpp`` / ``tflite_model_semantics.cpp`` (Apache-2.0).
+``cpu_ops`` here equals the ``CPU operators = N`` of Vela's summary on every model
+``benchmarks/vela_support_speed.py`` checks (examples, every search space in int8 and
+float32, Keras-converted models); ``tests/targets/test_vela_support.py`` pins a dozen
+against the real Vela.
+
+    from perfsage.targets.vela_support import cpu_placement, model_notes
+    placement = cpu_placement(model, "ethos-u55-128")   # .cpu_ops, .operators, .rejected
+    notes = model_notes(model, ["ethos-u55-128"])       # [ModelNote(kind, message, target)]
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 from functools import cache
 
-import numpy as np
-
 from perfsage.errors import UsageError
-from perfsage.graph.ir import Model, Operator, Subgraph, Tensor
+from perfsage.graph.analysis import operator_macs
+from perfsage.graph.ir import Model, Subgraph
+from perfsage.graph.reader import Source, read_model
+from perfsage.targets.vela_checks import Arch, arch_for, rejection, unsupported_reason
 
 #: Ethos-U targets whose CPU fallback this module computes.
 ETHOS_U_TARGETS = ("ethos-u55-128", "ethos-u65-256", "ethos-u85-256")
+
+#: Share of operators or of MACs on the CPU above which a model counts as mostly on the CPU.
+MOSTLY_CPU_SHARE = 0.5
+
+_FLOAT_DTYPES = frozenset({"float32", "float16", "bfloat16", "float64"})
+_BOUNDARY_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +48,7 @@ class CpuOperator:
     opcode: str  # builtin name, or the custom code
     ofm: str  # name of its first output, as Vela's warning names it
     reason: str
+    macs: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +57,8 @@ class CpuPlacement:
 
     target: str
     operators: tuple[CpuOperator, ...]  # those left on the CPU, in execution order
-    total_ops: int  # operators of the main subgraph
+    total_ops: int  # operators in the main subgraph
+    total_macs: int  # MACs of the main subgraph's operators
     rejected: str | None = None  # why Vela refuses the model outright, else None
 
     @property
@@ -56,760 +67,164 @@ class CpuPlacement:
         return len(self.operators)
 
     @property
-    def cpu_indices(self) -> frozenset[int]:
-        """Indices (in the main subgraph) of the operators left on the CPU."""
-        return frozenset(op.index for op in self.operators)
-
-
-# --- what each input of an operator is to Regor ---------------------------------------
-
-_IFM, _WEIGHTS, _BIAS, _PARAMS = "ifm", "weights", "bias", "params"
-
-#: Input roles per operator; operators not listed read feature maps only.
-_ROLES: dict[str, tuple[str, ...]] = {
-    "CONV_2D": (_IFM, _WEIGHTS, _BIAS),
-    "DEPTHWISE_CONV_2D": (_IFM, _WEIGHTS, _BIAS),
-    "FULLY_CONNECTED": (_IFM, _WEIGHTS, _BIAS),
-    "TRANSPOSE_CONV": (_PARAMS, _WEIGHTS, _IFM, _BIAS),
-    "SPLIT": (_PARAMS, _IFM),
-    **{op: (_IFM, _PARAMS, _PARAMS, _PARAMS) for op in (
-        "RESHAPE", "SQUEEZE", "EXPAND_DIMS", "PAD", "PADV2", "MIRROR_PAD", "MEAN", "SUM",
-        "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "REDUCE_ANY", "REDUCE_ALL", "TRANSPOSE",
-        "SLICE", "STRIDED_SLICE", "SPLIT_V", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR",
-        "TILE", "ARG_MAX", "ARG_MIN", "REVERSE_V2", "BROADCAST_TO")},
-}
-_ROLES["PADV2"] = (_IFM, _PARAMS, _IFM)  # the pad value is a (constant) feature map
-
-#: Operators whose inputs all pass Regor's quantisation check unquantised.
-_QUANT_EXEMPT = frozenset({
-    "ARG_MAX", "MIRROR_PAD", "QUANTIZE", "SHAPE", "TRANSPOSE", "GATHER_ND",
-    "GATHER", "SELECT", "SELECT_V2", "SCATTER_ND", "PAD", "PADV2", "REDUCE_ALL",
-    "REDUCE_ANY", "EXPAND_DIMS",
-})
-_CONVOLUTIONS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV"})
-_BINARY_ELEMENTWISE = frozenset({
-    "ADD", "SUB", "MUL", "MINIMUM", "MAXIMUM", "SQUARED_DIFFERENCE", "DIV", "PRELU",
-})
-_UNARY_ELEMENTWISE = frozenset({
-    "ABS", "EXP", "LOG", "RSQRT", "LEAKY_RELU", "NEG", "LOGISTIC", "TANH", "HARD_SWISH",
-    "RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "GELU", "ELU",
-})
-#: U55/U65 operators that accept 32-bit feature maps.
-_INT32_OK_U55 = frozenset({
-    "SUM", "ARG_MAX", "TRANSPOSE", "MIRROR_PAD", "ADD", "MUL", "SUB", "BATCH_MATMUL",
-    "FULLY_CONNECTED", "RESHAPE", "SQUEEZE", "EXPAND_DIMS",
-})
-_FEATURE_MAP_DTYPES = {
-    "EthosU55": frozenset({"uint8", "int8", "int16", "int32", "int64"}),
-    "EthosU85": frozenset({"uint8", "int8", "int16", "int32", "int64", "bool"}),
-}
-_MAX_WEIGHT_SUM = {"EthosU55": (127 << 16, 127 << 16), "EthosU85": (127 << 16, 127 << 24)}
-_MAX_BIAS = {"EthosU55": (1 << 40) - 1, "EthosU85": (1 << 48) - 1}
-
-
-@dataclass(slots=True)
-class _Op:
-    """One operator with its tensors sorted by the role Regor gives them."""
-
-    op: Operator
-    sg: Subgraph
-    ifms: list[Tensor]
-    ofms: list[Tensor]
-    weights: Tensor | None
-    bias: Tensor | None
-    params: list[Tensor]
-
-    @classmethod
-    def of(cls, op: Operator, sg: Subgraph) -> _Op:
-        roles = _ROLES.get(op.opcode, ())
-        ifms: list[Tensor] = []
-        params: list[Tensor] = []
-        weights = bias = None
-        for i, t in enumerate(op.inputs):
-            if t < 0:
-                continue
-            tensor = sg.tensors[t]
-            role = roles[i] if i < len(roles) else _IFM
-            if role == _WEIGHTS:
-                weights = tensor
-            elif role == _BIAS:
-                bias = tensor
-            elif role == _PARAMS:
-                params.append(tensor)
-            else:
-                ifms.append(tensor)
-        ofms = [sg.tensors[t] for t in op.outputs if t >= 0]
-        return cls(op, sg, ifms, ofms, weights, bias, params)
+    def cpu_op_share(self) -> float:
+        """Share of the main subgraph's operators left on the CPU (0 for an empty graph)."""
+        return self.cpu_ops / self.total_ops if self.total_ops else 0.0
 
     @property
-    def opcode(self) -> str:
-        return self.op.opcode
+    def cpu_mac_share(self) -> float:
+        """Share of the main subgraph's MACs spent in operators left on the CPU."""
+        cpu = sum(op.macs for op in self.operators)
+        return cpu / self.total_macs if self.total_macs else 0.0
 
     @property
-    def ifm(self) -> Tensor | None:
-        return self.ifms[0] if self.ifms else None
-
-    @property
-    def ofm(self) -> Tensor | None:
-        return self.ofms[0] if self.ofms else None
-
-    def option(self, name: str, default=None):
-        return self.op.options.get(name, default)
+    def mostly_cpu(self) -> bool:
+        """True when more than :data:`MOSTLY_CPU_SHARE` of the operators or MACs is on the CPU."""
+        return max(self.cpu_op_share, self.cpu_mac_share) > MOSTLY_CPU_SHARE
 
 
 @dataclass(frozen=True, slots=True)
-class _Arch:
-    """What the checks of one accelerator need: Regor's name and its operator types."""
+class ModelNote:
+    """A fact about a model that qualifies its prediction, for the user to read.
 
-    name: str  # "EthosU55", "EthosU65" or "EthosU85"
-    supported: frozenset[str]
+    ``kind`` is one of ``float32`` (float activations and weights: Vela runs none of it on
+    the NPU as it is), ``hybrid`` (int8 weights, float activations), ``custom-ops``,
+    ``vela-rejects`` (Vela refuses the model), ``mostly-cpu`` and ``cpu-ops`` (some
+    operators stay on the CPU; the NPU figures leave their time out).
+    """
 
-    @property
-    def family(self) -> str:
-        """The checker Regor uses: U65 shares U55's."""
-        return "EthosU85" if self.name == "EthosU85" else "EthosU55"
+    kind: str
+    message: str
+    target: str | None = None  # the target the note is about, None for the model itself
 
+    def as_dict(self) -> dict[str, str | None]:
+        """The note as plain JSON data."""
+        return asdict(self)
 
-Check = Callable[[_Op, _Arch], str | None]
 
-
-def _nhwc(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """A shape padded with leading 1s to 4-D (Regor's ``Shape::PadAxes(shape, 4, 1)``)."""
-    s = tuple(max(d, 1) for d in shape)[-4:]
-    return (1,) * (4 - len(s)) + s  # type: ignore[return-value]
-
-
-def _values(t: Tensor) -> np.ndarray | None:
-    """A constant tensor's values in its own dtype, or None for activations."""
-    if t.data is None:
-        return None
-    dtype = {"int32": np.int32, "int64": np.int64, "int8": np.int8, "uint8": np.uint8,
-             "int16": np.int16}.get(t.dtype)
-    if dtype is None:
-        return None
-    return t.data.view(dtype)
-
-
-def _fmt(value: float) -> str:
-    """A float32 as Regor's messages print it: shortest form, no trailing ".0"."""
-    return str(np.float32(value)).removesuffix(".0")
-
-
-def _dtype_name(dtype: str) -> str:
-    return dtype.capitalize()
-
-
-# --- Regor's generic checks, in its order ---------------------------------------------
-
-def _op_type(o: _Op, arch: _Arch) -> str | None:
-    """The operator type must be one the accelerator runs."""
-    if o.opcode not in arch.supported:
-        return "Unsupported opType"
-    return None
-
-
-def _tensor_dtypes(o: _Op, arch: _Arch) -> str | None:
-    """Feature maps must be int8, uint8, int16, int32 or int64 (bool too on U85)."""
-    allowed = _FEATURE_MAP_DTYPES[arch.family]
-    for t in (*o.ifms, *o.ofms):
-        if t.dtype not in allowed:
-            return (f"Operation has tensor with unsupported DataType {_dtype_name(t.dtype)} "
-                    f"({t.name})")
-    return None
-
-
-def _num_splits(o: _Op, arch: _Arch) -> str | None:
-    """num_splits must match the number of outputs."""
-    if o.opcode in ("SPLIT", "SPLIT_V"):
-        n = o.option("num_splits", 0)
-        if n != len(o.ofms):
-            return f"num_splits: {n} does not match the number of outputs: {len(o.ofms)}"
-    return None
-
-
-def _has_ifm_ofm(o: _Op, arch: _Arch) -> str | None:
-    """Operations must have at least one IFM and one OFM."""
-    if not o.ifms:
-        return "Operation without IFM"
-    if not o.ofms:
-        return "Operation without OFM"
-    return None
-
-
-def _fc_weight_shape(o: _Op, arch: _Arch) -> str | None:
-    """FullyConnected weights must be on the form O,1,1,..,1,I."""
-    if o.opcode == "FULLY_CONNECTED" and o.weights is not None:
-        shape = o.weights.shape
-        if len(shape) < 2 or math.prod(shape) != shape[0] * shape[-1]:
-            return f"Unsupported weights shape: {list(shape)}"
-    return None
-
-
-def _quantized(o: _Op, arch: _Arch) -> str | None:
-    """Input(s), Output and Weight tensors must have quantization parameters."""
-    if o.opcode in _QUANT_EXEMPT:
-        return None
-    for t in (*o.ifms, *o.ofms, *((o.weights,) if o.weights is not None else ())):
-        q = t.quantization
-        if q is None or not q.scale or not q.zero_point:
-            return f"Operation has tensor {t.name} with missing quantization parameters"
-    return None
-
-
-def _per_axis_quant(o: _Op, arch: _Arch) -> str | None:
-    """Per-axis quantization is only supported by convolutions and FullyConnected."""
-    if o.opcode in _CONVOLUTIONS or o.opcode == "FULLY_CONNECTED":
-        return None
-    for t in (*o.ifms, *o.params, *o.ofms):
-        q = t.quantization
-        if q is not None and (len(q.scale) > 1 or len(q.zero_point) > 1):
-            return "Operation does not support per-axis quantization"
-    return None
-
-
-def _matching_quant(o: _Op, arch: _Arch) -> str | None:
-    """Both input quantization parameters must match the OFM's (MINIMUM, MAXIMUM)."""
-    if o.opcode in ("MINIMUM", "MAXIMUM") and len(o.ifms) == 2:
-        qs = [t.quantization for t in (*o.ifms, o.ofm)]
-        if any(q != qs[-1] for q in qs):
-            return "Operation has mismatching quantization parameters."
-    return None
-
-
-def _zero_points(o: _Op, arch: _Arch) -> str | None:
-    """Zero-points must be 0 for Int32 and non-negative for unsigned dataTypes."""
-    if o.opcode in ("AVERAGE_POOL_2D", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "DIV",
-                    "UNIDIRECTIONAL_SEQUENCE_LSTM"):
-        return None
-    for t in (*o.ifms, *o.ofms):
-        q = t.quantization
-        if q is None:
-            continue
-        for zp in q.zero_point:
-            if (t.dtype == "int32" and zp != 0) or (t.dtype.startswith("uint") and zp < 0):
-                return f"tensor {t.name} has unsupported zeroPoint: {zp}"
-    return None
-
-
-def _weights_precision(o: _Op, arch: _Arch) -> str | None:
-    """Weight tensors must be 8-bit precision."""
-    if o.weights is not None and o.weights.bits != 8:
-        return f"Weights tensor with precision: {_dtype_name(o.weights.dtype)}"
-    return None
-
-
-def _weight_sum(o: _Op, arch: _Arch) -> str | None:
-    """The sum of absolute weights of one output channel has a hardware limit."""
-    w, ifm = o.weights, o.ifm
-    if w is None or ifm is None or not w.is_constant:
-        return None
-    limit = _MAX_WEIGHT_SUM[arch.family][0 if ifm.bits == 8 else 1]
-    values = _values(w)
-    if values is None or values.size == 0:
-        return None
-    # Depthwise weights are 1HWC (channels last); the others are O...I.
-    out_axis = -1 if o.opcode == "DEPTHWISE_CONV_2D" else 0
-    out_channels = w.shape[out_axis] or 1
-    if 255 * values.size // out_channels < limit:
-        return None  # cannot overflow, whatever the values
-    q = w.quantization
-    zp = np.asarray(q.zero_point if q is not None and q.zero_point else (0,), np.int64)
-    per_out = np.moveaxis(values.reshape(w.shape), out_axis, 0).reshape(out_channels, -1)
-    zps = zp if zp.size == out_channels else np.full(out_channels, zp[0])
-    sums = np.abs(per_out.astype(np.int64) - zps[:, None]).sum(axis=1)
-    worst = int(sums.max())
-    if worst > limit:
-        return f"The absolute sum of weight-tensor elements: {worst} exceeds {limit}"
-    return None
-
-
-def _bias(o: _Op, arch: _Arch) -> str | None:
-    """Bias values must be constant Int32 or Int64, stored along the channel axis."""
-    b = o.bias
-    if b is None:
-        return None
-    if b.num_elements > (b.shape[-1] if b.shape else 1):
-        return f"Bias shape: {list(b.shape)}"
-    if not b.is_constant:
-        return "Operation has non-constant bias tensor."
-    if b.dtype not in ("int32", "int64"):
-        return f"Operation has bias with type:{_dtype_name(b.dtype)}"
-    if b.dtype == "int64":
-        values = _values(b)
-        if values is not None and values.size and int(values.max()) > _MAX_BIAS[arch.family]:
-            return f"Bias is out of range: {int(values.max())} > {_MAX_BIAS[arch.family]}"
-    return None
-
-
-def _pooling(o: _Op, arch: _Arch) -> str | None:
-    """Pooling kernels: height <= 256 and H*W <= 65536; SAME average pooling W, H <= 8."""
-    if o.opcode not in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
-        return None
-    w, h = o.option("filter_width", 1), o.option("filter_height", 1)
-    if o.opcode == "AVERAGE_POOL_2D" and o.option("padding") == "SAME":
-        if not 1 <= w <= 8:
-            return f"kernel width: {w} out of range"
-        if not 1 <= h <= 8:
-            return f"kernel height: {h} out of range"
-        return None
-    if not 1 <= h <= 256:
-        return f"kernel height: {h} out of range"
-    if h * w > 256 * 256:
-        return f"kernel product: {h * w} out of range"
-    return None
-
-
-def _transpose_conv(o: _Op, arch: _Arch) -> str | None:
-    """Transpose convolution: strides 1x1 or 2x2 and OFM = IFM * stride (+ kernel - stride)."""
-    if o.opcode != "TRANSPOSE_CONV" or o.weights is None:
-        return None
-    sx, sy = o.option("stride_w", 1), o.option("stride_h", 1)
-    _, ih, iw, _ = _nhwc(o.ifm.shape)
-    _, oh, ow, _ = _nhwc(o.ofm.shape)
-    kh, kw = o.weights.shape[1], o.weights.shape[2]
-    if not (1 <= sx <= 2 and 1 <= sy <= 2):
-        return f"stride out of range: ({sx},{sy})"
-    if (sx, sy) == (1, 2) and not (iw == 1 and kw == 1):
-        return f"unsupported stride combination: ({sx},{sy})"
-    if (sx, sy) == (2, 1) and not (ih == 1 and kh == 1):
-        return f"unsupported stride combination: ({sx},{sy})"
-    if o.option("padding") == "SAME":
-        if (iw * sx, ih * sy) != (ow, oh):
-            return "(Padding::SAME) Unsupported IFM/OFM shapes."
-    elif (iw * sx + max(kw - sx, 0), ih * sy + max(kh - sy, 0)) != (ow, oh):
-        return "(Padding::VALID) Unsupported IFM/OFM shapes."
-    return None
-
-
-def _int8_or_int16_ifm(o: _Op, arch: _Arch) -> str | None:
-    """RSQRT and LOG need an Int8 or Int16 IFM (LOG: and matching OFM type and shape)."""
-    if o.opcode not in ("RSQRT", "LOG"):
-        return None
-    if o.ifm.dtype not in ("int8", "int16"):
-        return f"{_dtype_name(o.ifm.dtype)} IFM"
-    if o.opcode == "LOG" and (o.ifm.dtype != o.ofm.dtype or o.ifm.shape != o.ofm.shape):
-        return "IFM and OFM must match"
-    return None
-
-
-def _const_params(o: _Op, arch: _Arch) -> str | None:
-    """Parameter tensors must be constant."""
-    if o.opcode in ("SLICE", "STRIDED_SLICE", "MEAN", "PAD", "PADV2", "MIRROR_PAD",
-                    "TRANSPOSE"):
-        for t in o.params:
-            if not t.is_constant:
-                return f"non-constant tensor {t.name}"
-    return None
-
-
-def _mean(o: _Op, arch: _Arch) -> str | None:
-    """MEAN: batch 1, depth only with a unit H, W or C, reduced axes <= 4096, element cap."""
-    if o.opcode != "MEAN" or not o.params:
-        return None
-    axes = _values(o.params[0])
-    if axes is None:
-        return None
-    rank = len(o.ifm.shape)
-    shape = _nhwc(o.ifm.shape)
-    mask = [0, 0, 0, 0]
-    for a in axes.tolist():
-        mask[(a % rank) + 4 - rank] = 1
-    if shape[0] > 1:
-        return f"Batch > 1: {list(shape)}"
-    if mask[3] and not any(d == 1 for d in shape[1:]):
-        return f"Unsupported depth-reduction.  IFM: {list(shape)}"
-    if any(m and d > 64 * 64 for m, d in zip(mask, shape, strict=True)):
-        return "Reduced axis is too large"
-    elements = math.prod(d for m, d in zip(mask, shape, strict=True) if m)
-    cap = {"int8": 1 << 24, "uint8": 1 << 23, "int16": 1 << 16}.get(o.ifm.dtype)
-    if cap is None:
-        return f"Unsupported Mean IFM type {_dtype_name(o.ifm.dtype)}"
-    if elements > cap:
-        return f"Too many reduced elements: {elements}"
-    return None
-
-
-def _softmax(o: _Op, arch: _Arch) -> str | None:
-    """The product of SOFTMAX's IFM width and height must be at most 65536."""
-    if o.opcode == "SOFTMAX":
-        _, h, w, _ = _nhwc(o.ifm.shape)
-        if h * w > 1 << 16:
-            return f"W * H = {h * w}"
-    return None
-
-
-def _pad_params(o: _Op, arch: _Arch) -> str | None:
-    """Padding amounts must be Int32 or Int64."""
-    if o.opcode in ("PAD", "PADV2", "MIRROR_PAD") and o.params:
-        if o.params[0].dtype not in ("int32", "int64"):
-            return f"Params tensor with datatype: {_dtype_name(o.params[0].dtype)}"
-    return None
-
-
-def _transpose_rank(o: _Op, arch: _Arch) -> str | None:
-    """A transpose may have at most 8 dimensions."""
-    if o.opcode == "TRANSPOSE" and o.params and o.params[0].num_elements > 8:
-        return "Unsupported transpose-shape"
-    return None
-
-
-def _strided_slice(o: _Op, arch: _Arch) -> str | None:
-    """Strided slices must stride over H or W only, and never backwards."""
-    if o.opcode != "STRIDED_SLICE" or len(o.params) < 3:
-        return None
-    strides = _values(o.params[2])
-    if strides is None:
-        return None
-    rank = len(o.ifm.shape)
-    steps = [1] * rank
-    for i, s in enumerate(strides.tolist()[:rank]):
-        steps[i] = s
-    if any(s < 0 for s in steps):
-        return "StridedSlice with unsupported negative stride"
-    hw = {rank - 3, rank - 2} if rank >= 3 else set()
-    if math.prod(s for i, s in enumerate(steps) if i not in hw) != 1:
-        return "StridedSlice with unsupported stride axis"
-    return None
-
-
-def _lstm(o: _Op, arch: _Arch) -> str | None:
-    """LSTM: all gate weights present; no peephole, projection or layer normalisation."""
-    if o.opcode != "UNIDIRECTIONAL_SEQUENCE_LSTM":
-        return None
-    inputs = o.op.inputs
-    present = [i < len(inputs) and inputs[i] >= 0 for i in range(24)]
-    if not all(present[1:9]):
-        return "Missing gate weight tensor"
-    if any(present[9:12]):
-        return "Peephole weight tensor present"
-    if present[16] or present[17]:
-        return "Projection weight or bias tensor present"
-    if any(present[20:24]):
-        return "Normalization coefficient tensor present"
-    return None
-
-
-_GENERIC: tuple[Check, ...] = (
-    _op_type, _tensor_dtypes, _num_splits, _has_ifm_ofm, _fc_weight_shape, _quantized,
-    _per_axis_quant, _matching_quant, _zero_points, _weights_precision, _weight_sum, _bias,
-    _pooling, _transpose_conv, _int8_or_int16_ifm, _const_params, _mean, _softmax,
-    _pad_params, _transpose_rank, _strided_slice, _lstm,
-)
-
-
-# --- Ethos-U55/U65 checks --------------------------------------------------------------
-
-def _u55_broadcast(o: _Op, arch: _Arch) -> str | None:
-    """One input tensor of an elementwise operation must have the output's shape."""
-    if o.opcode in _BINARY_ELEMENTWISE and len(o.ifms) == 2:
-        out = o.ofm.shape
-        if o.ifms[0].shape != out and o.ifms[1].shape != out:
-            return "Operation has invalid broadcast."
-    return None
-
-
-def _u55_int32(o: _Op, arch: _Arch) -> str | None:
-    """Only some operations take 32-bit feature maps on U55/U65."""
-    if o.opcode in _INT32_OK_U55:
-        return None
-    if any(t.dtype == "int32" for t in (*o.ifms, *o.ofms)):
-        return "Operation does not support Int32 inputs/outputs"
-    return None
-
-
-def _u55_argmax(o: _Op, arch: _Arch) -> str | None:
-    """ARGMAX must run along the depth axis, at most 127 deep."""
-    if o.opcode != "ARG_MAX":
-        return None
-    depth = _nhwc(o.ifm.shape)[3]
-    if depth > 127:
-        return f"The depth of the argmax: {depth}, is over the limit: 127."
-    axis = _values(o.params[0]) if o.params else None
-    rank = len(o.ifm.shape)
-    if axis is not None and axis.size and int(axis[0]) % rank != rank - 1:
-        return (f"The axis of the argmax: {int(axis[0])}, is not equal to the index of the "
-                f"depth axis: {rank - 1} ")
-    return None
-
-
-def _u55_stride(o: _Op, arch: _Arch) -> str | None:
-    """Strides above 3 need VALID padding and no dilation (and other kernels none at all)."""
-    if "stride_w" not in o.op.options:
-        return None
-    sx, sy = o.option("stride_w", 1), o.option("stride_h", 1)
-    if sx <= 3 and sy <= 3:
-        return None
-    if o.opcode not in ("CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D"):
-        return f"Unsupported kernel stride: {sx}, {sy}"
-    dilated = o.option("dilation_w_factor", 1) != 1 or o.option("dilation_h_factor", 1) != 1
-    if dilated or not _padding_is_zero(o):
-        return f"Unsupported kernel stride: {sx}, {sy}"
-    return None
-
-
-def _padding_is_zero(o: _Op) -> bool:
-    """True when a SAME-padded kernel happens to need no padding, or padding is VALID."""
-    if o.option("padding") != "SAME":
-        return True
-    _, ih, iw, _ = _nhwc(o.ifm.shape)
-    if o.opcode == "CONV_2D":
-        kh, kw = o.weights.shape[1], o.weights.shape[2]
-    else:
-        kh, kw = o.option("filter_height", 1), o.option("filter_width", 1)
-    sx, sy = o.option("stride_w", 1), o.option("stride_h", 1)
-    dx, dy = o.option("dilation_w_factor", 1), o.option("dilation_h_factor", 1)
-
-    def total(size: int, k: int, s: int, d: int) -> int:
-        out = -(-size // s)
-        return max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-
-    return total(ih, kh, sy, dy) == 0 and total(iw, kw, sx, dx) == 0
-
-
-def _u55_matmul(o: _Op, arch: _Arch) -> str | None:
-    """Matrix products of two feature maps: int8, reduced axis and depth <= 65536."""
-    if o.opcode == "FULLY_CONNECTED":
-        if o.weights is None or o.weights.is_constant:
-            return None
-        ifm = o.ifm
-    elif o.opcode == "BATCH_MATMUL":
-        ifm = o.ifm
-    else:
-        return None
-    shape = list(_nhwc(ifm.shape))
-    if o.option("adj_x", False):
-        shape[2], shape[3] = shape[3], shape[2]
-    if shape[3] > 1 << 16:
-        return f"The reduced Axis is: {shape[3]}"
-    if _nhwc(o.ofm.shape)[3] > 1 << 16:
-        return f"OFM channel: {_nhwc(o.ofm.shape)[3]}"
-    if ifm.dtype != "int8":
-        return f"IFM has datatype: {_dtype_name(ifm.dtype)}"
-    return None
-
-
-def _u55_transpose(o: _Op, arch: _Arch) -> str | None:
-    """Transposes other than NHWC are limited in size (see SUPPORTED_OPS.md)."""
-    if o.opcode != "TRANSPOSE" or not o.params:
-        return None
-    perm = _values(o.params[0])
-    if perm is None:
-        return None
-    rank = len(o.ifm.shape)
-    perm4 = [p + 4 - rank for p in perm.tolist()]
-    perm4 = [i for i in range(4 - rank)] + perm4 if rank < 4 else perm.tolist()
-    shape = _nhwc(o.ifm.shape)
-    identity = list(range(len(perm4)))
-    if perm4 == identity:
-        if o.ifm.dtype == "int32" and shape[3] > 1 << 15:
-            return "32-bit NHWC transpose with depth > 32768"
-        return None
-    known = {(0, 2, 1, 3): "NWHC", (0, 1, 3, 2): "NHCW", (0, 3, 2, 1): "NCWH",
-             (0, 2, 3, 1): "NWCH", (0, 3, 1, 2): "NCHW"}
-    kind = known.get(tuple(perm4)) if rank <= 4 else None
-    squashed = (shape[0] * shape[1], shape[2], shape[3])
-    if o.ifm.dtype == "int32":
-        if rank > 4:
-            return "32-bit transpose with rank > 4"
-        if kind == "NWHC":
-            if shape[0] > 1 or shape[1] > 1 << 16 or shape[2] > 1 << 16 or shape[3] > 1 << 14:
-                return "32-bit NWHC transpose with shape out of range"
-            return None
-        if kind == "NHCW":
-            if any(d > 1 << 16 for d in squashed):
-                return "32-bit NHCW transpose with shape out of range"
-            return None
-        return "Unsupported transpose-type"
-    if kind is not None:
-        if any(d > 1 << 16 for d in squashed):
-            return f"Transpose with permutation {kind} has shape out of range"
-        return None
-    if o.ifm.num_elements > 1 << 16:
-        return "Transpose with permutation has shape out of range"
-    return None
-
-
-def _u55_resize(o: _Op, arch: _Arch) -> str | None:
-    """Resizes must upscale by 2, 4 or 8 (2 with half-pixel centres), equally in H and W."""
-    if o.opcode not in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
-        return None
-    _, ih, iw, _ = _nhwc(o.ifm.shape)
-    _, oh, ow, _ = _nhwc(o.ofm.shape)
-    if (ih, iw) == (oh, ow) or (ih == 1 and iw == 1):
-        return None
-    align = bool(o.option("align_corners", False))
-    half = o.opcode == "RESIZE_BILINEAR" and bool(o.option("half_pixel_centers", False))
-    if align:
-        h_up = 1.0 if oh == 1 else np.float32(oh - 1) / np.float32(ih - 1)
-        w_up = 1.0 if ow == 1 else np.float32(ow - 1) / np.float32(iw - 1)
-    else:
-        h_up, w_up = np.float32(oh) / np.float32(ih), np.float32(ow) / np.float32(iw)
-    if h_up != w_up:
-        if not ((oh == 1 and h_up == 1) or (ow == 1 and w_up == 1)):
-            return ("HW scale-factor is not equal and operation has unsupported parameter "
-                    f"combination ofm h={oh}, h scale-factor={_fmt(h_up)}, ofm w={ow}, "
-                    f"w scale-factor={_fmt(w_up)}.")
-        if half:
-            return ("HW scale-factor is not equal and Resize Bilinear has half pixel "
-                    f"centers, h scale-factor={_fmt(h_up)}, w scale-factor={_fmt(w_up)}.")
-    up = float(max(h_up, w_up))
-    top = 2 if half else 8
-    if not (up == int(up) and up > 1 and up <= top and int(up) & (int(up) - 1) == 0):
-        return f"Scaling matches and operation has unsupported scale-factor={_fmt(up)}"
-    return None
-
-
-_U55: tuple[Check, ...] = (
-    _u55_broadcast, _u55_int32, _u55_argmax, _u55_stride, _u55_matmul, _u55_transpose,
-    _u55_resize,
-)
-
-
-# --- Ethos-U85 checks ------------------------------------------------------------------
-
-def _u85_resize(o: _Op, arch: _Arch) -> str | None:
-    """Resize scale factors: at most 2048 (1024 with half-pixel centres); bilinear by 2^n."""
-    if o.opcode not in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
-        return None
-    _, ih, iw, _ = _nhwc(o.ifm.shape)
-    _, oh, ow, _ = _nhwc(o.ofm.shape)
-    align = bool(o.option("align_corners", False))
-    half = bool(o.option("half_pixel_centers", False))
-    if o.opcode == "RESIZE_NEAREST_NEIGHBOR":
-        half = not align or half
-    if align and half:
-        return ("Operation with both align_corners=true and half_pixel_centers=true (these "
-                "are mutually exclusive)")
-
-    def ratio(num: int, den: int) -> tuple[int, int]:
-        return (num - 1, den - 1) if align and den > 1 else (num, den)
-
-    ws, hs = ratio(ow, iw), ratio(oh, ih)
-    for axis, (num, den) in (("width", ws), ("height", hs)):
-        if num == 0 or den == 0:
-            return f"unsupported {axis} scale-factor ({num}/{den})"
-        factor = num // den
-        if (half and factor > 1024) or factor > 2048:
-            return f"{axis} scaleFactor exceeds {1024 if half else 2048}: {num}/{den}"
-    if o.opcode == "RESIZE_BILINEAR" and not (iw == 1 and ih == 1):
-        for axis, (num, den) in (("width", ws), ("height", hs)):
-            factor = num // den
-            if num % den or factor & (factor - 1):
-                return (f"{axis} scale-factor must be an integer power of two. "
-                        f"scale-factor: ({num}/{den})")
-    return None
-
-
-def _u85_gather(o: _Op, arch: _Arch) -> str | None:
-    """GATHER's axis must equal its batch_dims."""
-    if o.opcode != "GATHER":
-        return None
-    axis, batch = o.option("axis", 0), o.option("batch_dims", 0)
-    if axis < 0:
-        axis += len(o.ifm.shape)
-    if axis != batch:
-        return f"axis: {axis} != batch_dims: {batch}"
-    return None
-
-
-_U85: tuple[Check, ...] = (_u85_resize, _u85_gather)
-
-_CHECKS = {"EthosU55": _GENERIC + _U55, "EthosU85": _GENERIC + _U85}
-
-
-# --- Regor's TFLite semantic checks: failing one makes Vela refuse the model ----------
-
-def _semantic_error(o: _Op) -> str | None:
-    """The first TFLite semantic rule this operator breaks, as Vela words it, else None."""
-    ifm, ofm = o.ifm, o.ofm
-    if ifm is None or ofm is None:
-        return None
-    code = o.opcode
-    eight_bit = ("int8", "uint8")
-    if code in ("HARD_SWISH", "ARG_MAX") and ifm.dtype not in eight_bit:
-        return "IFM has to be 8bit"
-    if code == "ARG_MAX" and ofm.dtype not in ("int32", "int64"):
-        return "For IFM that are signed, OFM must also be signed"
-    if code == "UNIDIRECTIONAL_SEQUENCE_LSTM" and ifm.dtype not in ("int8", "int16"):
-        return "IFM must be INT8 or INT16"
-    same_types = {"AVERAGE_POOL_2D", "MAX_POOL_2D", "ABS", "EXP", "LEAKY_RELU", "RSQRT",
-                  "MINIMUM", "MAXIMUM", "HARD_SWISH", "UNIDIRECTIONAL_SEQUENCE_LSTM",
-                  "GATHER"}
-    if code in same_types and ifm.dtype != ofm.dtype:
-        return "IFM and OFM types must match"
-    if code in ("ADD", "MUL", "SUB") and len(o.ifms) == 2:
-        if o.ifms[0].dtype != o.ifms[1].dtype:
-            return "Both Input data types must match"
-    if code == "SOFTMAX" and ifm.dtype != ofm.dtype and (ifm.dtype, ofm.dtype) != (
-            "int8", "int16"):
-        return "IFM and OFM types must match or upcast"
-    return None
-
-
-def _rejection(model: Model) -> str | None:
-    for sg in model.subgraphs:
-        for op in sg.operators:
-            error = _semantic_error(_Op.of(op, sg))
-            if error is not None:
-                ofm = sg.tensors[op.outputs[0]].name if op.outputs else ""
-                return f"{op.name} '{ofm}' does not have valid TFLite semantics: {error}"
-    return None
-
-
-# --- the public entry points -----------------------------------------------------------
-
-@cache
-def _supported_op_types(arch: str) -> frozenset[str]:
-    from ethosu import regor
-
-    # Regor spells one builtin differently from the TFLite schema.
-    return frozenset({"ARGMAX": "ARG_MAX"}.get(name, name)
-                     for name in regor.tflite_operator_constraints(arch))
-
-
-@cache
-def _arch(target: str) -> _Arch:
+def _accelerator(target: str) -> str | None:
+    """A registered target's Vela ``--accelerator-config``; None if Vela is not its tool."""
     from perfsage.targets.registry import target_class
 
     options = getattr(target_class(target), "options", None)
-    accelerator = getattr(options, "accelerator_config", None)
+    return getattr(options, "accelerator_config", None)
+
+
+@cache
+def _arch(target: str) -> Arch:
+    accelerator = _accelerator(target)
     if accelerator is None:
         raise UsageError(f"target {target!r} is not compiled by Vela; choose from: "
                          f"{', '.join(ETHOS_U_TARGETS)}")
-    # Vela names Regor's architecture the same way: "ethos-u55-128" -> "EthosU55".
-    name = "".join(p.capitalize() for p in accelerator.split("-")[:-1])
-    return _Arch(name, _supported_op_types(name))
+    return arch_for(accelerator)
 
 
-def place(op: Operator, sg: Subgraph, target: str) -> str | None:
-    """Why Vela leaves one operator on the CPU for ``target``, or None if the NPU runs it."""
-    arch = _arch(target)
-    view = _Op.of(op, sg)
-    for check in _CHECKS[arch.family]:
-        reason = check(view, arch)
-        if reason is not None:
-            return reason
-    return None
+def _model(model: Model | Source) -> Model:
+    return model if isinstance(model, Model) else read_model(model)
 
 
-def cpu_placement(model: Model, target: str) -> CpuPlacement:
+def cpu_placement(model: Model | Source, target: str) -> CpuPlacement:
     """The operators Vela leaves on the CPU when compiling ``model`` for ``target``.
 
+    Args:
+        model: our IR (:func:`perfsage.graph.read_model`), or a path or the bytes.
+        target: an Ethos-U target name, e.g. "ethos-u55-128".
+
     Raises:
+        ModelFileError: ``model`` is a path or bytes that are not a valid TFLite model.
         UnknownTargetError: no target has that name.
         UsageError: the target is not compiled by Vela.
     """
     arch = _arch(target)
+    model = _model(model)
     sg = model.main
-    rejected = _rejection(model)
+    macs = [operator_macs(sg, op) for op in sg.operators]
+    rejected = rejection(model)
     found = []
     if rejected is None:
         for op in sg.operators:
-            view = _Op.of(op, sg)
-            for check in _CHECKS[arch.family]:
-                reason = check(view, arch)
-                if reason is not None:
-                    ofm = view.ofm.name if view.ofm is not None else ""
-                    found.append(CpuOperator(op.index, op.name, ofm, reason))
-                    break
-    return CpuPlacement(target, tuple(found), len(sg.operators), rejected)
+            reason = unsupported_reason(op, sg, arch)
+            if reason is not None:
+                ofm = sg.tensors[op.outputs[0]].name if op.outputs else ""
+                found.append(CpuOperator(op.index, op.name, ofm, reason, macs[op.index]))
+    return CpuPlacement(target, tuple(found), len(sg.operators), sum(macs), rejected)
+
+
+def cpu_placements(model: Model | Source,
+                   targets: Iterable[str] = ETHOS_U_TARGETS) -> dict[str, CpuPlacement]:
+    """:func:`cpu_placement` for several targets, the model read once."""
+    model = _model(model)
+    return {target: cpu_placement(model, target) for target in targets}
+
+
+def _reads_or_writes_float(sg: Subgraph, tensors: Iterable[int]) -> bool:
+    return any(t >= 0 and sg.tensors[t].data is None and sg.tensors[t].dtype in _FLOAT_DTYPES
+               for t in tensors)
+
+
+def _precision_note(model: Model) -> ModelNote | None:
+    """float32 or hybrid, from the operators that compute on float feature maps."""
+    sg = model.main
+    float_ops = [op for op in sg.operators if op.opcode not in _BOUNDARY_OPS
+                 and _reads_or_writes_float(sg, (*op.inputs, *op.outputs))]
+    if not float_ops:
+        return None
+    hybrid = [op for op in float_ops
+              if any(t >= 0 and sg.tensors[t].data is not None
+                     and sg.tensors[t].dtype in ("int8", "int4") for t in op.inputs)]
+    share = f"{len(float_ops)} of {len(sg.operators)} operators"
+    if hybrid:
+        return ModelNote("hybrid", f"hybrid model: int8 weights with float activations "
+                                   f"({share} compute in float); the Ethos-U runs only "
+                                   f"fully int8/int16 operators, so quantise the "
+                                   f"activations too (full-integer post-training "
+                                   f"quantisation)")
+    return ModelNote("float32", f"float model ({share} compute in float): the Ethos-U "
+                                f"runs only int8/int16 operators, so Vela leaves these on "
+                                f"the CPU; quantise it to int8 to run it on the NPU")
+
+
+def _custom_note(model: Model) -> ModelNote | None:
+    names = sorted({op.name for sg in model.subgraphs for op in sg.operators
+                    if op.opcode == "CUSTOM"})
+    if not names:
+        return None
+    return ModelNote("custom-ops", f"custom operators ({', '.join(names)}) run on the CPU: "
+                                   f"no NPU or interpreter kernel is known for them")
+
+
+def _placement_note(p: CpuPlacement) -> ModelNote | None:
+    if p.rejected is not None:
+        return ModelNote("vela-rejects", f"Vela refuses this model: {p.rejected}", p.target)
+    if not p.operators:
+        return None
+    kinds = sorted({op.opcode for op in p.operators})
+    shown = ", ".join(kinds[:6]) + (", ..." if len(kinds) > 6 else "")
+    counts = (f"Vela leaves {p.cpu_ops} of {p.total_ops} operators "
+              f"({p.cpu_mac_share:.0%} of the MACs) on the CPU ({shown})")
+    if p.mostly_cpu:
+        return ModelNote("mostly-cpu", f"{counts}: the model runs mostly on the CPU, and "
+                                       f"an NPU latency would not describe it", p.target)
+    return ModelNote("cpu-ops", f"{counts}; the NPU figures leave their time out", p.target)
+
+
+def model_notes(model: Model | Source, targets: Iterable[str] = ()) -> list[ModelNote]:
+    """Notes that qualify a prediction: precision, custom operators, CPU fallback per target.
+
+    Args:
+        model: our IR, or a path or the bytes of a TFLite model.
+        targets: the targets predicted for; those that are not Ethos-U get no CPU notes.
+
+    Raises:
+        ModelFileError: ``model`` is a path or bytes that are not a valid TFLite model.
+        UnknownTargetError: a target name is not registered.
+    """
+    model = _model(model)
+    notes = [n for n in (_precision_note(model), _custom_note(model)) if n is not None]
+    for target in targets:
+        if _accelerator(target) is None:
+            continue
+        note = _placement_note(cpu_placement(model, target))
+        if note is not None:
+            notes.append(note)
+    return notes
