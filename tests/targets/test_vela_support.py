@@ -6,8 +6,8 @@ import re
 
 import numpy as np
 import pytest
-from helpers.tflite_edit import edit
 
+from helpers.tflite_edit import edit
 from perfsage.errors import MeasurementError, UnknownTargetError, UsageError
 from perfsage.graph import read_model
 from perfsage.graph.ir import Model, Operator, Quantization, Subgraph, Tensor
