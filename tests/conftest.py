@@ -42,3 +42,26 @@ def labelled(tmp_path_factory) -> Path:
     generate(folder, "nasbench201", 30, seed=5)
     annotate(folder, ["ethos-u55-128"], workers=2)
     return folder
+
+
+#: Fixtures that run a real tool or train a network, and the marker their users get, so
+#: `pytest -m "not vela and not training"` is a quick loop while editing.
+_MARK_BY_FIXTURE = {"labelled": ("vela",), "trained": ("vela", "training"),
+                    "trained_each_readout": ("vela", "training"), "fitted": ("training",)}
+#: Test modules that exercise one real tool throughout.
+_MARK_BY_MODULE = {"test_ethos_u": "vela", "test_vela_support": "vela", "test_annotate": "vela",
+                   "test_measure_cli": "vela", "test_tflm": "tflm", "test_litert_cpu": "litert"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark tests that run Vela, TFLite Micro, LiteRT or training (see pyproject markers)."""
+    for item in items:
+        names = set()
+        for fixture, markers in _MARK_BY_FIXTURE.items():
+            if fixture in item.fixturenames:
+                names.update(markers)
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if module in _MARK_BY_MODULE:
+            names.add(_MARK_BY_MODULE[module])
+        for name in sorted(names):
+            item.add_marker(name)
