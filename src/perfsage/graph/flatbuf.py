@@ -153,30 +153,11 @@ class Table:
         start, n = self.vector(slot)
         return self.buf[start:start + n].decode("utf-8", errors="replace") if n else ""
 
-    def layout(self) -> tuple[tuple[int, ...], bytes] | None:
-        """(vtable, inline bytes) of a self-contained table, else None; see :func:`layout`."""
-        return layout(self.buf, self.pos, self._vtable)
-
 
 def _self_contained(vtable: tuple[int, tuple[int, ...]]) -> bool:
     """Whether a vtable is whole and every field it lists starts inside its table."""
     size, entries = vtable
     return len(entries) >= max(2, (size + 1) >> 1) and all(o < entries[1] for o in entries[2:])
-
-
-def layout(buf: bytes, pos: int, vtable: tuple[int, tuple[int, ...]],
-           whole: bool | None = None) -> tuple[tuple[int, ...], bytes] | None:
-    """(vtable entries, bytes after the vtable offset) of the table at ``pos``.
-
-    For a table of scalars these say everything about its values, so they can key a cache
-    of decoded tables. None unless the vtable is whole, every field starts inside the table
-    and the table inside the buffer (``whole``: the vtable check, when done already).
-    """
-    if not (_self_contained(vtable) if whole is None else whole):
-        return None
-    entries = vtable[1]
-    end = pos + entries[1]
-    return (entries, buf[pos + 4:end]) if end <= len(buf) else None
 
 
 class Bytes:
@@ -243,7 +224,7 @@ class Columns:
     Tables written by one builder share a handful of vtables, so a field's offset is looked
     up once per distinct vtable and the values are gathered in one array operation: a few
     NumPy calls per field instead of a few Python calls per table and field. Every read is
-    range-checked; the reader falls back to :class:`Table` to name a problem.
+    range-checked: one outside the buffer raises IndexError or ValueError.
     """
 
     __slots__ = ("buf", "data", "pos", "_vtables", "_which")
@@ -343,10 +324,12 @@ class Columns:
                 for s, n in zip(starts.tolist(), lengths.tolist(), strict=True)]
 
     def layouts(self) -> list[tuple[int, bytes] | None]:
-        """Of every table, (vtable index, inline bytes): :func:`layout` without the entries.
+        """Of every table, (vtable index, bytes after its vtable offset); see :meth:`entries`.
 
-        None where :func:`layout` gives None; :meth:`entries` has the vtable's entries. The
-        checks on a vtable are made once for all the tables that share it.
+        For a table of scalars these say everything about its values, so they can key a
+        cache of decoded tables. None unless the vtable is whole, every field starts inside
+        the table and the table inside the buffer; the checks on a vtable are made once for
+        all the tables that share it.
         """
         sizes = [v[1][1] if _self_contained(v) else None for v in self._vtables]
         buf, n = self.buf, len(self.buf)

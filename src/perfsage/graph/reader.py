@@ -3,19 +3,25 @@
 Tables are read with the small accessors in :mod:`perfsage.graph.flatbuf` (weights stay
 zero-copy views into the file), and builtin options through the schema's generated object
 API, so every option table of the schema is understood without a hand-written list.
-Python's flatbuffers package has no verifier; instead every index is checked against the
-table it points into, every vector length against the file size, and any low-level
-decoding failure is turned into :class:`~perfsage.errors.ModelFileError`.
+A subgraph's tensors and operators are read column-wise, all at once, with NumPy.
 
-A subgraph's tensors and operators are read column-wise, all at once, with NumPy; when
-that meets anything unusual they are read again one table at a time, which names the first
-problem exactly. Both ways give the same IR: ``tests/predictors/test_prediction_numbers.py``
-pins it.
+Python's flatbuffers package has no verifier; instead every index is checked against the
+table it points into, every vector length against the file size, every constant's bytes
+against its shape, and every operator's options against its tensors' shapes
+(:mod:`perfsage.graph.consistency`); each failure names what is wrong. Reads that run
+outside the file raise ``struct.error``, ``IndexError`` or ``ValueError``; those alone are
+reported as a malformed file, naming the part being read. Anything else escaping is a bug
+in PerfSAGE, not in the user's file, and is left to surface as one.
+
+Only regular files are read, and at most :data:`MAX_MODEL_BYTES`: a FIFO, a device or a
+directory is refused before it is opened for reading.
 """
 
 from __future__ import annotations
 
 import mmap
+import os
+import stat
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -24,12 +30,13 @@ from functools import cache
 from itertools import starmap
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
 from perfsage.errors import ModelFileError
 from perfsage.graph import schema
+from perfsage.graph.consistency import check_operators
 from perfsage.graph.flatbuf import SLOTS, Bytes, Columns, Table, split
 from perfsage.graph.ir import SUBGRAPH_OPTION_SUFFIX as _SUBGRAPH_FIELD
 from perfsage.graph.ir import (
@@ -43,12 +50,23 @@ from perfsage.graph.ir import (
     element_count,
 )
 
-# What a damaged flatbuffer can raise from inside the generated accessors.
-_DECODE_ERRORS = (struct.error, IndexError, ValueError, TypeError, OverflowError,
-                  AttributeError, KeyError, RecursionError, MemoryError, UnicodeDecodeError)
+#: The largest model read: a flatbuffer addresses at most 2 GiB (signed 32-bit offsets).
+MAX_MODEL_BYTES = 2**31 - 1
+
+#: The most elements one tensor may claim: far above any model an edge device runs, and
+#: low enough that every count, product and logarithm computed from shapes stays finite.
+MAX_TENSOR_ELEMENTS = 2**40
+
+# What reading past the end of the buffer, or at a position no table can be, raises from
+# the accessors and the generated object API. Nothing else is taken for a malformed file.
+_MALFORMED = (struct.error, IndexError, ValueError)
 
 _MIN_SIZE = 8  # root offset + file identifier
 _IDENTIFIER = b"TFL3"
+# Type codes whose constants are not stored as shape x bits: variable-length strings,
+# handles, and sub-byte types whose packing differs between converter versions.
+_UNSIZED_TYPES = frozenset(code for code, name in schema.DTYPE_NAMES.items()
+                           if name in ("string", "resource", "variant", "int4", "int2"))
 
 # Field slots read once per tensor or operator, bound to names for the hot loops.
 _SG_TENSORS, _SG_OPERATORS = SLOTS["SubGraph"]["Tensors"], SLOTS["SubGraph"]["Operators"]
@@ -60,6 +78,7 @@ _T_SHAPE, _T_TYPE, _T_BUFFER, _T_NAME, _T_QUANTIZATION, _T_VARIABLE, _T_SPARSITY
         "ShapeSignature"))
 _Q_SCALE, _Q_ZERO, _Q_AXIS = (SLOTS["QuantizationParameters"][f]
                               for f in ("Scale", "ZeroPoint", "QuantizedDimension"))
+_B_OFFSET, _B_SIZE, _B_DATA = (SLOTS["Buffer"][f] for f in ("Offset", "Size", "Data"))
 _OPTION_UNIONS = (
     (SLOTS["Operator"]["BuiltinOptionsType"], SLOTS["Operator"]["BuiltinOptions"],
      schema.options_class),
@@ -84,10 +103,12 @@ def read_model(source: Source | mmap.mmap, *, name: str | None = None,
             is checked all the same.
 
     Returns:
-        The model as IR, validated: every index in range, every graph acyclic.
+        The model as IR, validated: every index in range, every graph acyclic, every
+        constant's size and every operator's options consistent with its shapes.
 
     Raises:
-        ModelFileError: the file is missing or not a valid TFLite model.
+        ModelFileError: the file is missing, not a regular file, larger than
+            :data:`MAX_MODEL_BYTES`, or not a valid TFLite model.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         label, buf = name or "<bytes>", bytes(source)
@@ -96,12 +117,12 @@ def read_model(source: Source | mmap.mmap, *, name: str | None = None,
     else:
         label = str(source)
         buf = _read_file(Path(source))
+    check = _Checker(label, len(buf))
     try:
-        return _parse(buf, label, details)
-    except ModelFileError:
-        raise
-    except _DECODE_ERRORS as exc:
-        raise ModelFileError(label, f"malformed flatbuffer ({type(exc).__name__}: {exc})") from None
+        return _parse(buf, check, details)
+    except _MALFORMED as exc:
+        check.fail(f"malformed flatbuffer: {check.part} point outside the file "
+                   f"({type(exc).__name__}: {exc})")
 
 
 @contextmanager
@@ -110,19 +131,24 @@ def mapped(source: Source) -> Iterator[tuple[bytes | mmap.mmap, str | None]]:
 
     Reading a model with ``details=False`` touches its tables but never its weights, most
     of the file: mapped, those pages are not copied at all. Bytes pass through unchanged
-    (name None); a file that cannot be mapped (empty, a pipe) is read, and a missing one
-    raises ModelFileError as :func:`read_model` would. The map closes on leaving the block
-    unless a model read from it is still alive, whose arrays then keep it open.
+    (name None); an empty file is read, and anything :func:`read_model` would refuse (a
+    missing file, a FIFO, a device, a directory, a file over the size bound) raises the
+    same ModelFileError. The map closes on leaving the block unless a model read from it
+    is still alive, whose arrays then keep it open.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         yield source, None
         return
+    path = Path(source)
+    fd, size = _open_regular(path)
     try:
-        with open(source, "rb") as file:
-            view = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        view = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if size else None
     except (OSError, ValueError):
-        yield _read_file(Path(source)), str(source)
+        view = None
+    if view is None:
+        yield _read_open(fd, path), str(source)
         return
+    os.close(fd)
     try:
         yield view, str(source)
     finally:
@@ -130,25 +156,89 @@ def mapped(source: Source) -> Iterator[tuple[bytes | mmap.mmap, str | None]]:
             view.close()
 
 
-def _read_file(path: Path) -> bytes:
+#: What each kind of non-regular file is called in the refusal.
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+def _refusal(mode: int) -> str | None:
+    """Why a file of this mode is not read, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+    return f"is {kind}, not a .tflite file (only regular files are read)"
+
+
+def _open_regular(path: Path) -> tuple[int, int]:
+    """(open descriptor, size) of a regular model file within the size bound.
+
+    The file is examined with ``stat`` before it is opened, so a FIFO never blocks the
+    open and a device is never opened; it is opened non-blocking and examined again, in
+    case it was replaced in between.
+    """
     try:
-        return path.read_bytes()
+        _check_regular(path, os.stat(path))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise ModelFileError(path, "no such file") from None
-    except IsADirectoryError:
-        raise ModelFileError(path, "is a directory, not a .tflite file") from None
     except OSError as exc:
         raise ModelFileError(path, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        _check_regular(path, info)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info.st_size
+
+
+def _check_regular(path: Path, info: os.stat_result) -> None:
+    refusal = _refusal(info.st_mode)
+    if refusal is not None:
+        raise ModelFileError(path, refusal)
+    if info.st_size > MAX_MODEL_BYTES:
+        raise ModelFileError(path, _too_large(info.st_size))
+
+
+def _too_large(size: int) -> str:
+    return (f"file is {size / 2**30:.1f} GiB, larger than the {MAX_MODEL_BYTES / 2**30:.0f} "
+            "GiB a TFLite flatbuffer can address (models that large do not fit an edge "
+            "device)")
+
+
+def _read_file(path: Path) -> bytes:
+    """The contents of a regular model file (see :func:`_open_regular`)."""
+    fd, _ = _open_regular(path)
+    return _read_open(fd, path)
+
+
+def _read_open(fd: int, path: Path) -> bytes:
+    """Read and close ``fd``, never more than the size bound (the file may be growing)."""
+    try:
+        with open(fd, "rb") as file:
+            data = file.read(MAX_MODEL_BYTES + 1)
+    except OSError as exc:
+        raise ModelFileError(path, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_MODEL_BYTES:
+        raise ModelFileError(path, _too_large(len(data)))
+    return data
 
 
 class _Checker:
-    """Raises ModelFileError with the model's label; keeps range checks one-liners."""
+    """Raises ModelFileError with the model's label; keeps range checks one-liners.
+
+    ``part`` names what is being read, for the message when a read runs off the file.
+    """
+
+    __slots__ = ("label", "size", "part")
 
     def __init__(self, label: str, size: int) -> None:
         self.label = label
         self.size = size
+        self.part = "the model's tables"
 
-    def fail(self, problem: str) -> None:
+    def fail(self, problem: str) -> NoReturn:
         raise ModelFileError(self.label, problem)
 
     def length(self, n: int, elem_size: int, what: str) -> int:
@@ -156,11 +246,6 @@ class _Checker:
         if n < 0 or n * elem_size > self.size:
             self.fail(f"{what} claims {n} entries, more than the file can hold")
         return n
-
-    def tables(self, parent: Table, slot: int, what: str) -> list[Table]:
-        """A vector of sub-tables whose claimed length fits in the file."""
-        self.length(parent.length(slot), 4, what)
-        return parent.tables(slot)
 
     def index(self, i: int, n: int, what: str) -> int:
         if not 0 <= i < n:
@@ -182,30 +267,42 @@ class _File:
     details: bool = True  # tensor names and quantisation
 
 
-def _parse(buf: bytes, label: str, details: bool = True) -> Model:
-    check = _Checker(label, len(buf))
+def _parse(buf: bytes, check: _Checker, details: bool = True) -> Model:
     if len(buf) < _MIN_SIZE:
         check.fail(f"file is {len(buf)} bytes, too short to be a TFLite model")
+    if len(buf) > MAX_MODEL_BYTES:
+        check.fail(_too_large(len(buf)))
     if buf[4:8] != _IDENTIFIER:
         check.fail("not a TFLite flatbuffer (no 'TFL3' file identifier)")
     root = Table.root(buf)
     slot = SLOTS["Model"]
 
     data = Bytes(buf)
-    codes = [_opcode(c) for c in check.tables(root, slot["OperatorCodes"], "operator_codes")]
+    check.part = "operator codes"
+    codes = [_opcode(c) for c in _tables(root, slot["OperatorCodes"], check, "operator_codes")]
+    check.part = "buffers"
     buffers = _buffer_table(root, buf, check, data)
-    graphs = check.tables(root, slot["Subgraphs"], "subgraphs")
+    check.part = "subgraphs"
+    graphs = _tables(root, slot["Subgraphs"], check, "subgraphs")
     if not graphs:
         check.fail("model has no subgraphs")
     f = _File(buf, data, check, codes, buffers, len(graphs), details)
     subgraphs = [_subgraph(g, i, f) for i, g in enumerate(graphs)]
     if not subgraphs[0].operators:
         check.fail("empty graph: the main subgraph has no operators")
+    check.part = "signatures"
     signatures = tuple(s.string(SLOTS["SignatureDef"]["SignatureKey"])
-                       for s in check.tables(root, slot["SignatureDefs"], "signature_defs"))
-    return Model(subgraphs=subgraphs, source=label, version=root.scalar(slot["Version"], "uint32"),
+                       for s in _tables(root, slot["SignatureDefs"], check, "signature_defs"))
+    return Model(subgraphs=subgraphs, source=check.label,
+                 version=root.scalar(slot["Version"], "uint32"),
                  description=root.string(slot["Description"]), size_bytes=len(buf),
                  signatures=signatures)
+
+
+def _tables(parent: Table, slot: int, check: _Checker, what: str) -> list[Table]:
+    """A vector of sub-tables whose claimed length fits in the file."""
+    check.length(parent.length(slot), 4, what)
+    return parent.tables(slot)
 
 
 def _opcode(code: Table) -> tuple[str, str | None, int]:
@@ -219,170 +316,88 @@ def _opcode(code: Table) -> tuple[str, str | None, int]:
     return opname, custom, code.scalar(slot["Version"], "int32", default=1)
 
 
-#: Where a buffer's bytes are: (offset, size) after the flatbuffer, or (start, length) of its
-#: data vector inside it; Buffer.offset > 1 tells which.
-_Place = tuple[int, int, int, int]
-
-
 class _BufferTable:
-    """Resolves buffer indices to their constant bytes (zero-copy views), each once.
+    """Resolves buffer indices to their constant bytes (zero-copy views of the file).
 
-    ``places`` holds where every buffer lies (offsets, sizes, data starts and lengths, one
-    array each) when they could all be read at once; without it each buffer's table is
-    read when a tensor first asks, naming any problem in it.
+    ``offsets``, ``sizes``, ``starts`` and ``lengths`` say where every buffer lies: an
+    ``offset`` above 1 places its bytes after the flatbuffer (``size`` of them), else they
+    are its data vector (``lengths`` bytes from ``starts``).
     """
 
-    def __init__(self, positions: list[int], buf: bytes, data: np.ndarray, check: _Checker,
-                 places: tuple[np.ndarray, ...] | None = None) -> None:
-        self.positions, self.buf, self.bytes, self.check = positions, buf, data, check
-        self.places = places
-        self._cache: dict[int, np.ndarray | None] = {}
+    def __init__(self, buf: bytes, u8: np.ndarray, check: _Checker,
+                 places: tuple[np.ndarray, ...]) -> None:
+        self.buf, self.u8, self.check = buf, u8, check
+        offsets, sizes, starts, lengths = places
+        outside = offsets > 1
+        # Where each buffer's bytes start and end, as unsigned 64-bit (offsets may be huge).
+        self.starts = np.where(outside, offsets, starts.astype(np.uint64))
+        self.ends = self.starts + np.where(outside, sizes, lengths.astype(np.uint64))
+        self.past = (self.ends > len(buf)) | (self.ends < self.starts)
 
-    def data(self, index: int) -> np.ndarray | None:
-        if index in self._cache:
-            return self._cache[index]
-        self.check.index(index, len(self.positions), "buffer index")
-        offset, size, start, length = (
-            tuple(int(column[index]) for column in self.places) if self.places is not None
-            else _place(Table(self.buf, self.positions[index])))
-        if offset > 1:  # weights stored after the flatbuffer (models over 2 GB)
-            start, length = offset, size
-        if start + length > len(self.buf):
-            self.check.fail(f"buffer {index} points past the end of the file")
-        # A slice of the file's uint8 view: a third of the cost of a new np.frombuffer.
-        view = self.bytes[start:start + length] if length else None
-        self._cache[index] = view
-        return view
+    def __len__(self) -> int:
+        return len(self.starts)
 
-    def data_of(self, indices: list[int]) -> list[np.ndarray | None]:
-        """:meth:`data` of each index; the buffers not seen yet are placed all at once."""
-        cache = self._cache
-        new = [i for i in dict.fromkeys(indices) if i not in cache]
-        if new:
-            views = self._placed(new)
-            if views is None:  # anything unusual: one at a time, failing as data() does
-                views = [self.data(i) for i in new]
-            cache.update(zip(new, views, strict=True))
-        return [cache[i] for i in indices]
-
-    def _placed(self, indices: list[int]) -> list[np.ndarray | None] | None:
-        """The views of buffers in the data vectors they all have, else None.
-
-        None for any index out of range, any buffer stored after the flatbuffer or past the
-        end of the file: :meth:`data` handles those, and names the problems.
-        """
-        if self.places is None or max(indices) >= len(self.positions):
-            return None
-        offsets, _, starts, lengths = (column[indices] for column in self.places)
-        ends = starts + lengths
-        if (offsets > 1).any() or ends.max() > len(self.buf):
-            return None
-        u8 = self.bytes
+    def data_of(self, indices: np.ndarray, where: str) -> list[np.ndarray | None]:
+        """The bytes of each buffer index (None where empty), failing on a bad one."""
+        if not indices.size:
+            return []
+        n = len(self)
+        if int(indices.max()) >= n:
+            t = int(np.argmax(indices >= n))
+            self.check.index(int(indices[t]), n, f"{where} tensor {t} buffer index")
+        if self.past[indices].any():
+            t = int(np.argmax(self.past[indices]))
+            self.check.fail(f"{where} tensor {t}: buffer {int(indices[t])} points past the "
+                            "end of the file")
+        u8 = self.u8
         return [u8[a:b] if a < b else None
-                for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
-
-
-_B_OFFSET, _B_SIZE, _B_DATA = (SLOTS["Buffer"][f] for f in ("Offset", "Size", "Data"))
-
-
-def _place(b: Table) -> _Place:
-    """Where one buffer's bytes lie (its data vector is not read for an offset buffer)."""
-    offset, size = b.scalar(_B_OFFSET, "uint64"), b.scalar(_B_SIZE, "uint64")
-    return (offset, size, 0, 0) if offset > 1 else (offset, size, *b.vector(_B_DATA))
+                for a, b in zip(self.starts[indices].tolist(), self.ends[indices].tolist(),
+                                strict=True)]
 
 
 def _buffer_table(root: Table, buf: bytes, check: _Checker, data: Bytes) -> _BufferTable:
-    """The model's buffers: all placed at once, or left to be read one by one."""
+    """The model's buffers, all placed at once."""
     slot = SLOTS["Model"]["Buffers"]
     check.length(root.length(slot), 4, "buffers")
-    try:
-        cols = Columns.of(root, slot, data)
-        places = (cols.scalars(_B_OFFSET, "<u8"), cols.scalars(_B_SIZE, "<u8"),
-                  *cols.vectors(_B_DATA))
-        return _BufferTable(cols.pos.tolist(), buf, data.u8, check, places)
-    except _DECODE_ERRORS:
-        return _BufferTable([t.pos for t in root.tables(slot)], buf, data.u8, check)
+    cols = Columns.of(root, slot, data)
+    return _BufferTable(buf, data.u8, check, (
+        cols.scalars(_B_OFFSET, "<u8"), cols.scalars(_B_SIZE, "<u8"), *cols.vectors(_B_DATA)))
 
 
-class _Unusual(Exception):
-    """The column-wise reader met something it leaves to the table-by-table reader."""
+def _first_table(ends: list[int], position: int) -> int:
+    """Which table's values hold flat ``position``, given :meth:`Columns.flat`'s ``ends``."""
+    return int(np.searchsorted(np.asarray(ends), position, side="right"))
 
 
-def _at_once(at_once: Callable[[], Any], one_by_one: Callable[[], Any]) -> Any:
-    """``at_once()``, or ``one_by_one()`` where that meets anything unusual or broken."""
-    try:
-        return at_once()
-    except (_Unusual, ModelFileError, *_DECODE_ERRORS):
-        return one_by_one()
-
-
-def _quantization(q: Table | None) -> Quantization | None:
-    if q is None:
-        return None
-    scale = q.values(_Q_SCALE, "f")  # float32 widened to Python floats, exactly
-    if not scale:
-        return None
-    zero = q.values(_Q_ZERO, "q")
-    axis = q.scalar(_Q_AXIS, "int32") if len(scale) > 1 else None
-    return Quantization(scale, zero or (0,) * len(scale), axis)
-
-
-def _tensor(t: Table, index: int, f: _File) -> Tensor:
-    check = f.check
-    check.length(t.length(_T_SHAPE), 4, f"tensor {index} shape")
-    shape = t.values(_T_SHAPE, "i")
-    if shape and min(shape) < -1:
-        check.fail(f"tensor {index} has an invalid shape {list(shape)}")
-    signature = t.values(_T_SIGNATURE, "i") or None
-    type_code = t.scalar(_T_TYPE, "int8")
-    dtype = schema.DTYPE_NAMES.get(type_code)
-    if dtype is None:
-        check.fail(f"tensor {index} has unknown type code {type_code}")
-    buffer = t.scalar(_T_BUFFER, "uint32")
-    name, quantization = t.string(_T_NAME), _quantization(t.table(_T_QUANTIZATION))
-    return Tensor(
-        index=index, name=name if f.details else "", shape=shape, dtype=dtype,
-        quantization=quantization if f.details else None,
-        shape_signature=signature if signature != shape else None,
-        buffer=buffer, data=f.buffers.data(buffer),
-        is_variable=bool(t.scalar(_T_VARIABLE, "bool")),
-        is_sparse=t.table(_T_SPARSITY) is not None,
-    )
-
-
-def _tensors(g: Table, where: str, f: _File) -> tuple[list[Tensor], TensorSizes | None]:
-    """Every tensor of a subgraph, and their sizes when reading column-wise gave them."""
+def _tensors(g: Table, where: str, f: _File) -> tuple[list[Tensor], TensorSizes]:
+    """Every tensor of a subgraph, a field at a time across all of them, and their sizes."""
     f.check.length(g.length(_SG_TENSORS), 4, f"{where} tensors")
-    return _at_once(
-        lambda: _tensors_at_once(Columns.of(g, _SG_TENSORS, f.data), f),
-        lambda: ([_tensor(t, i, f) for i, t in enumerate(g.tables(_SG_TENSORS))], None))
-
-
-def _tensors_at_once(cols: Columns, f: _File) -> tuple[list[Tensor], TensorSizes | None]:
-    """What :func:`_tensor` reads, a field at a time across all tensors, and their sizes.
-
-    Raises _Unusual rather than judge anything :func:`_tensor` would reject.
-    """
+    f.check.part = f"{where} tensors"
+    cols = Columns.of(g, _SG_TENSORS, f.data)
     flat, ends = cols.flat(_T_SHAPE, "<i4")
-    if flat.size and flat.min() < -1:
-        raise _Unusual
     shapes = split(flat, ends)
+    if flat.size and flat.min() < -1:
+        t = _first_table(ends, int(np.argmax(flat < -1)))
+        f.check.fail(f"{where} tensor {t} has an invalid shape {list(shapes[t])}")
     codes = cols.scalars(_T_TYPE, "<i1")
     dtypes = _dtype_names()[codes.view(np.uint8)].tolist()
     if None in dtypes:
-        raise _Unusual
+        t = dtypes.index(None)
+        f.check.fail(f"{where} tensor {t} has unknown type code {int(codes[t])}")
     variable = (cols.scalars(_T_VARIABLE, "u1") != 0).tolist()
     sparse = _sparse(cols)
-    buffers = cols.scalars(_T_BUFFER, "<u4").tolist()
-    data = f.buffers.data_of(buffers)
+    buffers = cols.scalars(_T_BUFFER, "<u4")
+    data = f.buffers.data_of(buffers, where)
+    buffers = buffers.tolist()
     # Each tensor's fields positionally, in Tensor's field order: per tensor, keywords or a
     # comprehension unpacking the zip cost more than starmap.
     tensors = list(starmap(Tensor, zip(
         range(len(cols)), _names(cols, f.details), shapes, dtypes,
-        _quantizations(cols, f.details), _signatures(cols, shapes), buffers, data, variable,
-        sparse, strict=True)))
-    constant = [d is not None for d in data]
-    return tensors, _sizes(tensors, shapes, codes, constant, sparse)
+        _quantizations(cols, f.details, where, f.check), _signatures(cols, shapes), buffers,
+        data, variable, sparse, strict=True)))
+    sizes = _sizes(tensors, shapes, codes, data, sparse)
+    _check_sizes(sizes, tensors, codes, data, sparse, where, f.check)
+    return tensors, sizes
 
 
 @cache
@@ -416,8 +431,16 @@ def _bits_by_code() -> np.ndarray:
     return table
 
 
+@cache
+def _sized_by_code() -> np.ndarray:
+    """Whether a constant of each type code stores exactly shape x bits of data."""
+    table = np.ones(max(schema.DTYPE_NAMES) + 1, dtype=bool)
+    table[list(_UNSIZED_TYPES)] = False
+    return table
+
+
 def _sizes(tensors: list[Tensor], shapes: list[tuple[int, ...]], codes: np.ndarray,
-           constant: list[bool], sparse: list[bool]) -> TensorSizes:
+           data: list[np.ndarray | None], sparse: list[bool]) -> TensorSizes:
     """:class:`TensorSizes` of freshly read tensors, from the columns they were read from.
 
     Element counts come memoised per shape, bits by type code and bytes in one NumPy
@@ -429,10 +452,40 @@ def _sizes(tensors: list[Tensor], shapes: list[tuple[int, ...]], codes: np.ndarr
         nbytes = ((np.array(elements, dtype=np.int64) * bits + 7) // 8).tolist()
     else:
         nbytes = [t.nbytes for t in tensors]
+    constant = [d is not None for d in data]
     if any(sparse):
         for i in [i for i, (s, c) in enumerate(zip(sparse, constant, strict=True)) if s and c]:
             nbytes[i] = tensors[i].nbytes  # stored compressed: its bytes in the file
     return TensorSizes(elements, bits.tolist(), nbytes, constant)
+
+
+def _check_sizes(sizes: TensorSizes, tensors: list[Tensor], codes: np.ndarray,
+                 data: list[np.ndarray | None], sparse: list[bool], where: str,
+                 check: _Checker) -> None:
+    """Fail on a tensor too large to be real, or a constant with fewer bytes than its shape.
+
+    The interpreter refuses a constant whose buffer is smaller than its shape needs (LiteRT
+    ``Subgraph::SetTensorParametersReadOnly``); strings, handles, sub-byte types and sparse
+    tensors are stored otherwise and not compared.
+    """
+    if max(sizes.elements, default=0) > MAX_TENSOR_ELEMENTS:
+        t = next(i for i, e in enumerate(sizes.elements) if e > MAX_TENSOR_ELEMENTS)
+        check.fail(f"{where} tensor {t} has shape {list(tensors[t].shape)}: "
+                   f"{sizes.elements[t]:.3g} elements, more than the {MAX_TENSOR_ELEMENTS:.3g} "
+                   "a tensor may have")
+    const = [i for i, d in enumerate(data) if d is not None]
+    if not const:
+        return
+    stored = np.array([data[i].size for i in const], dtype=np.int64)
+    needed = np.array(sizes.nbytes, dtype=np.int64)[const]
+    short = (stored < needed) & _sized_by_code()[codes[const]]
+    if short.any():
+        for j in np.flatnonzero(short).tolist():
+            i = const[j]
+            if not sparse[i]:
+                check.fail(f"{where} tensor {i} is a constant of shape {list(tensors[i].shape)} "
+                           f"({tensors[i].dtype}, {int(needed[j])} bytes) but its buffer holds "
+                           f"{int(stored[j])} bytes")
 
 
 def _names(cols: Columns, details: bool) -> list[str]:
@@ -443,8 +496,9 @@ def _names(cols: Columns, details: bool) -> list[str]:
     return [""] * len(cols)
 
 
-def _quantizations(cols: Columns, details: bool) -> list[Quantization | None]:
-    """Each tensor's quantisation, as :func:`_quantization` reads it.
+def _quantizations(cols: Columns, details: bool, where: str,
+                   check: _Checker) -> list[Quantization | None]:
+    """Each tensor's quantisation: None where it has no scales.
 
     Without details, all None, after the same reads and range checks.
     """
@@ -452,8 +506,11 @@ def _quantizations(cols: Columns, details: bool) -> list[Quantization | None]:
     if not details:
         for slot, width in ((_Q_SCALE, 4), (_Q_ZERO, 8)):
             starts, lengths = q.vectors(slot)
-            if (starts + width * lengths > len(cols.buf)).any():
-                raise _Unusual
+            past = starts + width * lengths > len(cols.buf)
+            if past.any():
+                t = int(np.flatnonzero(present)[np.argmax(past)])
+                check.fail(f"{where} tensor {t}: quantization parameters run past the end of "
+                           "the file")
         q.scalars(_Q_AXIS, "<i4")
         return [None] * len(cols)
     made = iter([
@@ -517,18 +574,6 @@ def _option_fields(cls: type, buf: bytes, pos: int,
     return dict(fields)
 
 
-def _options(op: Table) -> dict[str, Any]:
-    """Builtin options (both unions) as named fields, via the schema's object API."""
-    options: dict[str, Any] = {}
-    for type_slot, table_slot, lookup in _OPTION_UNIONS:
-        kind = op.scalar(type_slot, "uint8")
-        cls = lookup(kind) if kind else None
-        table = op.table(table_slot) if cls is not None else None
-        if table is not None:
-            options.update(_option_fields(cls, table.buf, table.pos, table.layout()))
-    return options
-
-
 @cache
 def _names_subgraphs(cls: type) -> bool:
     """True when an options class has a field naming a subgraph (WHILE, IF, CALL_ONCE...)."""
@@ -581,68 +626,55 @@ def _union_at_once(cols: Columns, type_slot: int, table_slot: int,
             callers.append(i)
 
 
-def _indices(t: Table, slot: int, n: int, what: str, check: _Checker,
-             optional: bool = False) -> tuple[int, ...]:
+
+
+def _indices(t: Table, slot: int, n: int, what: str, check: _Checker) -> tuple[int, ...]:
+    """A vector of tensor indices of one table (a subgraph's inputs or outputs), checked."""
     check.length(t.length(slot), 4, what)
     values = t.values(slot, "i")
-    if values and (min(values) < (-1 if optional else 0) or max(values) >= n):
-        for v in values:  # name the first bad index
-            if not (optional and v == -1):
-                check.index(v, n, what)
+    for v in values:
+        check.index(v, n, what)
     return values
 
 
-def _indices_at_once(cols: Columns, slot: int, n: int, optional: bool = False) -> list[tuple]:
-    """What :func:`_indices` reads, for every table; _Unusual for anything it would reject."""
+def _indices_at_once(cols: Columns, slot: int, n: int, names: list[str], where: str,
+                     check: _Checker, optional: bool = False) -> list[tuple]:
+    """A vector of tensor indices of every operator, checked (-1 allowed when ``optional``)."""
     flat, ends = cols.flat(slot, "<i4")
-    if flat.size and (flat.min() < (-1 if optional else 0) or flat.max() >= n):
-        raise _Unusual
+    if flat.size:
+        bad = (flat < (-1 if optional else 0)) | (flat >= n)
+        if bad.any():
+            at = int(np.argmax(bad))
+            i = _first_table(ends, at)
+            check.index(int(flat[at]), n, f"{where} operator {i} ({names[i]}) tensor index")
     return split(flat, ends)
 
 
-def _operator(op: Table, i: int, where: str, n_tensors: int, f: _File) -> Operator:
-    check = f.check
-    opcode_index = op.scalar(_OP_OPCODE, "uint32")
-    opname, custom, version = f.codes[check.index(opcode_index, len(f.codes),
-                                                  f"{where} operator {i} opcode index")]
-    what = f"{where} operator {i} ({opname}) tensor index"
-    operator = Operator(
-        index=i, opcode=opname, custom_code=custom, version=version,
-        inputs=_indices(op, _OP_INPUTS, n_tensors, what, check, optional=True),
-        outputs=_indices(op, _OP_OUTPUTS, n_tensors, what, check),
-        intermediates=_indices(op, _OP_INTERMEDIATES, n_tensors, what, check),
-        options=_options(op),
-    )
-    for called in operator.called_subgraphs:
-        check.index(called, f.n_subgraphs, f"{where} operator {i} ({opname}) subgraph index")
-    return operator
-
-
 def _operators(g: Table, where: str, n_tensors: int, f: _File) -> list[Operator]:
-    """Every operator of a subgraph."""
-    f.check.length(g.length(_SG_OPERATORS), 4, f"{where} operators")
-    return _at_once(
-        lambda: _operators_at_once(Columns.of(g, _SG_OPERATORS, f.data), n_tensors, f),
-        lambda: [_operator(op, i, where, n_tensors, f)
-                 for i, op in enumerate(g.tables(_SG_OPERATORS))])
-
-
-def _operators_at_once(cols: Columns, n_tensors: int, f: _File) -> list[Operator]:
-    """What :func:`_operator` reads, a field at a time across all operators."""
+    """Every operator of a subgraph, a field at a time across all of them."""
+    check = f.check
+    check.length(g.length(_SG_OPERATORS), 4, f"{where} operators")
+    check.part = f"{where} operators"
+    cols = Columns.of(g, _SG_OPERATORS, f.data)
     opcodes = cols.scalars(_OP_OPCODE, "<u4").tolist()
     if opcodes and max(opcodes) >= len(f.codes):
-        raise _Unusual
-    options, callers = _options_at_once(cols)
+        i = next(i for i, c in enumerate(opcodes) if c >= len(f.codes))
+        check.index(opcodes[i], len(f.codes), f"{where} operator {i} opcode index")
     codes = [f.codes[c] for c in opcodes]  # (name, custom code, version) of each operator
-    # Positionally, in Operator's field order (see _tensors_at_once).
+    names = [c[0] for c in codes]
+    options, callers = _options_at_once(cols)
+    # Positionally, in Operator's field order (see _tensors).
     operators = list(starmap(Operator, zip(
-        range(len(cols)), [c[0] for c in codes],
-        _indices_at_once(cols, _OP_INPUTS, n_tensors, optional=True),
-        _indices_at_once(cols, _OP_OUTPUTS, n_tensors), options, [c[1] for c in codes],
-        [c[2] for c in codes], _indices_at_once(cols, _OP_INTERMEDIATES, n_tensors),
+        range(len(cols)), names,
+        _indices_at_once(cols, _OP_INPUTS, n_tensors, names, where, check, optional=True),
+        _indices_at_once(cols, _OP_OUTPUTS, n_tensors, names, where, check), options,
+        [c[1] for c in codes], [c[2] for c in codes],
+        _indices_at_once(cols, _OP_INTERMEDIATES, n_tensors, names, where, check),
         strict=True)))
-    if any(not 0 <= s < f.n_subgraphs for i in callers for s in operators[i].called_subgraphs):
-        raise _Unusual
+    for i in callers:
+        for called in operators[i].called_subgraphs:
+            check.index(called, f.n_subgraphs, f"{where} operator {i} ({names[i]}) subgraph "
+                        "index")
     return operators
 
 
@@ -651,15 +683,16 @@ def _subgraph(g: Table, index: int, f: _File) -> Subgraph:
     slot = SLOTS["SubGraph"]
     tensors, sizes = _tensors(g, where, f)
     n_tensors = len(tensors)
+    operators = _operators(g, where, n_tensors, f)
+    f.check.part = where
     sub = Subgraph(
-        index=index, name=g.string(slot["Name"]), tensors=tensors,
-        operators=_operators(g, where, n_tensors, f),
+        index=index, name=g.string(slot["Name"]), tensors=tensors, operators=operators,
         inputs=_indices(g, slot["Inputs"], n_tensors, f"{where} input tensor", f.check),
         outputs=_indices(g, slot["Outputs"], n_tensors, f"{where} output tensor", f.check),
     )
-    if sizes is not None:
-        sub.sizes = sizes  # fills the cached property: NumPy has them cheaper than it would
+    sub.sizes = sizes  # fills the cached property: NumPy has them cheaper than it would
     _check_acyclic(sub, f.check)
+    check_operators(sub, f.check.fail)
     return sub
 
 
