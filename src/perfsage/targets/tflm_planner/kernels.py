@@ -69,10 +69,10 @@ def _mean(op: Operator, sg: Subgraph) -> KernelArena:
     return KernelArena(options=((1, 1),), init=(44,), scratch=scratch)
 
 
-def _fixed(options: tuple[tuple[int, int], ...] = (), init: tuple[int, ...] = ()
-           ) -> Callable[[Operator, Subgraph], KernelArena]:
+def _fixed(options: tuple[tuple[int, int], ...] = (), init: tuple[int, ...] = (),
+           prepare: tuple[int, ...] = ()) -> Callable[[Operator, Subgraph], KernelArena]:
     """A kernel whose allocations do not depend on shapes or types."""
-    arena = KernelArena(options=options, init=init)
+    arena = KernelArena(options=options, init=init, prepare=prepare)
     return lambda op, sg: arena
 
 
@@ -91,7 +91,7 @@ KERNELS: dict[str, Callable[[Operator, Subgraph], KernelArena]] = {
     "RESHAPE": _fixed(((36, 4),)),
     "RESIZE_NEAREST_NEIGHBOR": _fixed(((2, 1),)),
     "RESIZE_BILINEAR": _fixed(((2, 1),)),
-    "DEPTH_TO_SPACE": _fixed(((4, 4),), (20,)),
+    "DEPTH_TO_SPACE": _fixed(((4, 4),), prepare=(20,)),
     "SOFTMAX": _fixed(((4, 4),), (80,)),
     "RELU": _fixed((), (28,)),
     "RELU6": _fixed((), (8,)),
