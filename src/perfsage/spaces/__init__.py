@@ -19,11 +19,12 @@ _REGISTRY = {
     "object-detection": "perfsage.spaces.object_detection:ObjectDetection",
     "nasbench201": "perfsage.spaces.nasbench201:NasBench201",
     "random-graphs": "perfsage.spaces.random_graphs:RandomGraphs",
+    "zoo": "perfsage.spaces.zoo:Zoo",
 }
 
 #: Spaces that follow no task, only there to cover operators and shapes: accuracy on the
 #: task spaces is reported without them, and on them apart.
-COVERAGE_SPACES = ("random-graphs",)
+COVERAGE_SPACES = ("random-graphs", "zoo")
 
 __all__ = ["COVERAGE_SPACES", "Config", "SearchSpace", "get_space", "space_names"]
 
