@@ -18,14 +18,7 @@ from dataclasses import dataclass
 from perfsage.errors import MeasurementError
 from perfsage.graph.ir import Model, Subgraph
 from perfsage.targets.tflm_planner.greedy import planned_peak_bytes
-from perfsage.targets.tflm_planner.kernels import KERNELS, KernelArena
-
-#: Bytes per element as ``TfLiteTypeSizeOf`` gives them.
-TYPE_BYTES = {
-    "float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int4": 1, "int8": 1,
-    "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4, "int64": 8, "uint64": 8,
-    "bool": 1, "complex64": 8, "complex128": 16,
-}
+from perfsage.targets.tflm_planner.kernels import KERNELS, TYPE_BYTES, KernelArena
 
 ALIGNMENT = 16  # MicroArenaBufferAlignment(): every buffer and persistent kernel buffer
 

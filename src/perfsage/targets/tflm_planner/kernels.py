@@ -23,6 +23,13 @@ from dataclasses import dataclass
 
 from perfsage.graph.ir import Operator, Subgraph
 
+#: Bytes per element as TFLM's ``TfLiteTypeSizeOf`` gives them.
+TYPE_BYTES = {
+    "float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int4": 1, "int8": 1,
+    "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4, "int64": 8, "uint64": 8,
+    "bool": 1, "complex64": 8, "complex128": 16,
+}
+
 
 @dataclass(frozen=True, slots=True)
 class KernelArena:
@@ -69,6 +76,50 @@ def _mean(op: Operator, sg: Subgraph) -> KernelArena:
     return KernelArena(options=((1, 1),), init=(44,), scratch=scratch)
 
 
+def _transpose_conv(op: Operator, sg: Subgraph) -> KernelArena:
+    """TRANSPOSE_CONV: per-channel arrays, and an int32 (int16: int64) accumulator per output.
+
+    Inputs are (output shape, filter, input[, bias]); int16 with an int16 bias also asks for
+    the bias widened to int64.
+    """
+    x = sg.tensors[op.inputs[2]]
+    c = 4 * sg.tensors[op.inputs[1]].shape[0]
+    out = _elements(sg.tensors[op.outputs[0]].shape)
+    scratch: tuple[int, ...] = ()
+    if x.dtype == "int8":
+        scratch = (4 * out,)
+    elif x.dtype == "int16":
+        scratch = (8 * out,)
+        if len(op.inputs) > 3 and op.inputs[3] >= 0 and sg.tensors[op.inputs[3]].dtype == "int16":
+            scratch += (8 * _elements(sg.tensors[op.inputs[3]].shape),)
+    return KernelArena(options=((20, 4),), init=(88,), prepare=(c, c), scratch=scratch)
+
+
+def _batch_matmul(op: Operator, sg: Subgraph) -> KernelArena:
+    """BATCH_MATMUL: quantisation data, persistent transposed copies, the output's dims.
+
+    The right operand is transposed into the tail unless ``adj_y`` (and the left one when
+    ``adj_x``): a TfLiteEvalTensor, its dims and all its data, persistent.
+    """
+    lhs, rhs = (sg.tensors[i] for i in op.inputs[:2])
+    prepare: list[int] = []
+    if lhs.dtype in ("int8", "int16"):
+        prepare.append(28)
+    for tensor, transposed in ((lhs, op.options.get("adj_x", False)),
+                               (rhs, not op.options.get("adj_y", False))):
+        if transposed:
+            prepare += [24, 4 + 4 * len(tensor.shape),
+                        _elements(tensor.shape) * TYPE_BYTES.get(tensor.dtype, 1)]
+    prepare.append(4 + 4 * max(len(lhs.shape), len(rhs.shape)))
+    return KernelArena(options=((3, 1),), init=(32,), prepare=tuple(prepare))
+
+
+def _softmax(op: Operator, sg: Subgraph) -> KernelArena:
+    """SOFTMAX: OpData; int16 builds two 513-entry int16 look-up tables (exp, 1/(1+x))."""
+    lut = (1026, 1026) if sg.tensors[op.inputs[0]].dtype == "int16" else ()
+    return KernelArena(options=((4, 4),), init=(80,), prepare=lut)
+
+
 def _fixed(options: tuple[tuple[int, int], ...] = (), init: tuple[int, ...] = (),
            prepare: tuple[int, ...] = ()) -> Callable[[Operator, Subgraph], KernelArena]:
     """A kernel whose allocations do not depend on shapes or types."""
@@ -92,7 +143,15 @@ KERNELS: dict[str, Callable[[Operator, Subgraph], KernelArena]] = {
     "RESIZE_NEAREST_NEIGHBOR": _fixed(((2, 1),)),
     "RESIZE_BILINEAR": _fixed(((2, 1),)),
     "DEPTH_TO_SPACE": _fixed(((4, 4),), prepare=(20,)),
-    "SOFTMAX": _fixed(((4, 4),), (80,)),
+    "SOFTMAX": _softmax,
+    "TRANSPOSE_CONV": _transpose_conv,
+    "BATCH_MATMUL": _batch_matmul,
+    "SUB": _fixed(((8, 4),), (52,)),
+    "SQUARED_DIFFERENCE": _fixed((), (112,)),
+    "RSQRT": _fixed((), (28,)),
+    "TANH": _fixed((), (16,)),
+    "TRANSPOSE": _fixed(),
+    "SPLIT": _fixed(((4, 4),)),
     "RELU": _fixed((), (28,)),
     "RELU6": _fixed((), (8,)),
     "HARD_SWISH": _fixed((), (20,)),
