@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import sqlite3
 
 import pytest
 
 from helpers.processes import kill_when
 from perfsage.dataset.annotate import annotate, missing_labels
+from perfsage.dataset.claims import Claimant
 from perfsage.dataset.generate import generate
 from perfsage.dataset.store import DB_NAME, Store
 
@@ -21,9 +22,8 @@ def dataset(tmp_path_factory):
 
 def _labels(folder) -> dict[tuple[int, str], tuple]:
     with Store(folder) as store:
-        rows = store.db.execute("SELECT model_id, target, status, metrics, settings_hash, "
-                                "tool_version FROM labels").fetchall()
-    return {(r[0], r[1]): r[2:] for r in rows}
+        return {(x.model_id, x.target): (x.status, x.metrics, x.settings_hash, x.tool_version)
+                for x in store.labels()}
 
 
 def test_annotate_stores_one_label_per_model_and_target(tmp_path, dataset):
@@ -43,7 +43,7 @@ def test_annotate_stores_one_label_per_model_and_target(tmp_path, dataset):
             status, metrics, settings, version = labels[model_id, "ethos-u55-128"]
             assert status == "ok" and settings == vela.settings_hash and version == "5.2.0"
             # The stored label is what measuring the model directly gives.
-            assert json.loads(metrics) == pytest.approx(vela.measure(store.model_bytes(model_id)))
+            assert metrics == pytest.approx(vela.measure(store.model_bytes(model_id)))
         assert missing_labels(store, ["ethos-u55-128", "cortex-m-tflm"]) == {}
     again = annotate(folder, ["ethos-u55-128", "cortex-m-tflm"], workers=1)
     assert again.total == 0
@@ -61,16 +61,15 @@ def test_error_is_recorded_and_the_run_goes_on(tmp_path, dataset):
     broken = b"TFL3" * 8  # Vela cannot read this; the worker dies on it and is replaced
     (folder / "models").mkdir()
     (folder / "models" / "broken.tflite").write_bytes(broken)
-    with Store(folder) as store:
-        store.db.execute("UPDATE models SET file = 'models/broken.tflite', model_sha256 = ? "
-                         "WHERE id = 2", (hashlib.sha256(broken).hexdigest(),))
+    with sqlite3.connect(folder / DB_NAME) as db:
+        db.execute("UPDATE models SET file = 'models/broken.tflite', model_sha256 = ? "
+                   "WHERE id = 2", (hashlib.sha256(broken).hexdigest(),))
     summary = annotate(folder, ["ethos-u55-128"], workers=1)
     labels = _labels(folder)
     assert summary.by_status == {"ethos-u55-128": {"ok": 11, "error": 1}}
     assert labels[2, "ethos-u55-128"][0] == "error"
     with Store(folder) as store:
-        message = store.db.execute("SELECT message FROM labels WHERE model_id = 2").fetchone()[0]
-    assert message
+        assert store.labels("ethos-u55-128")[1].message  # model 2's
 
 
 def test_timeout_is_recorded(tmp_path, dataset):
@@ -92,7 +91,15 @@ def test_sigkill_then_resume(tmp_path):
               folder / DB_NAME, "SELECT COUNT(*) FROM labels", 10)
     done = len(_labels(folder))
     assert 10 <= done < 80
+    with Store(folder) as store:
+        held = store.claims()
+    assert held  # the killed run held models it was measuring...
     summary = annotate(folder, ["ethos-u55-128", "cortex-m-tflm"], workers=2)
-    assert summary.total == 80 - done  # exactly the missing ones, nothing twice
+    assert summary.total == 80 - done  # ...taken over: exactly the missing ones, nothing twice
     labels = _labels(folder)
     assert len(labels) == 80 and all(v[0] == "ok" for v in labels.values())
+    with Store(folder) as store:
+        assert store.claims() == []
+        resumed = {(x.model_id, x.target) for x in store.labels()
+                   if x.measured_by == str(Claimant.this_process())}
+    assert {(c.model_id, c.target) for c in held} <= resumed

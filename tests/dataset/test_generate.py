@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
+import sqlite3
 
 import pyarrow.parquet as pq
 import pytest
@@ -15,8 +15,14 @@ from perfsage.dataset.store import DB_NAME, DatasetError, Store
 
 def _rows(folder) -> list[tuple]:
     with Store(folder) as store:
-        return store.db.execute(
-            "SELECT space, seed, idx, graph_hash, model_sha256 FROM models ORDER BY idx").fetchall()
+        return sorted((r["space"], r["seed"], r["idx"], r["graph_hash"], r["model_sha256"])
+                      for r in store.models())
+
+
+def _sql(folder, statement: str, *args) -> list[tuple]:
+    """Run SQL on the store's file directly: a look at (or a change to) what the API hides."""
+    with sqlite3.connect(folder / DB_NAME) as db:
+        return db.execute(statement, args).fetchall()
 
 
 def _handled(folder) -> list[int]:
@@ -40,8 +46,8 @@ def test_duplicate_graphs_are_skipped_and_counted(tmp_path):
     assert summary.stored == 60
     assert summary.duplicates > 0
     with Store(tmp_path) as store:
-        hashes = [r[0] for r in store.db.execute("SELECT graph_hash FROM models")]
-        dups = store.db.execute("SELECT graph_hash FROM duplicates").fetchall()
+        hashes = [r["graph_hash"] for r in store.models()]
+    dups = _sql(tmp_path, "SELECT graph_hash FROM duplicates")
     assert len(set(hashes)) == 60
     assert {h for (h,) in dups} <= set(hashes)
     assert len(dups) == summary.duplicates
@@ -71,7 +77,7 @@ def test_keep_files_are_content_addressed_and_rebuild_matches(tmp_path):
             data = (tmp_path / row["file"]).read_bytes()
             assert hashlib.sha256(data).hexdigest() == row["model_sha256"]
             assert row["file"].endswith(f"{row['model_sha256']}.tflite")
-            store.db.execute("UPDATE models SET file = NULL WHERE id = ?", (row["id"],))
+            _sql(tmp_path, "UPDATE models SET file = NULL WHERE id = ?", row["id"])
             assert store.model_bytes(row["id"]) == data  # rebuilt from the config alone
     assert not list(tmp_path.rglob("*.tmp*"))
 
@@ -130,7 +136,7 @@ def test_a_space_that_always_fails_stops_the_run(tmp_path, monkeypatch):
     with pytest.raises(PerfSageError, match="the last 25 models all failed.*builder broke"):
         generate(tmp_path, "keyword-spotting", 10, seed=0)
     with Store(tmp_path) as store:
-        assert store.db.execute("SELECT COUNT(*) FROM failures").fetchone()[0] == 25
+        assert store.counts_by_space()["keyword-spotting"]["failures"] == 25
 
 
 def test_export_then_import_round_trips_models_and_labels(tmp_path):
@@ -141,17 +147,18 @@ def test_export_then_import_round_trips_models_and_labels(tmp_path):
     annotate(tmp_path / "a", ["cortex-m-tflm"], workers=1)
     with Store(tmp_path / "a") as store:
         export_parquet(store, tmp_path / "a.parquet")
-        before = store.db.execute("SELECT model_id, target, status, metrics, settings_hash "
-                                  "FROM labels ORDER BY model_id").fetchall()
+        before = store.labels()
         models_before = store.models()
     assert import_parquet(tmp_path / "a.parquet", tmp_path / "b") == 6
     with Store(tmp_path / "b") as store:
-        after = store.db.execute("SELECT model_id, target, status, metrics, settings_hash "
-                                 "FROM labels ORDER BY model_id").fetchall()
+        after = store.labels()
         assert store.models() == models_before
         assert store.model_bytes(3)  # rebuilds from the imported config
-    assert [r[:3] + (json.loads(r[3]), r[4]) for r in after] == \
-        [r[:3] + (json.loads(r[3]), r[4]) for r in before]
+    def kept(labels):  # what an export holds of a label
+        return [(x.model_id, x.target, x.status, x.metrics, x.settings_hash, x.tool_version)
+                for x in labels]
+
+    assert kept(after) == kept(before)
     with pytest.raises(DatasetError, match="already holds a dataset"):
         import_parquet(tmp_path / "a.parquet", tmp_path / "b")
 

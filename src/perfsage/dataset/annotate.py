@@ -154,6 +154,7 @@ class _Run:
                 batch = CLAIM_PER_WORKER * workers
                 for result in pool.imap_unordered(self._claimed(ids, names, batch)):
                     self.record(result)
+        self.commit()
         return self.summary.done > done_before
 
     def _claimed(self, ids: list[int], names: list[str], batch: int

@@ -37,8 +37,9 @@ SCHEMA_VERSION = 2
 MODEL_COLUMNS = ("id", "space", "seed", "idx", "config", "graph_hash", "model_sha256", "file",
                  "bytes", "macs", "params", "ops", "created")
 
+#: Read first, for the schema version that says how to read the rest.
+_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS models (
     id INTEGER PRIMARY KEY,
     space TEXT NOT NULL,
@@ -167,30 +168,36 @@ class Store:
                 raise DatasetError(f"{self.folder}: not a PerfSAGE dataset (no {DB_NAME}); "
                                    "create one with `perfsage dataset generate`")
             self.folder.mkdir(parents=True, exist_ok=True)
+        self._db = self._open(path)
+
+    def _open(self, path: Path) -> sqlite3.Connection:
+        """Connect, check the schema version, and create or upgrade the tables."""
         try:
-            self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(_SCHEMA)
+            db = sqlite3.connect(path, timeout=60, isolation_level=None)
         except sqlite3.DatabaseError as exc:
             raise DatasetError(f"{path}: cannot open the dataset database ({exc})") from None
-        if self.get_meta("schema_version") != str(SCHEMA_VERSION):
-            with self.transaction():  # re-read: another process may have upgraded meanwhile
-                self._upgrade(path)
-
-    def _upgrade(self, path: Path) -> None:
-        """Stamp a new store, or bring an older one to ``SCHEMA_VERSION``."""
-        version = self.get_meta("schema_version")
-        if version is None:
-            self.set_meta("schema_version", str(SCHEMA_VERSION))
-            return
-        if int(version) > SCHEMA_VERSION:
-            raise DatasetError(f"{path}: dataset schema version {version} is newer than this "
-                               f"PerfSAGE reads ({SCHEMA_VERSION}); upgrade PerfSAGE")
-        for step in range(int(version), SCHEMA_VERSION):
-            for statement in _UPGRADES[step]:
-                self.db.execute(statement)
-        self.set_meta("schema_version", str(SCHEMA_VERSION))
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(_META)
+            if _version(db) > SCHEMA_VERSION:
+                raise DatasetError(f"{path}: dataset schema version {_version(db)} is newer than "
+                                   f"this PerfSAGE reads ({SCHEMA_VERSION}); upgrade PerfSAGE")
+            db.executescript(_SCHEMA)
+            if _version(db) != SCHEMA_VERSION:
+                with _Transaction(db):  # read again inside: another process may have upgraded
+                    for step in range(_version(db) or SCHEMA_VERSION, SCHEMA_VERSION):
+                        for statement in _UPGRADES[step]:
+                            db.execute(statement)
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                               (str(SCHEMA_VERSION),))
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise DatasetError(f"{path}: cannot open the dataset database ({exc})") from None
+        except DatasetError:
+            db.close()
+            raise
+        return db
 
     def __enter__(self) -> Store:
         return self
@@ -200,24 +207,24 @@ class Store:
 
     def close(self) -> None:
         """Close the database connection."""
-        self.db.close()
+        self._db.close()
 
     # -- metadata -----------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
         """A metadata value, or None."""
-        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
         """Set a metadata value."""
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # -- generation ---------------------------------------------------------------------
 
     def done_indices(self, space: str, seed: int) -> set[int]:
         """Indices already handled for (space, seed): stored, duplicate or failed."""
-        rows = self.db.execute(
+        rows = self._db.execute(
             "SELECT idx FROM models WHERE space = ?1 AND seed = ?2 "
             "UNION SELECT idx FROM duplicates WHERE space = ?1 AND seed = ?2 "
             "UNION SELECT idx FROM failures WHERE space = ?1 AND seed = ?2",
@@ -231,7 +238,7 @@ class Store:
             sql, args = sql + " AND space = ?", [*args, space]
         if seed is not None:
             sql, args = sql + " AND seed = ?", [*args, seed]
-        return self.db.execute(sql, args).fetchone()[0]
+        return self._db.execute(sql, args).fetchone()[0]
 
     def add_batch(self, records: Iterable[ModelRecord],
                   failures: Iterable[tuple[str, int, int, str]] = ()) -> tuple[int, int]:
@@ -243,7 +250,7 @@ class Store:
         now = time.time()
         with self.transaction():
             for r in records:
-                cur = self.db.execute(
+                cur = self._db.execute(
                     "INSERT OR IGNORE INTO models (space, seed, idx, config, graph_hash, "
                     "model_sha256, file, bytes, macs, params, ops, created) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -254,22 +261,22 @@ class Store:
                     added += 1
                 else:
                     dups += 1
-                    self.db.execute("INSERT OR IGNORE INTO duplicates VALUES (?, ?, ?, ?)",
+                    self._db.execute("INSERT OR IGNORE INTO duplicates VALUES (?, ?, ?, ?)",
                                     (r.space, r.seed, r.idx, r.graph_hash))
-            self.db.executemany("INSERT OR IGNORE INTO failures VALUES (?, ?, ?, ?)",
+            self._db.executemany("INSERT OR IGNORE INTO failures VALUES (?, ?, ?, ?)",
                                 list(failures))
         return added, dups
 
     def transaction(self) -> _Transaction:
         """A write transaction (BEGIN IMMEDIATE); commits on success, rolls back on error."""
-        return _Transaction(self.db)
+        return _Transaction(self._db)
 
     # -- reading ------------------------------------------------------------------------
 
     def models(self, space: str | None = None) -> list[dict[str, Any]]:
         """Every stored model row as a dict (config parsed), in id order."""
         sql = "SELECT * FROM models" + (" WHERE space = ?" if space else "") + " ORDER BY id"
-        cur = self.db.execute(sql, (space,) if space else ())
+        cur = self._db.execute(sql, (space,) if space else ())
         names = [d[0] for d in cur.description]
         rows = []
         for values in cur:
@@ -280,7 +287,7 @@ class Store:
 
     def model_bytes(self, model_id: int) -> bytes:
         """A stored model's .tflite bytes: from its file if kept, else rebuilt from config."""
-        row = self.db.execute("SELECT space, config, model_sha256, file FROM models "
+        row = self._db.execute("SELECT space, config, model_sha256, file FROM models "
                               "WHERE id = ?", (model_id,)).fetchone()
         if row is None:
             raise DatasetError(f"{self.folder}: no model with id {model_id}")
@@ -301,7 +308,7 @@ class Store:
         out: dict[str, dict[str, int]] = {}
         for table, key in (("models", "models"), ("duplicates", "duplicates"),
                            ("failures", "failures")):
-            for space, n in self.db.execute(f"SELECT space, COUNT(*) FROM {table} GROUP BY space"):
+            for space, n in self._db.execute(f"SELECT space, COUNT(*) FROM {table} GROUP BY space"):
                 out.setdefault(space, {"models": 0, "duplicates": 0, "failures": 0})[key] = n
         return out
 
@@ -311,7 +318,7 @@ class Store:
         Columns are :data:`MODEL_COLUMNS`; ``config`` stays the stored JSON text.
         """
         where = f" WHERE space IN ({', '.join('?' * len(spaces))})" if spaces else ""
-        cur = self.db.execute(f"SELECT {', '.join(MODEL_COLUMNS)} FROM models{where} "
+        cur = self._db.execute(f"SELECT {', '.join(MODEL_COLUMNS)} FROM models{where} "
                               "ORDER BY id", list(spaces or []))
         columns: dict[str, list] = {name: [] for name in MODEL_COLUMNS}
         for row in cur:
@@ -321,18 +328,18 @@ class Store:
 
     def model_sizes(self) -> Iterator[tuple[str, int, int, int]]:
         """(space, MACs, parameters, operators) of every model, in id order."""
-        yield from self.db.execute("SELECT space, macs, params, ops FROM models ORDER BY id")
+        yield from self._db.execute("SELECT space, macs, params, ops FROM models ORDER BY id")
 
     def model_ids_by_hash(self) -> list[int]:
         """Every model id in graph-hash order: deterministic, unrelated to space or size."""
-        return [r[0] for r in self.db.execute("SELECT id FROM models ORDER BY graph_hash")]
+        return [r[0] for r in self._db.execute("SELECT id FROM models ORDER BY graph_hash")]
 
     def insert_models(self, rows: Iterable[dict[str, Any]]) -> None:
         """Add model rows as an export holds them (every column of :data:`MODEL_COLUMNS`).
 
         Call inside :meth:`transaction`; a repeated id or graph hash fails the transaction.
         """
-        self.db.executemany(
+        self._db.executemany(
             f"INSERT INTO models ({', '.join(MODEL_COLUMNS)}) VALUES "
             f"({', '.join('?' * len(MODEL_COLUMNS))})",
             [tuple(r[c] for c in MODEL_COLUMNS) for r in rows])
@@ -342,7 +349,7 @@ class Store:
     def labels(self, target: str | None = None) -> list[Label]:
         """Every label (of ``target``, when given), ordered by model id and target."""
         where, args = (" WHERE target = ?", (target,)) if target else ("", ())
-        cur = self.db.execute(
+        cur = self._db.execute(
             "SELECT model_id, target, status, metrics, message, tool_version, settings_hash, "
             f"wall_s, measured_by, created FROM labels{where} ORDER BY model_id, target", args)
         return [Label(m, t, status, json.loads(metrics) if metrics else None, *rest)
@@ -351,7 +358,7 @@ class Store:
     def labelled_targets(self, targets: Sequence[str]) -> dict[int, set[str]]:
         """Model id -> which of ``targets`` it has a label for (any status)."""
         have: dict[int, set[str]] = {}
-        cur = self.db.execute(f"SELECT model_id, target FROM labels WHERE target IN "
+        cur = self._db.execute(f"SELECT model_id, target FROM labels WHERE target IN "
                               f"({', '.join('?' * len(targets))})", list(targets))
         for model_id, target in cur:
             have.setdefault(model_id, set()).add(target)
@@ -360,14 +367,14 @@ class Store:
     def label_counts(self) -> dict[str, dict[str, int]]:
         """Per target, how many models have each label status (ok, error, timeout)."""
         out: dict[str, dict[str, int]] = {}
-        for target, status, n in self.db.execute(
+        for target, status, n in self._db.execute(
                 "SELECT target, status, COUNT(*) FROM labels GROUP BY target, status"):
             out.setdefault(target, {})[status] = n
         return out
 
     def ok_metrics(self) -> Iterator[tuple[str, dict[str, float]]]:
         """(target, metrics) of every ``ok`` label."""
-        for target, metrics in self.db.execute(
+        for target, metrics in self._db.execute(
                 "SELECT target, metrics FROM labels WHERE status = 'ok' AND metrics IS NOT NULL"):
             yield target, json.loads(metrics)
 
@@ -383,7 +390,7 @@ class Store:
         if limit is not None:
             sql, args = sql + " LIMIT ?", [*args, limit]
         return [LabelledModel(i, sp, h, json.loads(config), json.loads(metrics))
-                for i, sp, h, config, metrics in self.db.execute(sql, args)]
+                for i, sp, h, config, metrics in self._db.execute(sql, args)]
 
     def write_labels(self, labels: Sequence[Label], *, claimant: Claimant | None = None,
                      lease_s: float = 0.0) -> None:
@@ -396,15 +403,15 @@ class Store:
             return
         with self.transaction():
             self.insert_labels(labels, replace=True)
-            self.db.executemany("DELETE FROM claims WHERE model_id = ? AND target = ?",
+            self._db.executemany("DELETE FROM claims WHERE model_id = ? AND target = ?",
                                 [(x.model_id, x.target) for x in labels])
             if claimant is not None:
-                self.db.execute("UPDATE claims SET expires_at = ? WHERE claimed_by = ?",
+                self._db.execute("UPDATE claims SET expires_at = ? WHERE claimed_by = ?",
                                 (time.time() + lease_s, str(claimant)))
 
     def insert_labels(self, labels: Iterable[Label], *, replace: bool = False) -> None:
         """Add labels; call inside :meth:`transaction`. Without ``replace`` a repeat fails."""
-        self.db.executemany(
+        self._db.executemany(
             f"INSERT {'OR REPLACE ' if replace else ''}INTO labels (model_id, target, status, "
             "metrics, message, tool_version, settings_hash, wall_s, measured_by, created) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -436,10 +443,10 @@ class Store:
         with self.transaction():
             self._drop_dead_claims(now)
             for model_id in ids:
-                if self.db.execute(taken, [model_id, *targets, model_id, *targets]).fetchone():
+                if self._db.execute(taken, [model_id, *targets, model_id, *targets]).fetchone():
                     passed += 1
                     continue
-                self.db.executemany(
+                self._db.executemany(
                     "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?)",
                     [(model_id, t, settings_hashes[t], str(claimant), now, now + lease_s)
                      for t in targets])
@@ -450,17 +457,17 @@ class Store:
 
     def _drop_dead_claims(self, now: float) -> None:
         """Delete the claims whose lease ended or whose process is gone (inside a transaction)."""
-        self.db.execute("DELETE FROM claims WHERE expires_at < ?", (now,))
-        owners = [r[0] for r in self.db.execute("SELECT DISTINCT claimed_by FROM claims")]
+        self._db.execute("DELETE FROM claims WHERE expires_at < ?", (now,))
+        owners = [r[0] for r in self._db.execute("SELECT DISTINCT claimed_by FROM claims")]
         dead = [(o,) for o in owners if Claimant.parse(o).alive() is False]
-        self.db.executemany("DELETE FROM claims WHERE claimed_by = ?", dead)
+        self._db.executemany("DELETE FROM claims WHERE claimed_by = ?", dead)
 
     def live_claims(self, targets: Sequence[str]) -> set[tuple[int, str]]:
         """(model id, target) pairs of ``targets`` that a live process has claimed."""
         now = time.time()
         alive: dict[str, bool] = {}
         out = set()
-        cur = self.db.execute(f"SELECT model_id, target, claimed_by FROM claims WHERE target IN "
+        cur = self._db.execute(f"SELECT model_id, target, claimed_by FROM claims WHERE target IN "
                               f"({', '.join('?' * len(targets))}) AND expires_at >= ?",
                               [*targets, now])
         for model_id, target, owner in cur:
@@ -472,27 +479,33 @@ class Store:
 
     def claims(self) -> list[Claim]:
         """Every claim, live or not, ordered by model id and target."""
-        return [Claim(*r) for r in self.db.execute(
+        return [Claim(*r) for r in self._db.execute(
             "SELECT model_id, target, settings_hash, claimed_by, claimed_at, expires_at "
             "FROM claims ORDER BY model_id, target")]
 
     def release_claims(self, claimant: Claimant) -> None:
         """Drop every claim ``claimant`` holds (a run that ends leaves none behind)."""
         with self.transaction():
-            self.db.execute("DELETE FROM claims WHERE claimed_by = ?", (str(claimant),))
+            self._db.execute("DELETE FROM claims WHERE claimed_by = ?", (str(claimant),))
+
+
+def _version(db: sqlite3.Connection) -> int:
+    """The schema version a store is stamped with; 0 for a new, empty one."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
 
 
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, rolled back on error."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+        self._db = db
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type, *rest) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 def write_model_file(folder: Path, data: bytes, sha256: str) -> str:
