@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -69,7 +70,7 @@ def predict_many(models: Iterable[Source], target: str | None = None, *,
     spec = (target, str(weights) if weights is not None else None)
     _pipeline(*spec)  # a bad target or weights folder fails here, before any worker starts
     models = models if workers == 1 else list(models)
-    with _collector_paused(), _one_blas_thread(models):
+    with _collector_paused(), _one_blas_thread():
         if workers == 1 or len(models) < 2 * CHUNK:
             return _predict_all(models, spec)
         return _predict_in_workers(models, spec, workers)
@@ -87,7 +88,7 @@ def predictions(models: Iterable[Source], target: str | None = None, *,
     if isinstance(models, str | PathLike | bytes):
         models = [models]
     pipe, models = pipeline(target, weights), list(models)
-    with _collector_paused(), _one_blas_thread(models):
+    with _collector_paused(), _one_blas_thread():
         return pipe.predict(models)
 
 
@@ -235,19 +236,16 @@ def _blas_controller():
     return ThreadpoolController()
 
 
-#: Fewer models than this are predicted without touching BLAS threads: one small batch gains
-#: nothing from the limit, and inspecting the libraries costs a one-model call 10 ms.
-FEW = 8
-
-
 @contextmanager
-def _one_blas_thread(models: Iterable[Source]) -> Iterator[None]:
-    """One BLAS thread for the block (small batches are left as they are).
+def _one_blas_thread() -> Iterator[None]:
+    """One BLAS thread for the block.
 
-    The batches are small matrices, and a second thread only contends with the other worker
-    for the cores (0.8 vs 0.46 ms per graph measured).
+    The matrices are small (a batch of operators by 128 features): more threads only contend
+    for the cores, with the other worker or with whatever else runs (a MobileNetV2-224's
+    forward pass took 80 ms instead of 1 ms on a loaded machine). The command line already
+    starts NumPy with one thread, and then there is nothing to limit.
     """
-    if isinstance(models, list) and len(models) < FEW:
+    if os.environ.get("OPENBLAS_NUM_THREADS") == "1":
         yield
         return
     with _blas_controller().limit(limits=1, user_api="blas"):
