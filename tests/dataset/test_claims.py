@@ -71,15 +71,18 @@ def test_live_claims_are_left_alone_and_killed_ones_taken_over(dataset):
         assert len(held) == 5
         first = annotate(dataset, [TARGET], workers=1)
         assert (first.total, first.done) == (35, 35)  # the live holder's five are left to it
+        assert first.elsewhere == 5
         with Store(dataset) as store:
             assert {x.model_id for x in store.labels(TARGET)}.isdisjoint(held)
             assert {c.model_id for c in store.claims()} == held
-            assert missing_labels(store, [TARGET], unclaimed=True) == {}
+            assert missing_labels(store, [TARGET]) == {frozenset([TARGET]): sorted(
+                held, key=store.model_ids_by_hash().index)}
+            assert missing_labels(store, [TARGET], claimed=store.live_claims([TARGET])) == {}
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     second = annotate(dataset, [TARGET], workers=1)
-    assert (second.total, second.done) == (5, 5)
+    assert (second.total, second.done, second.elsewhere) == (5, 5, 0)
     with Store(dataset) as store:
         assert len(store.labels(TARGET)) == 40 and store.claims() == []
 

@@ -16,7 +16,7 @@ over at once; one from another host when its lease ends (see :mod:`perfsage.data
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +43,7 @@ class AnnotateSummary:
 
     total: int = 0  # (model, target) pairs this run expects to measure
     done: int = 0
+    elsewhere: int = 0  # pairs other live runs were measuring when this run last looked
     by_status: dict[str, dict[str, int]] = field(default_factory=dict)
     wall_s: dict[str, float] = field(default_factory=dict)
     examples: dict[str, str] = field(default_factory=dict)  # target -> one error message
@@ -58,15 +59,15 @@ class AnnotateSummary:
 
 
 def missing_labels(store: Store, targets: Sequence[str], *,
-                   unclaimed: bool = False) -> dict[frozenset[str], list[int]]:
+                   claimed: Collection[tuple[int, str]] = ()) -> dict[frozenset[str], list[int]]:
     """Model ids grouped by the set of requested targets they still lack a label for.
 
-    With ``unclaimed``, a (model, target) pair that a live run has claimed counts as done.
+    The (model, target) pairs in ``claimed`` (say, those live runs are measuring) count
+    as labelled.
     """
     have = store.labelled_targets(targets)
-    if unclaimed:
-        for model_id, target in store.live_claims(targets):
-            have.setdefault(model_id, set()).add(target)
+    for model_id, target in claimed:
+        have.setdefault(model_id, set()).add(target)
     groups: dict[frozenset[str], list[int]] = {}
     # Graph-hash order is deterministic but unrelated to space or size, so a run stopped
     # early (or --limit) leaves a representative sample labelled, not one space.
@@ -140,7 +141,9 @@ class _Run:
         """Claim and measure the work free now; True when it measured anything."""
         from perfsage.targets import MeasurePool
 
-        groups = missing_labels(self.store, list(self.info), unclaimed=True)
+        claimed = self.store.live_claims(list(self.info))  # by other runs: this one holds none
+        self.summary.elsewhere = len(claimed)
+        groups = missing_labels(self.store, list(self.info), claimed=claimed)
         if limit is not None:
             groups = _limit(groups, limit - self.claimed)
         done_before = self.summary.done
