@@ -93,7 +93,8 @@ def annotate(folder: str | Path, targets: Sequence[str], *, workers: int = 2,
         timeout_s: per-model limit per target; an overrun is stored with status ``timeout``.
         limit: measure at most this many models in this run (None: all).
         target_options: per-target constructor options (e.g. fewer timed runs in tests).
-        progress: called after each finished measurement.
+        progress: called as each round of claiming starts and after each finished
+            measurement.
     """
     from perfsage.targets import get_target
 
