@@ -269,3 +269,23 @@ def test_models_of_every_search_space_pass_the_checks():
         space = get_space(name)
         for i in range(4):
             read_model(space.build(space.sample_seeded(0, i)), name=f"{name}-{i}")
+
+
+def test_a_buffer_placed_past_the_end_of_the_file():
+    def change(m: fb.ModelT) -> None:
+        weights = m.buffers[m.subgraphs[0].tensors[m.subgraphs[0].operators[0].inputs[1]].buffer]
+        weights.data, weights.offset, weights.size = None, 2**40, 432
+
+    with pytest.raises(ModelFileError, match=r"subgraph 0 tensor \d+: buffer \d+ points past"):
+        read_model(edit(ZOO.read_bytes(), change))
+
+
+def test_a_bug_of_ours_is_not_blamed_on_the_file(monkeypatch):
+    from perfsage.graph import reader
+
+    def broken(cols):
+        raise TypeError("a bug in PerfSAGE")
+
+    monkeypatch.setattr(reader, "_options_at_once", broken)
+    with pytest.raises(TypeError, match="a bug in PerfSAGE"):
+        read_model(ZOO)

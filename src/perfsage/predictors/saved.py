@@ -38,7 +38,12 @@ def write_pair(folder: str | Path, tensors: dict[str, np.ndarray],
 
 
 def read_config(folder: str | Path) -> dict[str, Any]:
-    """The config of a saved predictor; WeightsError when missing or not JSON."""
+    """The config of a saved predictor; WeightsError when missing, not JSON or untyped.
+
+    The fields every predictor's config has are checked here: ``format`` (a string),
+    ``weights_sha256`` (a string) and ``tensors`` (each tensor's shape); the rest belongs to
+    the predictor named by ``format``.
+    """
     path = Path(folder) / CONFIG_FILE
     if not path.is_file():
         raise WeightsError(f"{path}: missing (a weights folder holds {CONFIG_FILE} and "
@@ -47,8 +52,21 @@ def read_config(folder: str | Path) -> dict[str, Any]:
         config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise WeightsError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(config, dict) or not isinstance(config.get("format"), str):
-        raise WeightsError(f"{path}: not a PerfSAGE weights config")
+    if not isinstance(config, dict):
+        raise WeightsError(f"{path}: not a JSON object (a PerfSAGE weights config is one)")
+    for field in ("format", "weights_sha256", "tensors"):
+        if field not in config:
+            raise WeightsError(f"{path}: missing field {field!r}")
+    for field in ("format", "weights_sha256"):
+        if not isinstance(config[field], str):
+            raise WeightsError(f"{path}: field {field!r} must be a string, not "
+                               f"{type(config[field]).__name__}")
+    shapes = config["tensors"]
+    if not isinstance(shapes, dict) or not all(
+            isinstance(s, list) and all(type(d) is int and d >= 0 for d in s)
+            for s in shapes.values()):
+        raise WeightsError(f"{path}: field 'tensors' must map each tensor's name to its "
+                           "shape (a list of sizes)")
     return config
 
 
@@ -61,7 +79,7 @@ def read_pair(folder: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
         raise WeightsError(f"{w_path}: missing (a weights folder holds {CONFIG_FILE} and "
                            f"{WEIGHTS_FILE})")
     data = w_path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != config.get("weights_sha256"):
+    if hashlib.sha256(data).hexdigest() != config["weights_sha256"]:
         raise WeightsError(f"{w_path}: SHA-256 does not match {CONFIG_FILE} (truncated or "
                            "modified file)")
     from safetensors import SafetensorError
@@ -71,6 +89,6 @@ def read_pair(folder: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]
         tensors = load(data)
     except (SafetensorError, ValueError) as exc:
         raise WeightsError(f"{w_path}: unreadable safetensors ({exc})") from None
-    if {k: list(v.shape) for k, v in tensors.items()} != config.get("tensors", {}):
+    if {k: list(v.shape) for k, v in tensors.items()} != config["tensors"]:
         raise WeightsError(f"{w_path}: tensors do not match {CONFIG_FILE}")
     return tensors, config

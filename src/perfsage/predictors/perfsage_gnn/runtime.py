@@ -12,8 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from perfsage.errors import PredictionError
 from perfsage.predictors.features import (
+    ALIGNMENTS,
     LOG_KIB,
+    NODE_FEATURES,
     GraphFeatures,
     channel_alignment,
     cost_basis,
@@ -23,6 +26,30 @@ from perfsage.predictors.features import (
 SUM_SCALE = 1 / 16  # must equal net.SUM_SCALE
 NODE_SHARE_LOG = np.float32(4.1588830833596715)  # must equal net.NODE_SHARE_LOG
 RATE_BOUND = np.float32(4.0)  # must equal net.RATE_BOUND
+
+
+def node_input_width(live: bool, align: bool) -> int:
+    """Columns of the node matrix :func:`forward` feeds the network.
+
+    The featurised columns, then the live-bytes one with the peak readout (``live``), then
+    the channel-alignment ones (two per alignment, input and output channels) with ``align``.
+    """
+    return len(NODE_FEATURES) + int(live) + 2 * len(ALIGNMENTS) * int(align)
+
+
+def check_finite(figures: dict[str, np.ndarray], names: list[str]) -> None:
+    """Raise PredictionError at the first non-finite figure, naming its model and metric.
+
+    ``figures``: metric -> one value per model, as ``PerfSAGEModel.predict`` returns them;
+    ``names``: the models, in the same order. Call it on every figure before it leaves the
+    program: an overflow far outside the training data must end in one clear line, never
+    print as ``inf`` or ``NaN``.
+    """
+    for metric, values in figures.items():
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise PredictionError(names[i], metric, float(values[i]))
 
 
 def _linear(w: dict[str, np.ndarray], name: str, x: np.ndarray) -> np.ndarray:

@@ -32,10 +32,13 @@ def load(folder: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read and verify a weights folder; raises WeightsError naming the problem."""
     config = saved.read_config(folder)
     cfg_path = Path(folder) / CONFIG_FILE
-    if config.get("format") != FORMAT:
+    if config["format"] != FORMAT:
         raise WeightsError(f"{cfg_path}: not a PerfSAGE GNN weights config (format "
-                           f"{config.get('format')!r})")
-    if config.get("feature_version") != FEATURE_VERSION or config.get("op_types") != list(OP_TYPES):
-        raise WeightsError(f"{cfg_path}: made for feature version {config.get('feature_version')}"
+                           f"{config['format']!r})")
+    for field in ("feature_version", "op_types"):
+        if field not in config:
+            raise WeightsError(f"{cfg_path}: missing field {field!r}")
+    if config["feature_version"] != FEATURE_VERSION or config["op_types"] != list(OP_TYPES):
+        raise WeightsError(f"{cfg_path}: made for feature version {config['feature_version']}"
                            f"; this PerfSAGE computes version {FEATURE_VERSION}; retrain")
     return saved.read_pair(folder)
