@@ -140,7 +140,15 @@ def _io_tensors(tail: _Tail, sg: Subgraph, indices: tuple[int, ...]) -> None:
 
 
 def plan_arena(model: Model) -> ArenaPlan:
-    """The head and tail TFLite Micro allocates for ``model``; see :func:`arena_bytes`."""
+    """The head and tail TFLite Micro allocates for ``model``; see :func:`arena_bytes`.
+
+    Raises:
+        MeasurementError: an operator has no rule, or the model has several subgraphs
+            (control flow, whose lifetimes span subgraphs, is not replayed).
+    """
+    if len(model.subgraphs) > 1:
+        raise MeasurementError(TARGET, f"{len(model.subgraphs)} subgraphs: TFLite Micro's "
+                                       "arena is only computed for single-graph models")
     kernels = _kernels(model)
     tail = _Tail(_FIXED_TAIL)
     tail.take(_SUBGRAPH_ALLOCATIONS * len(model.subgraphs), 8)
