@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as fb
@@ -176,25 +174,51 @@ def test_unknown_future_builtin_keeps_its_code(converted):
     assert "UNKNOWN_BUILTIN_9999" in {op.opcode for op in model.main.operators}
 
 
+def _edge_cases():
+    """Options at the edges of what the consistency checks allow, all valid."""
+    k = keras_models.keras()
+    L = k.layers
+    k.utils.set_random_seed(0)
+    inp = k.Input((23, 17, 6), batch_size=1)
+    x = L.Conv2D(8, 3, strides=2, padding="valid")(inp)  # odd sizes, VALID, stride 2
+    x = L.Conv2D(8, 3, padding="same", dilation_rate=2)(x)
+    x = L.Conv2D(8, (5, 3), padding="valid", dilation_rate=(2, 1))(x)
+    x = L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2)(x)
+    x = L.Conv2D(16, 3, padding="same", groups=4)(x)
+    x = L.MaxPooling2D(3, strides=2, padding="same")(x)
+    x = L.Conv2DTranspose(6, 3, strides=2, padding="valid")(x)
+    x = L.Conv2DTranspose(6, 4, strides=3, padding="same")(x)
+    x = L.AveragePooling2D(3, strides=1, padding="valid")(x)
+    x = L.Dense(7)(x)  # over the last axis of a 4-D tensor: keep_num_dims
+    x = L.Flatten()(x)
+    return k.Model(inp, L.Dense(3)(x))
+
+
+@pytest.mark.parametrize("mode", ["int8", "float32"])
+def test_valid_edge_cases_pass_the_consistency_checks(converted, mode):
+    path = converted(f"edge-cases-{mode}", _edge_cases, quantize=mode)
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()  # LiteRT prepares every operator: the model is valid
+    ops = read_model(path).main.operators
+    options = {(op.opcode, op.options.get("padding")) for op in ops}
+    assert {("CONV_2D", "VALID"), ("CONV_2D", "SAME"), ("DEPTHWISE_CONV_2D", "SAME"),
+            ("MAX_POOL_2D", "SAME"), ("TRANSPOSE_CONV", "VALID"), ("TRANSPOSE_CONV", "SAME"),
+            ("AVERAGE_POOL_2D", "VALID")} <= options
+    assert any(op.options.get("dilation_h_factor") == 2 for op in ops)
+    assert any(op.options.get("depth_multiplier") == 2 for op in ops)
+    assert any(op.options.get("keep_num_dims") for op in ops)
+
+
 def test_import_is_light():
+    # How long it takes is measured by benchmarks/, not asserted here.
     import subprocess
     import sys
 
-    code = ("import time; t = time.perf_counter(); import perfsage.graph; "
-            "print(time.perf_counter() - t); import sys; "
+    code = ("import sys; import perfsage.graph; "
             "print(any(m in sys.modules for m in ('tensorflow', 'torch', 'keras')))")
-    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           check=True).stdout.split() for _ in range(3)]
-    assert min(float(r[0]) for r in runs) < 0.5
-    assert all(r[1] == "False" for r in runs)
-
-
-def test_parses_quickly(converted):
-    data = converted("convnet-int8", lambda: keras_models.zoo("convnet")).read_bytes()
-    start = time.perf_counter()
-    for _ in range(20):
-        read_model(data)
-    assert (time.perf_counter() - start) / 20 < 0.05
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False"]
 
 
 def test_option_names_follow_the_schema():
