@@ -182,5 +182,8 @@ def annotate(args: argparse.Namespace) -> None:
         print(f"{name}: {counts}; {mean * 1000:.0f} ms per model")
         if name in summary.examples:
             print(f"  e.g. {summary.examples[name]}")
-    if summary.total == 0:
+    if summary.elsewhere:
+        print(f"{summary.elsewhere} (model, target) pairs were left to other runs measuring "
+              "this dataset now")
+    elif summary.total == 0:
         print("nothing to do: every model already has these labels")
