@@ -146,7 +146,7 @@ def mapped(source: Source) -> Iterator[tuple[bytes | mmap.mmap, str | None]]:
     except (OSError, ValueError):
         view = None
     if view is None:
-        yield _read_open(fd, path), str(source)
+        yield _read_open(fd, size, path), str(source)
         return
     os.close(fd)
     try:
@@ -209,19 +209,22 @@ def _too_large(size: int) -> str:
 
 def _read_file(path: Path) -> bytes:
     """The contents of a regular model file (see :func:`_open_regular`)."""
-    fd, _ = _open_regular(path)
-    return _read_open(fd, path)
+    fd, size = _open_regular(path)
+    return _read_open(fd, size, path)
 
 
-def _read_open(fd: int, path: Path) -> bytes:
-    """Read and close ``fd``, never more than the size bound (the file may be growing)."""
+def _read_open(fd: int, size: int, path: Path) -> bytes:
+    """Read and close ``fd``: the ``size`` bytes ``fstat`` gave (within the size bound).
+
+    One byte more is asked for, to tell a file still being written from a whole one.
+    """
     try:
         with open(fd, "rb") as file:
-            data = file.read(MAX_MODEL_BYTES + 1)
+            data = file.read(size + 1)
     except OSError as exc:
         raise ModelFileError(path, f"cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_MODEL_BYTES:
-        raise ModelFileError(path, _too_large(len(data)))
+    if len(data) > size:
+        raise ModelFileError(path, "grew while being read (is it still being written?)")
     return data
 
 
