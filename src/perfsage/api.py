@@ -109,14 +109,16 @@ def _predict_all(models: Iterable[Source], spec: tuple[str | None, str | None],
     """Read, featurize and predict in this process, BATCH graphs per forward pass."""
     pipe = _pipeline(*spec)
     results: list[dict[str, float]] = []
-    graphs, names = [], []
+    irs, graphs, names = [], [], []
     for source in models:
-        graphs.append(pipe.read(source)[1])
+        model, graph = pipe.read(source)
+        irs.append(model)
+        graphs.append(graph)
         names.append(source_name(source))
         if len(graphs) == BATCH:
-            results += pipe.figures(graphs, names)
-            graphs, names = [], []
-    results += pipe.figures(graphs, names)
+            results += pipe.figures(irs, graphs, names)
+            irs, graphs, names = [], [], []
+    results += pipe.figures(irs, graphs, names)
     return results
 
 

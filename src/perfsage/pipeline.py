@@ -21,6 +21,9 @@ from perfsage.graph.reader import mapped
 from perfsage.predictors.features import GraphFeatures, featurize
 
 Source = str | PathLike[str] | bytes
+#: Targets whose CPU fallback follows from Vela's checks, and TFLite Micro's name.
+ETHOS_U = ("ethos-u55-128", "ethos-u65-256", "ethos-u85-256")
+TFLM = "cortex-m-tflm"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,20 +41,38 @@ class Note:
         return {"kind": self.kind, "message": self.message}
 
 
+#: Metrics that describe time on the NPU: not given for a model that runs mostly on the CPU.
+NPU_TIME_METRICS = ("latency_ms", "npu_cycles", "energy_mj")
+
+
 @dataclass(slots=True)
 class Prediction:
-    """One model's figures on one target, where they came from, and what to know about them."""
+    """One model's figures on one target, where they came from, and what to know about them.
+
+    ``figures`` are the ones to use: the network's, with the metrics that can be computed
+    exactly (named in ``exact``) computed instead, or the real tool's when the model was
+    measured (``source == "measured"``; ``predicted`` then keeps the network's).
+    """
 
     model: str
     target: str
     figures: dict[str, float]
     notes: list[Note] = field(default_factory=list)
     source: str = "predicted"
+    exact: tuple[str, ...] = ()
+    predicted: dict[str, float] | None = None
+    measure_s: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (every figure finite, so plain JSON)."""
-        return {"model": self.model, "target": self.target, "source": self.source,
-                "predicted": dict(self.figures), "notes": [n.as_dict() for n in self.notes]}
+        out: dict[str, Any] = {"model": self.model, "target": self.target,
+                               "source": self.source}
+        if self.source == "measured":
+            out |= {"measured": dict(self.figures), "predicted": dict(self.predicted or {}),
+                    "measure_s": self.measure_s}
+        else:
+            out["predicted"] = dict(self.figures)
+        return out | {"exact": list(self.exact), "notes": [n.as_dict() for n in self.notes]}
 
 
 def source_name(source: Source) -> str:
@@ -78,11 +99,15 @@ class Pipeline:
         self.network = load_model(target, str(weights) if weights is not None else None)
         self.target: str = self.network.target
         self.metrics: list[str] = self.network.metrics
+        self._vela = self.target in ETHOS_U
 
     def read(self, source: Source, *, details: bool = False) -> tuple[Model, GraphFeatures]:
-        """A model's IR and features; ``details`` also reads tensor names and quantisation."""
+        """A model's IR and features; ``details`` also reads tensor names and quantisation.
+
+        Quantisation is always read for an Ethos-U target: Vela's checks look at it.
+        """
         with mapped(source) as (contents, name):
-            model = read_model(contents, name=name, details=details)
+            model = read_model(contents, name=name, details=details or self._vela)
             return model, featurize(model)
 
     def columns(self, graphs: list[GraphFeatures], names: list[str] | None = None,
@@ -101,27 +126,70 @@ class Pipeline:
                 raise PredictionError(name, metric, float(values[where]))
         return columns
 
-    def figures(self, graphs: list[GraphFeatures], names: list[str]) -> list[dict[str, float]]:
-        """Every metric for every graph, one dict per graph, checked finite."""
+    def figures(self, models: list[Model], graphs: list[GraphFeatures], names: list[str],
+                ) -> list[dict[str, float]]:
+        """Every metric for every model, one dict each.
+
+        The network's figures, checked finite, with what can be computed exactly computed
+        instead (see :meth:`exact`).
+        """
         if not graphs:
             return []
         columns = self.columns(graphs, names)
-        return [{m: float(columns[m][i]) for m in self.metrics} for i in range(len(graphs))]
+        rows = [{m: float(columns[m][i]) for m in self.metrics} for i in range(len(graphs))]
+        for row, model in zip(rows, models, strict=True):
+            row.update(self.exact(model))
+        return rows
+
+    def exact(self, model: Model) -> dict[str, float]:
+        """The metrics of this target that follow from the graph alone, computed, not learnt.
+
+        On an Ethos-U target, ``cpu_ops`` comes from Vela's supported-operator checks
+        (:mod:`perfsage.targets.vela_support`); on TFLite Micro, the flash a model takes is
+        its file's size.
+        """
+        out: dict[str, float] = {}
+        if self._vela and "cpu_ops" in self.metrics:
+            out["cpu_ops"] = float(self._placement(model).cpu_ops)
+        if self.target == TFLM and "flash_kib" in self.metrics and model.size_bytes:
+            out["flash_kib"] = model.size_bytes / 1024
+        return out
+
+    def _placement(self, model: Model):
+        from perfsage.targets.vela_support import cpu_placement
+
+        return cpu_placement(model, self.target)
 
     def notes(self, model: Model, graph: GraphFeatures) -> list[Note]:
         """What a user should know about one model's prediction on this target."""
         reasons = self.network.outside_training(graph, [op.opcode for op in
                                                         model.main.operators])
-        return [Note("outside-training", f"outside the training data ({r}); the prediction "
-                                         "is an extrapolation") for r in reasons]
+        notes = [Note("outside-training", f"outside the training data ({r}); the prediction "
+                                          "is an extrapolation") for r in reasons]
+        if self._vela:
+            from perfsage.targets.vela_support import model_notes
+
+            notes += [Note(n.kind, n.message) for n in model_notes(model, [self.target])]
+        return notes
 
     def predict(self, sources: list[Source], *, details: bool = False) -> list[Prediction]:
-        """Figures and notes for each model, in order; a bad file raises ModelFileError."""
+        """Figures and notes for each model, in order; a bad file raises ModelFileError.
+
+        A model that runs mostly on the CPU (a ``mostly-cpu`` note) gets no NPU time figures
+        (:data:`NPU_TIME_METRICS`): they would describe the small part the NPU runs.
+        """
         read = [self.read(s, details=details) for s in sources]
         names = [source_name(s) for s in sources]
-        figures = self.figures([g for _, g in read], names)
-        return [Prediction(name, self.target, fig, self.notes(model, graph))
-                for name, fig, (model, graph) in zip(names, figures, read, strict=True)]
+        models = [m for m, _ in read]
+        figures = self.figures(models, [g for _, g in read], names)
+        exact = tuple(self.exact(models[0])) if models else ()
+        out = []
+        for name, fig, (model, graph) in zip(names, figures, read, strict=True):
+            notes = self.notes(model, graph)
+            if any(n.kind in ("mostly-cpu", "vela-rejects") for n in notes):
+                fig = {m: v for m, v in fig.items() if m not in NPU_TIME_METRICS}
+            out.append(Prediction(name, self.target, fig, notes, exact=exact))
+        return out
 
     def per_operator(self, model: Model, graph: GraphFeatures) -> dict[str, Any]:
         """Where the additive metrics go: each operator's share of the same network's totals.

@@ -29,8 +29,14 @@ def test_cli_and_api_give_the_same_figures():
     rows = json.loads(result.stdout)
     api = perfsage.predict_many(EXAMPLES, TARGET)
     for row, figures in zip(rows, api, strict=True):
-        assert row["predicted"] == pytest.approx(figures, rel=1e-6)
+        assert row["predicted"] == pytest.approx({m: figures[m] for m in row["predicted"]},
+                                                 rel=1e-6)
+        kinds = {n["kind"] for n in row["notes"]}
+        # A model that runs mostly on the CPU is reported as such, without an NPU latency.
+        assert ("latency_ms" in row["predicted"]) == (not kinds & {"mostly-cpu", "vela-rejects"})
     assert all(r["source"] == "predicted" and r["target"] == TARGET for r in rows)
+    assert all(r["exact"] == ["cpu_ops"] for r in rows)
+    assert any("latency_ms" in r["predicted"] for r in rows)
 
 
 def test_notes_come_from_the_api_as_from_the_cli():
@@ -124,3 +130,26 @@ def test_help_lists_every_command_without_importing_them():
         assert command in result.stdout
     assert cli("dataset", "--help").returncode == 0
     assert "SUBCOMMAND" in _error_line(cli("dataset"))
+
+
+@pytest.mark.parametrize("target", ["ethos-u55-128", "ethos-u85-256"])
+def test_cpu_ops_are_computed_as_vela_counts_them(target):
+    import perfsage
+    from perfsage.targets import get_target
+
+    for path in EXAMPLES:
+        if "float32" in path.name:
+            continue  # Vela refuses it: nothing to compare
+        [found] = perfsage.predictions([path], target)
+        assert "cpu_ops" in found.exact
+        assert found.figures["cpu_ops"] == get_target(target).measure(path.read_bytes())["cpu_ops"]
+
+
+def test_a_model_vela_will_not_run_gets_no_npu_latency():
+    import perfsage
+
+    float_model = next(p for p in EXAMPLES if "float32" in p.name)
+    [found] = perfsage.predictions([float_model], TARGET)
+    kinds = {n.kind for n in found.notes}
+    assert "float32" in kinds and kinds & {"vela-rejects", "mostly-cpu"}
+    assert "latency_ms" not in found.figures and "sram_kib" in found.figures

@@ -83,7 +83,10 @@ def _print_tables(pipes, results, top: int) -> None:
             unit = fmt.unit(m)
             table.add_column(f"{m}\n({unit})" if unit else m, justify="right", no_wrap=True)
         for r, _ in rows:
-            table.add_row(r.model, *(fmt.figure(r.figures[m]) for m in pipe.metrics))
+            kinds = {n.kind for n in r.notes}
+            absent = "(rejected)" if "vela-rejects" in kinds else "(CPU)"
+            table.add_row(r.model, *(fmt.figure(r.figures[m]) if m in r.figures else absent
+                                     for m in pipe.metrics))
         out.print(table)
         for r, layer in rows:
             if layer:

@@ -1,6 +1,8 @@
 """Hardware targets: the real tools that label the dataset (Vela, LiteRT, TFLite Micro).
 
-Importing this package is cheap; each tool is imported when its target is first used.
+Importing this package is cheap: its names load on first use, and each tool is imported
+when its target is first used, so the prediction path can read one module of it (Vela's
+CPU-fallback checks) without the worker pool.
 
     from perfsage.targets import get_target, MeasurePool
 
@@ -10,11 +12,20 @@ Importing this package is cheap; each tool is imported when its target is first 
             ...
 """
 
-from perfsage.targets.base import Metric, Target, settings_hash
-from perfsage.targets.pool import MeasurePool, MeasureResult
-from perfsage.targets.registry import get_target, register, target_class, target_names
+from importlib import import_module
 
-__all__ = [
-    "MeasurePool", "MeasureResult", "Metric", "Target", "get_target", "register",
-    "settings_hash", "target_class", "target_names",
-]
+#: Public name -> the module that defines it.
+_WHERE = {
+    "Metric": "base", "Target": "base", "settings_hash": "base",
+    "MeasurePool": "pool", "MeasureResult": "pool",
+    "get_target": "registry", "register": "registry", "target_class": "registry",
+    "target_names": "registry",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(f"perfsage.targets.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'perfsage.targets' has no attribute {name!r}")
