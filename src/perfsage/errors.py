@@ -77,3 +77,20 @@ class MissingExtraError(PerfSageError):
         self.extra = extra
         super().__init__(f"{what} needs the optional dependencies of perfsage[{extra}]: "
                          f"pip install 'perfsage[{extra}]'")
+
+
+#: Top-level modules of the optional extras, and the extra that installs each.
+OPTIONAL_MODULES = {"torch": "train", "torch_geometric": "train", "lightgbm": "train",
+                    "matplotlib": "train", "tensorflow": "test"}
+
+
+def missing_extra(exc: ImportError) -> MissingExtraError | None:
+    """The MissingExtraError an import failure stands for, or None if it is not an extra's.
+
+    Lets the command line turn ``No module named 'torch'`` deep inside training into one
+    line that names ``perfsage[train]``.
+    """
+    name = (getattr(exc, "name", None) or "").split(".")[0]
+    if name in OPTIONAL_MODULES:
+        return MissingExtraError(f"this command (it imports {name})", OPTIONAL_MODULES[name])
+    return None

@@ -62,6 +62,16 @@ class Prediction:
     exact: tuple[str, ...] = ()
     predicted: dict[str, float] | None = None
     measure_s: float | None = None
+    interval: dict[str, tuple[float, float]] | None = None
+    level: float | None = None
+
+    def relative_width(self, metric: str) -> float | None:
+        """(hi - lo) / prediction of ``metric``'s interval; None without one."""
+        if not self.interval or metric not in self.interval:
+            return None
+        lo, hi = self.interval[metric]
+        value = (self.predicted or self.figures).get(metric)
+        return (hi - lo) / value if value else float("inf")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (every figure finite, so plain JSON)."""
@@ -72,6 +82,9 @@ class Prediction:
                     "measure_s": self.measure_s}
         else:
             out["predicted"] = dict(self.figures)
+        if self.interval is not None:
+            out |= {"interval": {m: list(v) for m, v in self.interval.items()},
+                    "level": self.level}
         return out | {"exact": list(self.exact), "notes": [n.as_dict() for n in self.notes]}
 
 
@@ -190,6 +203,31 @@ class Pipeline:
                 fig = {m: v for m, v in fig.items() if m not in NPU_TIME_METRICS}
             out.append(Prediction(name, self.target, fig, notes, exact=exact))
         return out
+
+    def measure(self, predictions: list[Prediction], sources: list[Source], *,
+                timeout_s: float = 120.0, workers: int = 1) -> None:
+        """Measure these models with the target's real tool, in place of their predictions.
+
+        Runs in the worker pool with its time limits (a tool that hangs or crashes costs
+        that model, not the call). A model the tool fails on keeps its prediction and gets
+        a ``measure-failed`` note.
+        """
+        from perfsage.targets.pool import MeasurePool
+
+        items = []
+        for i, source in enumerate(sources):
+            with mapped(source) as (contents, _):
+                items.append((i, bytes(contents)))
+        with MeasurePool([self.target], workers=workers, timeout_s=timeout_s) as pool:
+            for result in pool.imap_unordered(items):
+                found = predictions[result.key]
+                if result.ok:
+                    found.predicted, found.figures = found.figures, dict(result.metrics)
+                    found.source, found.measure_s = "measured", result.wall_s
+                else:
+                    found.notes.append(Note("measure-failed", f"{self.target} could not "
+                                            f"measure it ({result.status}: {result.message});"
+                                            " the figures are predicted"))
 
     def per_operator(self, model: Model, graph: GraphFeatures) -> dict[str, Any]:
         """Where the additive metrics go: each operator's share of the same network's totals.

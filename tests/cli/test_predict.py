@@ -153,3 +153,17 @@ def test_a_model_vela_will_not_run_gets_no_npu_latency():
     kinds = {n.kind for n in found.notes}
     assert "float32" in kinds and kinds & {"vela-rejects", "mostly-cpu"}
     assert "latency_ms" not in found.figures and "sram_kib" in found.figures
+
+
+def test_a_missing_extra_is_named_in_one_line(monkeypatch, capsys):
+    from perfsage.cli import main as cli_main
+
+    def needs_torch(argv):
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    monkeypatch.setattr(cli_main, "run", needs_torch)
+    with pytest.raises(SystemExit) as stop:
+        cli_main.main(["train"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'perfsage[train]'" in err[0]

@@ -21,7 +21,7 @@ import sys  # noqa: E402
 from importlib import import_module  # noqa: E402
 
 from perfsage import __version__
-from perfsage.errors import PerfSageError, UsageError
+from perfsage.errors import PerfSageError, UsageError, missing_extra
 
 #: Command -> (module, one-line summary). Adding a command is one line here plus a module
 #: with ``configure(parser)`` and ``run(args) -> int``.
@@ -96,6 +96,12 @@ def main(argv: list[str] | None = None) -> None:
         status = run(sys.argv[1:] if argv is None else argv)
     except PerfSageError as exc:
         print(f"perfsage: error: {_one_line(str(exc))}", file=sys.stderr)
+        status = 2
+    except ImportError as exc:
+        extra = missing_extra(exc)
+        if extra is None:
+            raise
+        print(f"perfsage: error: {extra}", file=sys.stderr)
         status = 2
     except KeyboardInterrupt:
         print("perfsage: interrupted", file=sys.stderr)
