@@ -68,12 +68,19 @@ def _fully_connected(op: Operator, sg: Subgraph) -> KernelArena:
 
 
 def _mean(op: Operator, sg: Subgraph) -> KernelArena:
-    """MEAN: an int32 accumulator per output (integer types), the index and axis arrays."""
+    """MEAN and SUM: an int32 accumulator per output (integer types), index and axis arrays."""
     x, axis = (sg.tensors[i] for i in op.inputs[:2])
     scratch = (4 * len(x.shape), 4 * _elements(axis.shape))
     if x.dtype in ("int8", "int16", "uint8"):
         scratch = (4 * _elements(sg.tensors[op.outputs[0]].shape), *scratch)
     return KernelArena(options=((1, 1),), init=(44,), scratch=scratch)
+
+
+def _reduce_extreme(op: Operator, sg: Subgraph) -> KernelArena:
+    """REDUCE_MAX and REDUCE_MIN: the index and axis arrays only."""
+    x, axis = (sg.tensors[i] for i in op.inputs[:2])
+    return KernelArena(options=((1, 1),), init=(44,),
+                       scratch=(4 * len(x.shape), 4 * _elements(axis.shape)))
 
 
 def _transpose_conv(op: Operator, sg: Subgraph) -> KernelArena:
@@ -133,6 +140,9 @@ KERNELS: dict[str, Callable[[Operator, Subgraph], KernelArena]] = {
     "DEPTHWISE_CONV_2D": _conv,
     "FULLY_CONNECTED": _fully_connected,
     "MEAN": _mean,
+    "SUM": _mean,
+    "REDUCE_MAX": _reduce_extreme,
+    "REDUCE_MIN": _reduce_extreme,
     "ADD": _fixed(((8, 4),), (60,)),
     "MUL": _fixed(((4, 4),), (36,)),
     "AVERAGE_POOL_2D": _fixed(((40, 4),), (32,)),
@@ -152,6 +162,23 @@ KERNELS: dict[str, Callable[[Operator, Subgraph], KernelArena]] = {
     "TANH": _fixed((), (16,)),
     "TRANSPOSE": _fixed(),
     "SPLIT": _fixed(((4, 4),)),
+    "SPLIT_V": _fixed(((4, 4),)),
+    "ARG_MAX": _fixed(((4, 4),)),
+    "ARG_MIN": _fixed(((4, 4),)),
+    "CAST": _fixed(((8, 4),)),
+    "GATHER": _fixed(((8, 4),), (20,)),
+    "L2_NORMALIZATION": _fixed(((4, 4),), (4,)),
+    "LEAKY_RELU": _fixed(((4, 4),), (24,)),
+    "PRELU": _fixed((), (28,)),
+    "MAXIMUM": _fixed(),
+    "MINIMUM": _fixed(),
+    "PACK": _fixed(((8, 4),)),
+    "UNPACK": _fixed(((8, 4),)),
+    "SLICE": _fixed(),
+    "STRIDED_SLICE": _fixed(((24, 4),), (84,)),
+    "SPACE_TO_DEPTH": _fixed(((4, 4),), prepare=(20,)),
+    "QUANTIZE": _fixed((), (32,)),
+    "DEQUANTIZE": _fixed((), (32,)),
     "RELU": _fixed((), (28,)),
     "RELU6": _fixed((), (8,)),
     "HARD_SWISH": _fixed((), (20,)),
