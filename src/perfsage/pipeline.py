@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from perfsage.errors import PredictionError, UsageError
+from perfsage.errors import UsageError
 from perfsage.graph import Model, read_model
 from perfsage.graph.reader import mapped
 from perfsage.predictors.features import GraphFeatures, featurize
+from perfsage.predictors.perfsage_gnn.runtime import check_finite
 
 Source = str | PathLike[str] | bytes
 #: Targets whose CPU fallback follows from Vela's checks, and TFLite Micro's name.
@@ -131,12 +132,7 @@ class Pipeline:
             PredictionError: a figure is infinite or NaN; it never leaves the program.
         """
         columns = self.network.predict(graphs)
-        for metric, values in columns.items():
-            bad = ~np.isfinite(values)
-            if bad.any():
-                where = int(np.argmax(bad))
-                name = names[where] if names else f"graph {where}"
-                raise PredictionError(name, metric, float(values[where]))
+        check_finite(columns, names or [f"graph {i}" for i in range(len(graphs))])
         return columns
 
     def figures(self, models: list[Model], graphs: list[GraphFeatures], names: list[str],
@@ -247,6 +243,9 @@ class Pipeline:
                              "with --readout additive")
         layers = analyze(model).layers
         metrics = list(split)
+        check_finite({f"{m} of one operator": split[m][0] for m in metrics}
+                     | {f"{m} overhead": np.array([split[m][1]]) for m in metrics},
+                     [model.source] * len(layers))
         rows = []
         for i, layer in enumerate(layers):
             rows.append({"index": layer.index, "op": layer.op,

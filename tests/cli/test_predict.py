@@ -167,3 +167,26 @@ def test_a_missing_extra_is_named_in_one_line(monkeypatch, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pip install 'perfsage[train]'" in err[0]
+
+
+def test_hostile_inputs_end_in_one_line(tmp_path):
+    import os
+    import shutil
+
+    fifo = tmp_path / "pipe.tflite"
+    os.mkfifo(fifo)
+    for path, words in ((fifo, "FIFO"), ("/dev/zero", "character device"),
+                        (tmp_path, "directory")):
+        line = _error_line(cli("predict", str(path), "-t", TARGET, timeout=20))
+        assert words in line
+    weights = tmp_path / "w"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "src" / "perfsage" / "weights"
+                    / TARGET, weights)
+    config = json.loads((weights / "config.json").read_text())
+    config["sigma"][0] = 0.0
+    (weights / "config.json").write_text(json.dumps(config))
+    line = _error_line(cli("predict", str(EXAMPLES[0]), "-t", TARGET, "--weights", str(weights)))
+    assert "sigma" in line
+    line = _error_line(cli("dataset", "generate", "--space", "nasbench201", "--count", "1",
+                           "--out", str(EXAMPLES[0])))
+    assert "is a file" in line

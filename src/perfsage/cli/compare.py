@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from perfsage.cli import format as fmt
-from perfsage.cli.options import add_target, one_target
+from perfsage.cli.options import add_target, folder, one_target
 from perfsage.errors import UsageError
 
 
@@ -40,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="predictor to compare (repeatable; default: all)")
     parser.add_argument("--sizes", default="100,300,1000,3000,10000",
                         help="training-set sizes, comma-separated (100,300,1000,3000,10000)")
-    parser.add_argument("--out", type=Path, metavar="DIR",
+    parser.add_argument("--out", type=folder, metavar="DIR",
                         help="folder for results, table and plots; default "
                              "DATASET/compare-TARGET")
     parser.add_argument("--seed", type=int, default=0, help="seed of the training-set draw (0)")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from perfsage.cli import format as fmt
-from perfsage.cli.options import at_least
+from perfsage.cli.options import at_least, folder, output_file
 
 #: Subcommand -> one-line help; each is a function of this module taking the parsed args.
 SUBCOMMANDS = {
@@ -30,20 +30,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--space", required=True, help="search space (see `perfsage dataset spaces`)")
     g.add_argument("--count", type=at_least(1), required=True,
                    help="unique models wanted for this space and seed")
-    g.add_argument("--out", type=Path, required=True, metavar="FOLDER",
+    g.add_argument("--out", type=folder, required=True, metavar="FOLDER",
                    help="dataset folder (created if missing)")
     g.add_argument("--seed", type=at_least(0), default=0, help="dataset seed (0)")
     g.add_argument("--workers", type=at_least(1), default=1, help="worker processes (1)")
     g.add_argument("--keep-files", action=argparse.BooleanOptionalAction, default=False,
                    help="also keep each .tflite file")
     e = p["export"]
-    e.add_argument("--parquet", type=Path, required=True, help="Parquet file to write")
+    e.add_argument("--parquet", type=output_file, required=True, help="Parquet file to write")
     e.add_argument("--space", action="append",
                    help="only this search space (repeat for more); default: every space")
     i = p["import"]
     i.add_argument("parquet", type=Path, nargs="+", metavar="PARQUET",
                    help="Parquet files from `dataset export` (exports of disjoint spaces merge)")
-    i.add_argument("--out", type=Path, required=True, metavar="FOLDER", help="new dataset folder")
+    i.add_argument("--out", type=folder, required=True, metavar="FOLDER", help="new dataset folder")
     a = p["annotate"]
     a.add_argument("-t", "--target", action="append", required=True, metavar="TARGET",
                    help="target to label (repeatable)")

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from perfsage.cli import format as fmt
+from perfsage.cli.options import folder
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="dataset folder (perfsage dataset generate)")
     parser.add_argument("--split", choices=("test", "val", "train", "all"), default="test",
                         help="which split to score (test)")
-    parser.add_argument("--plots", type=Path, metavar="DIR",
+    parser.add_argument("--plots", type=folder, metavar="DIR",
                         help="folder for scatter plots (PNG); default WEIGHTS/plots-SPLIT")
     parser.add_argument("--json", dest="as_json", action="store_true",
                         help="print JSON for machines")

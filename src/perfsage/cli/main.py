@@ -94,8 +94,16 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI; a PerfSageError (the user's input or environment) is one line and exit 2."""
     try:
         status = run(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()  # a reader that left shows here, not at exit
     except PerfSageError as exc:
         print(f"perfsage: error: {_one_line(str(exc))}", file=sys.stderr)
+        status = 2
+    except BrokenPipeError:  # `perfsage ... | head`: the reader left, nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 0
+    except OSError as exc:  # the environment's refusal (a full disk, no permission)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"perfsage: error: {where}{exc.strerror or exc}", file=sys.stderr)
         status = 2
     except ImportError as exc:
         extra = missing_extra(exc)
@@ -106,9 +114,6 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("perfsage: interrupted", file=sys.stderr)
         status = 130
-    except BrokenPipeError:  # `perfsage ... | head`: the reader left, nothing more to say
-        sys.stderr.close()
-        status = 0
     sys.exit(status)
 
 

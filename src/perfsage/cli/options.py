@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from perfsage.errors import UsageError
 
@@ -35,3 +36,22 @@ def at_least(floor: int):
 
     parse.__name__ = f"whole number >= {floor}"
     return parse
+
+
+def folder(text: str) -> Path:
+    """An argparse type: a folder to write into, which may not exist yet but is no file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file; give a folder (it is created "
+                                         "if missing)")
+    return path
+
+
+def output_file(text: str) -> Path:
+    """An argparse type: a file to write, whose folder exists and which is no folder."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: folder {path.parent} does not exist")
+    return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from perfsage.cli.options import add_target, at_least, one_target
+from perfsage.cli.options import add_target, at_least, folder, one_target
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -13,7 +13,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dataset", type=Path, metavar="DATASET",
                         help="dataset folder (perfsage dataset generate)")
     add_target(parser, "target whose labels to learn")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+    parser.add_argument("--out", type=folder, required=True, metavar="DIR",
                         help="folder for weights, config and checkpoints")
     parser.add_argument("--holdout-space", metavar="SPACE",
                         help="leave this search space out of training (it becomes the test "

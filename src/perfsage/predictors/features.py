@@ -139,7 +139,8 @@ def _node_rows(sub: Subgraph) -> tuple[list[tuple], list[int], list[int], list[l
         kernel = (o.get("filter_height", 0), o.get("filter_width", 0))
         if op.opcode in _CONVS and len(acts) + weights > 1:
             shape = tensors[op.inputs[1]].shape
-            kernel = (shape[1], shape[2]) if len(shape) == 4 else kernel
+            # A dimension stored as -1 (dynamic) counts as 1, as element counts do.
+            kernel = (max(shape[1], 1), max(shape[2], 1)) if len(shape) == 4 else kernel
         # A fused activation of None or "NONE" has no flags, as LayerCost.activation None.
         rows.append((
             kernel[0], kernel[1], o.get("stride_h", 1), o.get("stride_w", 1),
