@@ -196,6 +196,18 @@ def _has_ifm_ofm(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+def _has_shape(o: _Op, arch: Arch) -> str | None:
+    """Tensors must have a shape; rank-0 constants are read as one element.
+
+    A rank-0 feature map (a loop counter, a scalar out of a SHAPE -> STRIDED_SLICE chain)
+    has none.
+    """
+    for t in (*o.ifms, *o.params, *o.ofms):
+        if not t.shape and not t.is_constant:
+            return "Operation has shapeless tensor"
+    return None
+
+
 def _fc_weight_shape(o: _Op, arch: Arch) -> str | None:
     """FullyConnected weights must be on the form O,1,1,..,1,I."""
     if o.opcode == "FULLY_CONNECTED" and o.weights is not None:
@@ -377,7 +389,7 @@ def _mean(o: _Op, arch: Arch) -> str | None:
     if shape[0] > 1:
         return f"Batch > 1: {list(shape)}"
     if mask[3] and not any(d == 1 for d in shape[1:]):
-        return f"Unsupported depth-reduction.  IFM: {list(shape)}"
+        return f"Unsupported depth-reduction.  IFM: {', '.join(map(str, shape))}"
     if any(m and d > 64 * 64 for m, d in zip(mask, shape, strict=True)):
         return "Reduced axis is too large"
     elements = math.prod(d for m, d in zip(mask, shape, strict=True) if m)
@@ -450,20 +462,24 @@ def _lstm(o: _Op, arch: Arch) -> str | None:
 
 
 _GENERIC: tuple[Check, ...] = (
-    _op_type, _tensor_dtypes, _num_splits, _has_ifm_ofm, _fc_weight_shape, _quantized,
-    _per_axis_quant, _matching_quant, _zero_points, _weights_precision, _weight_sum, _bias,
-    _pooling, _transpose_conv, _int8_or_int16_ifm, _const_params, _mean, _softmax,
-    _pad_params, _transpose_rank, _strided_slice, _lstm,
+    _op_type, _tensor_dtypes, _num_splits, _has_ifm_ofm, _has_shape, _fc_weight_shape,
+    _quantized, _per_axis_quant, _matching_quant, _zero_points, _weights_precision,
+    _weight_sum, _bias, _pooling, _transpose_conv, _int8_or_int16_ifm, _const_params,
+    _mean, _softmax, _pad_params, _transpose_rank, _strided_slice, _lstm,
 )
 
 
 # --- Ethos-U55/U65 checks --------------------------------------------------------------
 
 def _u55_broadcast(o: _Op, arch: Arch) -> str | None:
-    """One input tensor of an elementwise operation must have the output's shape."""
+    """One input tensor of an elementwise operation must have the output's shape.
+
+    A constant input broadcast both ways (a layer norm's gain times a per-row scale)
+    passes: Vela expands it to the output's shape before this check.
+    """
     if o.opcode in _BINARY_ELEMENTWISE and len(o.ifms) == 2:
         out = o.ofm.shape
-        if o.ifms[0].shape != out and o.ifms[1].shape != out:
+        if not any(t.shape == out or t.is_constant for t in o.ifms):
             return "Operation has invalid broadcast."
     return None
 
@@ -548,44 +564,64 @@ def _u55_matmul(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+#: Transposes of the last three axes (H, W, C) the U55 runs directly or by decomposition.
+_TRANSPOSE_KINDS = {(1, 0, 2): "NWHC", (0, 2, 1): "NHCW", (2, 1, 0): "NCWH",
+                    (1, 2, 0): "NWCH", (2, 0, 1): "NCHW"}
+
+
 def _u55_transpose(o: _Op, arch: Arch) -> str | None:
-    """Transposes other than NHWC are limited in size (see SUPPORTED_OPS.md)."""
+    """Transposes other than the identity are limited in size.
+
+    8/16-bit: NWHC, NHCW, NCWH, NWCH and NCHW of a 3-D tensor (or one whose other axes are
+    1) take H, W, C <= 2^16; any other permutation needs every product of N-2 axes
+    <= 2^16. 32-bit: rank <= 4, and only NHWC (C <= 2^16), NWHC (N = 1, H, W <= 2^16,
+    C <= 2^14) and NHCW (N*H, W, C <= 2^16).
+    """
     if o.opcode != "TRANSPOSE" or not o.params:
         return None
-    perm = _values(o.params[0])
-    if perm is None:
+    values = _values(o.params[0])
+    if values is None:
         return None
-    rank = len(o.ifm.shape)
-    perm4 = [p + 4 - rank for p in perm.tolist()]
-    perm4 = [i for i in range(4 - rank)] + perm4 if rank < 4 else perm.tolist()
-    shape = _nhwc(o.ifm.shape)
-    identity = list(range(len(perm4)))
-    if perm4 == identity:
-        if o.ifm.dtype == "int32" and shape[3] > 1 << 15:
-            return "32-bit NHWC transpose with depth > 32768"
-        return None
-    known = {(0, 2, 1, 3): "NWHC", (0, 1, 3, 2): "NHCW", (0, 3, 2, 1): "NCWH",
-             (0, 2, 3, 1): "NWCH", (0, 3, 1, 2): "NCHW"}
-    kind = known.get(tuple(perm4)) if rank <= 4 else None
-    squashed = (shape[0] * shape[1], shape[2], shape[3])
+    perm = values.tolist()
+    shape = tuple(max(d, 1) for d in o.ifm.shape)
+    rank = len(shape)
+    if rank < 3:  # seen as (1, ..., ) with the leading axes fixed
+        pad = 3 - rank
+        perm = list(range(pad)) + [p + pad for p in perm]
+        shape = (1,) * pad + shape
+        rank = 3
+    lead = rank - 3
+    fixed = perm[:lead] == list(range(lead))
+    kind = _TRANSPOSE_KINDS.get(tuple(p - lead for p in perm[lead:])) if fixed else None
+    identity = perm == list(range(rank))
+    limit = 1 << 16
+    n_h = math.prod(shape[:lead + 1])
+    h, w, c = shape[-3:]
+    shown = ", ".join(map(str, shape))
     if o.ifm.dtype == "int32":
-        if rank > 4:
-            return "32-bit transpose with rank > 4"
+        if len(o.ifm.shape) > 4:
+            return f"32-bit transpose with rank > 4: {shown}"
+        if identity:
+            return f"32-bit NHWC transpose with depth > 65536: {shown}" if c > limit else None
         if kind == "NWHC":
-            if shape[0] > 1 or shape[1] > 1 << 16 or shape[2] > 1 << 16 or shape[3] > 1 << 14:
-                return "32-bit NWHC transpose with shape out of range"
+            if n_h // h > 1 or h > limit or w > limit or c > 1 << 14:
+                return f"32-bit NWHC transpose with shape out of range: {shown}"
             return None
         if kind == "NHCW":
-            if any(d > 1 << 16 for d in squashed):
-                return "32-bit NHCW transpose with shape out of range"
+            if n_h > limit or w > limit or c > limit:
+                return f"32-bit NHCW transpose with shape out of range: {shown}"
             return None
         return "Unsupported transpose-type"
-    if kind is not None:
-        if any(d > 1 << 16 for d in squashed):
-            return f"Transpose with permutation {kind} has shape out of range"
+    if identity:
         return None
-    if o.ifm.num_elements > 1 << 16:
-        return "Transpose with permutation has shape out of range"
+    if kind is not None and math.prod(shape[:lead]) == 1:
+        if max(h, w, c) > limit:
+            return f"Transpose with permutation {kind} has shape out of range: {shown}"
+        return None
+    largest = math.prod(sorted(shape)[2:])  # the largest product of N-2 axes
+    if largest > limit:
+        return (f"Transpose with permutation {', '.join(map(str, values.tolist()))} has "
+                f"shape out of range: {', '.join(map(str, o.ifm.shape))}")
     return None
 
 

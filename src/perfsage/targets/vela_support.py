@@ -44,7 +44,8 @@ _BOUNDARY_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
 class CpuOperator:
     """One operator Vela places on the CPU, and the reason its check gives."""
 
-    index: int  # position in the main subgraph
+    subgraph: int  # 0 for the main graph, else a WHILE/IF body
+    index: int  # position in its subgraph
     opcode: str  # builtin name, or the custom code
     ofm: str  # name of its first output, as Vela's warning names it
     reason: str
@@ -53,27 +54,33 @@ class CpuOperator:
 
 @dataclass(frozen=True, slots=True)
 class CpuPlacement:
-    """Vela's placement of one model's main subgraph on one Ethos-U target."""
+    """Vela's placement of one model (every subgraph) on one Ethos-U target."""
 
     target: str
-    operators: tuple[CpuOperator, ...]  # those left on the CPU, in execution order
-    total_ops: int  # operators in the main subgraph
-    total_macs: int  # MACs of the main subgraph's operators
+    operators: tuple[CpuOperator, ...]  # those left on the CPU, subgraph by subgraph
+    total_ops: int  # operators in all subgraphs
+    total_macs: int  # MACs of all operators (a WHILE body counted once)
+    reported_subgraph: int  # the subgraph Vela's summary describes (see cpu_ops)
     rejected: str | None = None  # why Vela refuses the model outright, else None
 
     @property
     def cpu_ops(self) -> int:
-        """Operators left on the CPU: the ``CPU operators = N`` of Vela's summary."""
-        return len(self.operators)
+        """The ``CPU operators = N`` of Vela's summary.
+
+        Vela 5.2.0 summarises the last subgraph it compiles, so for a model with WHILE or
+        IF bodies this counts the operators left on the CPU in the last subgraph only;
+        :attr:`operators` has them all.
+        """
+        return sum(op.subgraph == self.reported_subgraph for op in self.operators)
 
     @property
     def cpu_op_share(self) -> float:
-        """Share of the main subgraph's operators left on the CPU (0 for an empty graph)."""
-        return self.cpu_ops / self.total_ops if self.total_ops else 0.0
+        """Share of all operators left on the CPU (0 for an empty model)."""
+        return len(self.operators) / self.total_ops if self.total_ops else 0.0
 
     @property
     def cpu_mac_share(self) -> float:
-        """Share of the main subgraph's MACs spent in operators left on the CPU."""
+        """Share of all MACs spent in operators left on the CPU."""
         cpu = sum(op.macs for op in self.operators)
         return cpu / self.total_macs if self.total_macs else 0.0
 
@@ -137,17 +144,46 @@ def cpu_placement(model: Model | Source, target: str) -> CpuPlacement:
     """
     arch = _arch(target)
     model = _model(model)
-    sg = model.main
-    macs = [operator_macs(sg, op) for op in sg.operators]
     rejected = rejection(model)
-    found = []
-    if rejected is None:
-        for op in sg.operators:
-            reason = unsupported_reason(op, sg, arch)
-            if reason is not None:
+    found: list[CpuOperator] = []
+    total_ops = total_macs = 0
+    for sg in model.subgraphs:
+        macs = [operator_macs(sg, op) for op in sg.operators]
+        total_ops, total_macs = total_ops + len(sg.operators), total_macs + sum(macs)
+        if rejected is not None:
+            continue
+        reasons = [unsupported_reason(op, sg, arch) for op in sg.operators]
+        removed = _removed_shape_ops(sg, reasons)
+        for op, reason in zip(sg.operators, reasons, strict=True):
+            if reason is not None and op.index not in removed:
                 ofm = sg.tensors[op.outputs[0]].name if op.outputs else ""
-                found.append(CpuOperator(op.index, op.name, ofm, reason, macs[op.index]))
-    return CpuPlacement(target, tuple(found), len(sg.operators), sum(macs), rejected)
+                found.append(CpuOperator(sg.index, op.index, op.name, ofm, reason,
+                                         macs[op.index]))
+    return CpuPlacement(target, tuple(found), total_ops, total_macs,
+                        len(model.subgraphs) - 1, rejected)
+
+
+def _removed_shape_ops(sg: Subgraph, reasons: list[str | None]) -> set[int]:
+    """Operators Vela deletes: those that only compute the shape of an NPU RESHAPE.
+
+    A RESHAPE the NPU runs takes its output shape from its output tensor, so Vela drops
+    its shape input (the SHAPE -> STRIDED_SLICE -> PACK chain Keras writes for Flatten)
+    and the operators left without a reader.
+    """
+    dropped = {(op.index, op.inputs[1]) for op, reason in zip(sg.operators, reasons, strict=True)
+               if op.opcode == "RESHAPE" and reason is None and len(op.inputs) > 1
+               and op.inputs[1] >= 0 and sg.tensors[op.inputs[1]].data is None}
+    if not dropped:
+        return set()
+    outputs = set(sg.outputs)
+    removed: set[int] = set()
+    for op in reversed(sg.operators):  # readers come after writers
+        if any(t in outputs for t in op.outputs):
+            continue
+        readers = [(c, t) for t in op.outputs if t >= 0 for c in sg.consumers.get(t, ())]
+        if readers and all(c in removed or (c, t) in dropped for c, t in readers):
+            removed.add(op.index)
+    return removed
 
 
 def cpu_placements(model: Model | Source,
@@ -200,7 +236,7 @@ def _placement_note(p: CpuPlacement) -> ModelNote | None:
         return None
     kinds = sorted({op.opcode for op in p.operators})
     shown = ", ".join(kinds[:6]) + (", ..." if len(kinds) > 6 else "")
-    counts = (f"Vela leaves {p.cpu_ops} of {p.total_ops} operators "
+    counts = (f"Vela leaves {len(p.operators)} of {p.total_ops} operators "
               f"({p.cpu_mac_share:.0%} of the MACs) on the CPU ({shown})")
     if p.mostly_cpu:
         return ModelNote("mostly-cpu", f"{counts}: the model runs mostly on the CPU, and "
