@@ -51,6 +51,10 @@ class MeasurementError(PerfSageError):
         return type(self), (self.target, self.problem)
 
 
+class HardwareError(PerfSageError):
+    """A hardware description (Vela's ini) lacks a section or holds an invalid value."""
+
+
 class WeightsError(PerfSageError):
     """A weights file is missing, truncated, tampered with or does not fit its config."""
 
