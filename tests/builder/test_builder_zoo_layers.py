@@ -37,7 +37,8 @@ def _lstm_cell(b, x):
 
 
 IMG = (1, 8, 8, 16)
-# name: (input shape, layers, operators written, Vela (Ethos-U55) leaves some on the CPU)
+# name: (input shape, layers, int8 operators written, Vela (Ethos-U55) leaves a float island
+# on the CPU)
 CASES: dict[str, tuple] = {
     "batch_norm": (IMG, lambda b, x: b.batch_norm(b.conv2d(x, 16, 3, activation="relu")),
                    ["CONV_2D", "MUL", "ADD"], False),
@@ -46,16 +47,19 @@ CASES: dict[str, tuple] = {
     "normalization": (IMG, lambda b, x: b.mul_const(b.sub_const(x, np.linspace(0, .5, 16)),
                                                     np.linspace(1, 3, 16)), ["SUB", "MUL"],
                       False),
-    "hard_sigmoid_gate": (IMG, lambda b, x: b.mul(x, b.hard_sigmoid(b.conv2d(b.mean(x), 16,
-                                                                              1))),
-                          ["MEAN", "CONV_2D", "ADD", "MUL", "MUL"], False),
+    "hard_sigmoid": (IMG, lambda b, x: b.hard_sigmoid(b.mean(x)), ["MEAN", "ADD", "MUL"],
+                     False),
+    "hard_sigmoid_gate": (IMG, lambda b, x: b.mul(x, b.mul_const(b.conv2d(
+        b.mean(x), 16, 1, activation="relu6", shift=3.0), 1 / 6)),
+        ["MEAN", "CONV_2D", "MUL", "MUL"], False),
     "position_embedding": ((1, 64, 16), lambda b, x: b.add_const(x, np.linspace(-1, 1, 1024)),
                            ["ADD"], False),
     "sub": (IMG, lambda b, x: b.sub(b.conv2d(x, 16, 1), x, activation="relu"),
             ["CONV_2D", "SUB"], False),
     "layer_norm": ((1, 64, 16), lambda b, x: b.layer_norm(_tokens(b, x)),
-                   ["RESHAPE", "FULLY_CONNECTED", "MEAN", "SQUARED_DIFFERENCE", "MEAN", "ADD",
-                    "RSQRT", "SUB", "MUL", "MUL", "ADD"], False),
+                   ["RESHAPE", "FULLY_CONNECTED", "MEAN", "DEQUANTIZE", "NEG", "QUANTIZE",
+                    "SQUARED_DIFFERENCE", "MEAN", "ADD", "RSQRT", "MUL", "MUL", "ADD", "MUL",
+                    "ADD"], True),
     "tanh": (IMG, lambda b, x: b.tanh(b.conv2d(x, 8, 1)), ["CONV_2D", "TANH"], False),
     "gelu": (IMG, lambda b, x: b.gelu(b.conv2d(x, 8, 1)), ["CONV_2D", "GELU"], False),
     "gelu_decomposed": (IMG, lambda b, x: b.gelu_decomposed(b.conv2d(x, 8, 1)),
@@ -74,7 +78,7 @@ CASES: dict[str, tuple] = {
                       ["SPLIT", "CONV_2D", "CONV_2D", "CONCATENATION"], False),
     "dense_rows": ((1, 64, 16), lambda b, x: _tokens(b, x), ["RESHAPE", "FULLY_CONNECTED"],
                    False),
-    "attention": (IMG, _attention, None, False),
+    "attention": (IMG, _attention, None, True),
     "lstm_cell": ((1, 4, 8), _lstm_cell, None, False),
 }
 
@@ -92,8 +96,10 @@ def test_reads_back_runs_and_stays_close_to_float(name: str) -> None:
     for dtype in ("int8", "float32"):
         data = _build(name, dtype)
         ops = [op.opcode for op in read_model(data).main.operators]
-        if expected is not None:
+        if expected is not None and dtype == "int8":
             assert ops == expected
+        if dtype == "float32":  # float models have no float islands to mark
+            assert not {"DEQUANTIZE", "QUANTIZE"} & set(ops)
         inputs = checks.random_inputs(data)
         out = checks.litert(data, inputs)
         if "GELU" not in ops:  # TFLite Micro has no GELU kernel
@@ -107,7 +113,11 @@ def test_reads_back_runs_and_stays_close_to_float(name: str) -> None:
 @pytest.mark.parametrize("name", list(CASES))
 def test_vela_runs_them_on_the_npu(name: str, tmp_path) -> None:
     result = checks.vela(_build(name, "int8"), tmp_path)
-    assert result.cpu_operators == 0, result.reasons
+    if CASES[name][3]:  # only the float island of a layer norm stays on the CPU
+        assert sorted(r.split(":")[0] for r in result.reasons) == ["DEQUANTIZE", "NEG",
+                                                                   "QUANTIZE"]
+    else:
+        assert result.cpu_operators == 0, result.reasons
     assert result.cycles > 0
 
 

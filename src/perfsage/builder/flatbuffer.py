@@ -34,6 +34,7 @@ _VERSIONS: dict[str, tuple[int, int]] = {
     "SOFTMAX": (2, 1), "LOGISTIC": (2, 1), "HARD_SWISH": (1, 1), "RELU": (2, 1),
     "RELU6": (2, 1), "SUB": (2, 1), "SQUARED_DIFFERENCE": (2, 1), "RSQRT": (2, 1),
     "TANH": (2, 1), "GELU": (2, 1), "TRANSPOSE": (2, 1), "SPLIT": (2, 1), "BATCH_MATMUL": (2, 1),
+    "DEQUANTIZE": (2, 2), "QUANTIZE": (1, 1), "NEG": (1, 1),
 }
 
 #: Oldest TFLite runtime per (operator, version), from TFLite's runtime_version.cc.
@@ -65,6 +66,7 @@ _RUNTIME = {
     ("TRANSPOSE", 6): "2.12.0",
     ("SPLIT", 1): "1.5.0", ("SPLIT", 2): "1.14.0",
     ("BATCH_MATMUL", 1): "2.3.0", ("BATCH_MATMUL", 2): "2.3.0",
+    ("DEQUANTIZE", 1): "1.13.1", ("DEQUANTIZE", 2): "1.14.0",
 }
 _RUNTIME_BYTES = 16  # the converter's fixed-size metadata buffer
 

@@ -10,6 +10,7 @@ quantised, per-channel weights, int32 biases -- or a float32 one.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
@@ -171,13 +172,20 @@ class ModelBuilder:
     def conv2d(self, x: TensorRef, filters: int, kernel: int | tuple[int, int] = 3,
                stride: int | tuple[int, int] = 1, padding: str = "same",
                dilation: int | tuple[int, int] = 1, activation: str | None = None,
-               bias: bool = True) -> TensorRef:
-        """CONV_2D with ``filters`` outputs; ``bias=False`` writes zeros, as the converter does."""
+               bias: bool = True, *, shift: float = 0.0) -> TensorRef:
+        """CONV_2D with ``filters`` outputs; ``bias=False`` writes zeros, as the converter does.
+
+        ``shift`` is a constant added before the activation that the converter folds into
+        the bias (a hard sigmoid's +3).
+        """
         layer = "conv2d"
         w = self._window(layer, x, kernel, stride, dilation, padding)
         filters = shapes.positive(layer, "filters", filters)
         act = self._activation(layer, activation)
         weights = quant.dense_like(self._rng, filters, w.kernel, w.seen)
+        if shift:
+            weights = dataclasses.replace(weights, bias=weights.bias + shift,
+                                          mean=weights.mean + shift)
         options = _options(fb.Conv2DOptionsT, fusedActivationFunction=_FUSED[act], **w.options)
         return self._linear(self._name(layer), "CONV_2D", x.index, weights, act, bias, options,
                             (1, *w.out, filters))
@@ -405,19 +413,30 @@ class ModelBuilder:
 
     # -- real-world structure: constants, normalisation, attention, recurrence ------------
 
-    def _const_operand(self, layer: str, x: Tensor, values: object) -> tuple[int, Stats]:
-        """A constant operand for ``x``: a scalar, one value per channel (last axis), or one
-        per element (a position embedding).
+    def _const_operand(self, layer: str, x: Tensor,
+                       values: object) -> tuple[int, Stats, tuple[int, ...]]:
+        """A constant operand for ``x`` and the shape of the result.
 
-        int8 constants get one symmetric scale, as the converter writes them; the statistics
-        describe the values the runtime will really use (after rounding).
+        ``values``: one (a rank-0 constant, as the converter writes scalars), one per channel
+        (last axis), one per element (a position embedding), or -- where ``x`` has a single
+        channel -- one per output channel, broadcast both ways (a layer norm's per-row scale
+        times its per-channel gain). int8 constants get one symmetric scale; the statistics
+        describe the values the runtime really uses (after rounding).
         """
         v = np.asarray(values, dtype=np.float64).reshape(-1)
         channels, elements = x.shape[-1], math.prod(x.shape)
-        if v.size not in (1, channels, elements) or not np.isfinite(v).all():
+        if not np.isfinite(v).all() or v.size < 1 or (
+                v.size not in (1, channels, elements) and channels != 1):
             raise shapes.fail(layer, f"constant must be 1, {channels} (one per channel) or "
                                      f"{elements} finite values, got {v.size}")
-        shape = x.shape if v.size == elements else (1,) * (len(x.shape) - 1) + (v.size,)
+        out = x.shape
+        if v.size == 1:
+            shape: tuple[int, ...] = ()
+        elif v.size == elements and elements != channels:
+            shape = x.shape
+        else:
+            shape = (1,) * (len(x.shape) - 1) + (v.size,)
+            out = (*x.shape[:-1], v.size)
         name = self._name(f"{layer}_constant")
         if self._int8:
             scale = quant.snap(max(float(np.abs(v).max()), 1e-6) / 127.0).reshape(1)
@@ -426,20 +445,22 @@ class ModelBuilder:
             v = q.astype(np.float64) * float(scale[0])
         else:
             index = self._const(name, v.astype(np.float32).reshape(shape))
-        if v.size == elements and elements != channels:  # per element: spread per channel
+        if shape == x.shape and elements != channels:  # per element: spread per channel
             per = v.reshape(-1, channels)
-            return index, Stats(per.mean(axis=0), per.std(axis=0), float(v.min()), float(v.max()))
-        return index, Stats(v, np.zeros_like(v), float(v.min()), float(v.max()))
+            stats = Stats(per.mean(axis=0), per.std(axis=0), float(v.min()), float(v.max()))
+        else:
+            stats = Stats(v, np.zeros_like(v), float(v.min()), float(v.max()))
+        return index, stats, out
 
     def _const_binary(self, layer: str, opcode: str, x: TensorRef, values: object,
                       activation: str | None) -> TensorRef:
         t = self._get(layer, x)
         act = self._activation(layer, activation)
-        index, const = self._const_operand(layer, t, values)
-        n = t.shape[-1]
+        index, const, shape = self._const_operand(layer, t, values)
+        n = shape[-1]
         combine, cls = _BINARY[opcode]
         stats = combine(t.stats.as_channels(n), const.as_channels(n), act)
-        return self._emit(opcode, self._name(layer), [x.index, index], t.shape, stats,
+        return self._emit(opcode, self._name(layer), [x.index, index], shape, stats,
                           _options(cls, fusedActivationFunction=_FUSED[act]))
 
     def add_const(self, x: TensorRef, values: object, activation: str | None = None) -> TensorRef:
@@ -472,8 +493,10 @@ class ModelBuilder:
         return self.add_const(self.mul_const(x, scale), beta - stats.mean * scale, activation)
 
     def hard_sigmoid(self, x: TensorRef) -> TensorRef:
-        """Keras' hard sigmoid ``relu6(x + 3) / 6`` as the converter writes it: ADD with a
-        fused RELU6, then MUL (MobileNetV3's squeeze-excite gate)."""
+        """Keras' hard sigmoid ``relu6(x + 3) / 6`` where nothing can absorb the +3: ADD
+        with a fused RELU6, then MUL. After a convolution the converter folds the +3 into
+        its bias and fuses the RELU6: use ``conv2d(..., activation="relu6", shift=3.0)``
+        and ``mul_const(y, 1 / 6)`` (MobileNetV3's squeeze-excite gate)."""
         return self.mul_const(self.add_const(x, 3.0, activation="relu6"), 1.0 / 6.0)
 
     def sub(self, a: TensorRef, c: TensorRef, activation: str | None = None) -> TensorRef:
@@ -496,22 +519,44 @@ class ModelBuilder:
         return self._unary("rsqrt", "RSQRT", x, None,
                            stats=estimate.reciprocal_sqrt(t.stats, floor))
 
-    def layer_norm(self, x: TensorRef, epsilon: float = 1e-3) -> TensorRef:
-        """Layer normalisation over the last axis as the converter decomposes it in int8.
+    def negate(self, x: TensorRef) -> TensorRef:
+        """NEG; in an int8 model the float island the converter leaves for it.
 
-        MEAN, SQUARED_DIFFERENCE, MEAN, ADD (epsilon), RSQRT, SUB, MUL, then the learned
-        per-channel MUL and ADD: TFLite has no fused int8 layer-norm operator.
+        TensorFlow's int8 quantiser has no int8 NEG: it writes DEQUANTIZE, a float32 NEG and
+        QUANTIZE, which Vela leaves to the CPU (a layer norm's negated mean does this).
+        """
+        layer = "negate"
+        t = self._get(layer, x)
+        neg = Stats(-t.stats.mean, t.stats.std, -t.stats.hi, -t.stats.lo)
+        name = self._name(layer)
+        if not self._int8:
+            return self._emit("NEG", name, [x.index], t.shape, neg)
+        real = self._net.add(Tensor(f"{name}/dequantize", t.shape, "float32", stats=t.stats))
+        negated = self._net.add(Tensor(f"{name}/neg", t.shape, "float32", stats=neg))
+        out = self._net.add(Tensor(name, t.shape, "int8", stats=neg))
+        self._net.ops += [Op("DEQUANTIZE", (x.index,), (real,)),
+                          Op("NEG", (real,), (negated,)), Op("QUANTIZE", (negated,), (out,))]
+        return TensorRef(out, t.shape, self._id)
+
+    def layer_norm(self, x: TensorRef, epsilon: float = 1e-3) -> TensorRef:
+        """Layer normalisation over the last axis as TensorFlow's converter decomposes it.
+
+        ``mean = MEAN(x)``, ``inv = RSQRT(MEAN(SQUARED_DIFFERENCE(x, mean)) + eps)``,
+        ``scale = inv * gamma``, then ``x * scale + (-mean * scale + beta)``; the negated
+        mean is a float island in int8 models (see :meth:`negate`). TFLite has no fused
+        int8 layer-norm operator.
         """
         t = self._get("layer_norm", x)
-        last = len(t.shape) - 1
+        last, n = len(t.shape) - 1, t.shape[-1]
         mu = self.mean(x, axes=(last,), keepdims=True)
+        neg_mu = self.negate(mu)
         var = self.mean(self.squared_difference(x, mu), axes=(last,), keepdims=True)
         inv = self.rsqrt(self.add_const(var, epsilon), floor=epsilon)
-        y = self.mul(self.sub(x, mu), inv)
-        n = t.shape[-1]
         gamma = np.exp(quant.GAIN_SPREAD * self._rng.standard_normal(n))
         beta = quant.BIAS_STD * self._rng.standard_normal(n)
-        return self.add_const(self.mul_const(y, gamma), beta)
+        scale = self.mul_const(inv, gamma)
+        shift = self.add_const(self.mul(neg_mu, scale), beta)
+        return self.add(self.mul(x, scale), shift)
 
     def tanh(self, x: TensorRef) -> TensorRef:
         """TANH (int8 output: scale 1/128, zero point 0, as TFLite mandates)."""

@@ -102,7 +102,7 @@ class Network:
         for old in order:
             t = self.tensors[old]
             q, d = None, t.data
-            if int8 and t.stats is not None:
+            if int8 and t.stats is not None and t.dtype == "int8":
                 scale, zp = params[old]
                 q = Quant(np.array([scale], np.float32), np.array([zp], np.int64))
             elif int8 and t.scales is not None:

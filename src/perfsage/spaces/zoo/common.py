@@ -13,9 +13,10 @@ import numpy as np
 
 from perfsage.spaces.base import choice, make_divisible
 
-#: Input preprocessing a Keras model carries into TFLite: none, ``Rescaling`` (one MUL and
-#: one ADD by scalars) or ``Normalization`` (SUB and MUL by per-channel constants).
-RESCALING = (None, None, "rescale", "normalize")
+#: Input preprocessing a Keras model carries into TFLite: none (a ``Rescaling`` before a
+#: convolution folds into it) or ``Normalization`` (SUB and MUL by per-channel constants,
+#: which the converter keeps).
+RESCALING = (None, None, "normalize")
 
 
 def log_int(rng: np.random.Generator, lo: float, hi: float) -> int:
@@ -35,9 +36,7 @@ def resolution(rng: np.random.Generator, small: tuple[int, ...], large: tuple[in
 
 
 def preprocess(b: Any, x: Any, kind: str | None) -> Any:
-    """The input layer's constants, as the converter leaves them (rescaling is not folded)."""
-    if kind == "rescale":  # Keras Rescaling(scale, offset), e.g. 1/127.5 and -1
-        return b.add_const(b.mul_const(x, 2.0), -1.0)
+    """The input layer's constants, as the converter leaves them."""
     if kind == "normalize":  # Keras Normalization: (x - mean) / std per channel
         c = x.shape[-1]
         mean = np.linspace(-0.1, 0.1, c)
@@ -77,8 +76,11 @@ def squeeze_excite(b: Any, x: Any, squeeze: int, gate: str, act: str = "relu") -
     """Squeeze-and-excitation (Hu et al., 2018) with a sigmoid or hard-sigmoid gate."""
     s = b.mean(x, axes=(1, 2), keepdims=True)
     s = conv(b, s, max(8, squeeze), kernel=1, act=act)
-    s = b.conv2d(s, x.shape[-1], kernel=1)
-    s = b.hard_sigmoid(s) if gate == "hard_sigmoid" else b.logistic(s)
+    if gate == "hard_sigmoid":  # relu6(conv + 3) / 6: the +3 folded, the RELU6 fused
+        s = b.mul_const(b.conv2d(s, x.shape[-1], kernel=1, activation="relu6", shift=3.0),
+                        1.0 / 6.0)
+    else:
+        s = b.logistic(b.conv2d(s, x.shape[-1], kernel=1))
     return b.mul(x, s)
 
 

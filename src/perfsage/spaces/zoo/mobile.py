@@ -5,8 +5,9 @@ EfficientNetV2.
   branch, concatenation and channel shuffle (RESHAPE, TRANSPOSE, RESHAPE); widths of the
   0.5x-2.0x models.
 * ``mobilenet_v3``: MobileNetV3 (Howard et al., ICCV 2019): hard-swish, squeeze-excite
-  gated by a hard sigmoid (ADD+RELU6, MUL as the converter writes it), Keras' Rescaling at
-  the input, a 1x1 convolution head; Small- and Large-like block lists with random width.
+  gated by a hard sigmoid (the +3 folded into the gate's convolution, RELU6 fused, MUL by
+  1/6, as the converter writes it), a 1x1 convolution head; Small- and Large-like block
+  lists with random width.
 * ``efficientnet_v2``: EfficientNetV2 (Tan & Le, ICML 2021): fused-MBConv (3x3 expansion
   convolution, 1x1 projection) in early stages, MBConv with sigmoid squeeze-excite later,
   swish (LOGISTIC and MUL) throughout.
@@ -102,11 +103,12 @@ def sample_mobilenet_v3(rng: np.random.Generator) -> dict:
     return {"resolution": resolution(rng, SMALL, LARGE), "classes": choice(rng, CLASSES),
             "large": large, "width": choice(rng, (0.35, 0.5, 0.75, 1.0, 1.25)), "keep": keep,
             "gate": choice(rng, ("hard_sigmoid", "hard_sigmoid", "sigmoid")),
-            "preprocess": choice(rng, ("rescale", "rescale", None))}
+            "preprocess": choice(rng, RESCALING)}
 
 
 def build_mobilenet_v3(b: Any, cfg: dict) -> list:
-    """Rescaling, hard-swish stem, the kept blocks, 1x1 head convolutions, classifier."""
+    """Input normalisation (sometimes), hard-swish stem, the kept blocks, 1x1 head
+    convolutions, classifier."""
     r, w = cfg["resolution"], cfg["width"]
     x = preprocess(b, b.input((1, r, r, 3)), cfg["preprocess"])
     x = conv(b, x, 16, 3, stride=2, act="hard_swish")
