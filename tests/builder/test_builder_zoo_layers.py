@@ -78,6 +78,17 @@ CASES: dict[str, tuple] = {
                       ["SPLIT", "CONV_2D", "CONV_2D", "CONCATENATION"], False),
     "dense_rows": ((1, 64, 16), lambda b, x: _tokens(b, x), ["RESHAPE", "FULLY_CONNECTED"],
                    False),
+    "dense_keep_dims": ((1, 64, 16), lambda b, x: b.dense(x, 32, activation="relu"),
+                        ["FULLY_CONNECTED"], False),
+    "unpack": ((1, 4, 8), lambda b, x: b.concat([b.dense(s, 8) for s in b.unpack(
+        b.reshape(x, (4, 1, 8)))], axis=1), ["RESHAPE", "UNPACK", "FULLY_CONNECTED",
+                                             "FULLY_CONNECTED", "FULLY_CONNECTED",
+                                             "FULLY_CONNECTED", "CONCATENATION"], False),
+    "strided_slice": ((1, 48), lambda b, x: b.mul(b.strided_slice(x, (0, 0), (1, 16)),
+                                                  b.strided_slice(x, (0, 32), (1, 48))),
+                      ["STRIDED_SLICE", "STRIDED_SLICE", "MUL"], False),
+    "reverse_sub": (IMG, lambda b, x: b.sub_const(b.logistic(x), 1.0, reverse=True),
+                    ["LOGISTIC", "SUB"], False),
     "attention": (IMG, _attention, None, True),
     "lstm_cell": ((1, 4, 8), _lstm_cell, None, False),
 }
@@ -135,6 +146,8 @@ def test_operator_versions_follow_the_converter() -> None:
     assert _versions(_build("grouped_split", "int8"))[fb.BuiltinOperator.CONV_2D] == 3
     assert _versions(_build("channel_shuffle", "int8"))[fb.BuiltinOperator.TRANSPOSE] == 4
     assert _versions(_build("transpose", "int8"))[fb.BuiltinOperator.TRANSPOSE] == 2
+    assert _versions(_build("dense_keep_dims", "int8"))[fb.BuiltinOperator.FULLY_CONNECTED] == 5
+    assert _versions(_build("dense_rows", "int8"))[fb.BuiltinOperator.FULLY_CONNECTED] == 4
 
 
 def test_bad_arguments_name_the_layer() -> None:

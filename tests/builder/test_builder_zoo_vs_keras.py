@@ -126,6 +126,18 @@ def ours_gelu() -> bytes:
     return b.build([b.conv2d(x, 8, 1)])
 
 
+def keras_attention():
+    k, L, tf, inp = _start((16, 32))
+    return k.Model(inp, L.MultiHeadAttention(2, 16, bias_initializer=BIAS)(inp, inp))
+
+
+def ours_attention() -> bytes:
+    from perfsage.spaces.zoo.attention import attention
+
+    b = ModelBuilder(seed=0)
+    return b.build([attention(b, b.input((1, 16, 32)), 2)])
+
+
 ARCHS = {
     "conv_relu_bn": (keras_conv_relu_bn, ours_conv_relu_bn),
     "normalization": (keras_normalization, ours_normalization),
@@ -134,6 +146,7 @@ ARCHS = {
     "grouped": (keras_grouped, ours_grouped),
     "shuffle_split": (keras_shuffle_split, ours_shuffle_split),
     "gelu": (keras_gelu, ours_gelu),
+    "attention": (keras_attention, ours_attention),
 }
 
 

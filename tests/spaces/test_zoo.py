@@ -27,7 +27,7 @@ SIGNATURE = {
     "mobilevit": {"BATCH_MATMUL", "SOFTMAX", "TRANSPOSE", "RSQRT", "CONCATENATION"},
     "unet": {"CONCATENATION", "MAX_POOL_2D"},
     "ssd": {"RESHAPE", "CONV_2D"},
-    "rnn": {"SPLIT", "FULLY_CONNECTED", "LOGISTIC", "TANH", "MUL"},
+    "rnn": {"UNPACK", "SPLIT", "FULLY_CONNECTED", "LOGISTIC", "TANH", "MUL"},
     "tcn": {"PAD", "CONV_2D", "ADD", "MEAN"},
 }
 

@@ -34,7 +34,8 @@ _VERSIONS: dict[str, tuple[int, int]] = {
     "SOFTMAX": (2, 1), "LOGISTIC": (2, 1), "HARD_SWISH": (1, 1), "RELU": (2, 1),
     "RELU6": (2, 1), "SUB": (2, 1), "SQUARED_DIFFERENCE": (2, 1), "RSQRT": (2, 1),
     "TANH": (2, 1), "GELU": (2, 1), "TRANSPOSE": (2, 1), "SPLIT": (2, 1), "BATCH_MATMUL": (2, 1),
-    "DEQUANTIZE": (2, 2), "QUANTIZE": (1, 1), "NEG": (1, 1),
+    "DEQUANTIZE": (2, 2), "QUANTIZE": (1, 1), "NEG": (1, 1), "UNPACK": (2, 1),
+    "STRIDED_SLICE": (2, 1),
 }
 
 #: Oldest TFLite runtime per (operator, version), from TFLite's runtime_version.cc.
@@ -43,6 +44,7 @@ _RUNTIME = {
     ("DEPTHWISE_CONV_2D", 1): "1.5.0", ("DEPTHWISE_CONV_2D", 2): "1.12.0",
     ("DEPTHWISE_CONV_2D", 3): "1.14.0",
     ("FULLY_CONNECTED", 1): "1.5.0", ("FULLY_CONNECTED", 4): "1.14.0",
+    ("FULLY_CONNECTED", 5): "2.0.0",
     ("ADD", 1): "1.5.0", ("ADD", 2): "1.14.0",
     ("MUL", 1): "1.5.0", ("MUL", 2): "1.14.0", ("MUL", 3): "1.15.0",
     ("CONCATENATION", 1): "1.5.0", ("CONCATENATION", 2): "1.14.0",
@@ -67,6 +69,8 @@ _RUNTIME = {
     ("SPLIT", 1): "1.5.0", ("SPLIT", 2): "1.14.0",
     ("BATCH_MATMUL", 1): "2.3.0", ("BATCH_MATMUL", 2): "2.3.0",
     ("DEQUANTIZE", 1): "1.13.1", ("DEQUANTIZE", 2): "1.14.0",
+    ("UNPACK", 1): "1.11.0", ("UNPACK", 2): "1.14.0",
+    ("STRIDED_SLICE", 1): "1.6.0", ("STRIDED_SLICE", 2): "1.14.0",
 }
 _RUNTIME_BYTES = 16  # the converter's fixed-size metadata buffer
 
@@ -88,6 +92,8 @@ def _version(res: Resolved, op_index: int, int8: bool) -> int:
         a, b, out = (float(res.quant[i].scale[0]) for i in (*op.inputs, op.outputs[0]))
         if a * b / out >= 1.0:
             version = 3
+    if op.opcode == "FULLY_CONNECTED" and op.options.keepNumDims:
+        version = 5
     if op.opcode == "CONV_2D":
         if res.tensors[op.inputs[1]].shape[3] != res.tensors[op.inputs[0]].shape[3]:
             version = 6  # grouped

@@ -209,17 +209,22 @@ class ModelBuilder:
               bias: bool = True) -> TensorRef:
         """FULLY_CONNECTED on a ``[rows, n]`` input, row by row (reshape feature maps first).
 
-        One row is a classifier's flattened features; several are tokens or time steps.
+        One row is a classifier's flattened features; several are time steps. A rank-3
+        ``[batch, tokens, n]`` input keeps its dimensions (``keep_num_dims``, version 5), as
+        the converter writes a Keras Dense on a sequence (transformers).
         """
         layer = "dense"
         t = self._get(layer, x)
-        shapes.rank(layer, t.shape, 2, "; reshape it to (1, -1) first")
+        if len(t.shape) != 3:
+            shapes.rank(layer, t.shape, 2, "; reshape it to (1, -1) first")
         units = shapes.positive(layer, "units", units)
         act = self._activation(layer, activation)
         weights = quant.dense_like(self._rng, units, (), t.stats)
         options = _options(fb.FullyConnectedOptionsT, fusedActivationFunction=_FUSED[act])
+        if len(t.shape) == 3:
+            options.keepNumDims = True
         return self._linear(self._name(layer), "FULLY_CONNECTED", x.index, weights, act, bias,
-                            options, (t.shape[0], units))
+                            options, (*t.shape[:-1], units))
 
     def _binary(self, layer: str, opcode: str, a: TensorRef, c: TensorRef,
                 activation: str | None) -> TensorRef:
@@ -453,23 +458,30 @@ class ModelBuilder:
         return index, stats, out
 
     def _const_binary(self, layer: str, opcode: str, x: TensorRef, values: object,
-                      activation: str | None) -> TensorRef:
+                      activation: str | None, const_first: bool = False) -> TensorRef:
         t = self._get(layer, x)
         act = self._activation(layer, activation)
         index, const, shape = self._const_operand(layer, t, values)
         n = shape[-1]
         combine, cls = _BINARY[opcode]
-        stats = combine(t.stats.as_channels(n), const.as_channels(n), act)
-        return self._emit(opcode, self._name(layer), [x.index, index], shape, stats,
+        operands = [t.stats.as_channels(n), const.as_channels(n)]
+        inputs = [x.index, index]
+        if const_first:
+            operands, inputs = operands[::-1], inputs[::-1]
+        return self._emit(opcode, self._name(layer), inputs, shape, combine(*operands, act),
                           _options(cls, fusedActivationFunction=_FUSED[act]))
 
     def add_const(self, x: TensorRef, values: object, activation: str | None = None) -> TensorRef:
         """ADD of a constant: one value, or one per channel (a shift the converter kept)."""
         return self._const_binary("add_const", "ADD", x, values, activation)
 
-    def sub_const(self, x: TensorRef, values: object, activation: str | None = None) -> TensorRef:
-        """SUB of a constant: one value, or one per channel (e.g. a mean, at the input)."""
-        return self._const_binary("sub_const", "SUB", x, values, activation)
+    def sub_const(self, x: TensorRef, values: object, activation: str | None = None,
+                  reverse: bool = False) -> TensorRef:
+        """SUB of a constant: one value, or one per channel (e.g. a mean, at the input).
+
+        ``reverse`` computes ``values - x`` (a GRU's ``1 - z``).
+        """
+        return self._const_binary("sub_const", "SUB", x, values, activation, reverse)
 
     def mul_const(self, x: TensorRef, values: object, activation: str | None = None) -> TensorRef:
         """MUL by a constant: one value, or one per channel (a scale the converter kept)."""
@@ -651,6 +663,43 @@ class ModelBuilder:
         options = _options(fb.Conv2DOptionsT, fusedActivationFunction=_FUSED[act], **w.options)
         return self._linear(self._name(layer), "CONV_2D", x.index, weights, act, True, options,
                             (1, *w.out, filters))
+
+    def unpack(self, x: TensorRef, axis: int = 0) -> tuple[TensorRef, ...]:
+        """UNPACK along ``axis``: one tensor per index, that axis removed (time steps)."""
+        layer = "unpack"
+        t = self._get(layer, x)
+        ax = shapes.axis(layer, axis, len(t.shape))
+        if len(t.shape) < 2:
+            raise shapes.fail(layer, f"needs a rank >= 2 input, got shape {t.shape}")
+        shape = tuple(d for i, d in enumerate(t.shape) if i != ax)
+        stats = t.stats if ax != len(t.shape) - 1 else t.stats.as_channels(shape[-1])
+        name = self._name(layer)
+        outs = tuple(self._net.add(Tensor(f"{name}:{i}", shape, self._act_dtype, stats=stats))
+                     for i in range(t.shape[ax]))
+        self._net.ops.append(Op("UNPACK", (x.index,), outs,
+                                _options(fb.UnpackOptionsT, num=t.shape[ax], axis=ax), tied=True))
+        return tuple(TensorRef(i, shape, self._id) for i in outs)
+
+    def strided_slice(self, x: TensorRef, begin: Sequence[int],
+                      end: Sequence[int]) -> TensorRef:
+        """STRIDED_SLICE ``x[begin:end]`` (unit strides); keeps the input's int8 parameters."""
+        layer = "strided_slice"
+        t = self._get(layer, x)
+        rank = len(t.shape)
+        if not (shapes.is_sequence(begin) and shapes.is_sequence(end)
+                and len(begin) == len(end) == rank
+                and all(0 <= a < e <= n for a, e, n in zip(begin, end, t.shape, strict=True))):
+            raise shapes.fail(layer, f"begin {tuple(begin)} and end {tuple(end)} must give a "
+                                     f"non-empty slice of {t.shape}")
+        shape = tuple(int(e - a) for a, e in zip(begin, end, strict=True))
+        stats = t.stats
+        if shape[-1] != t.shape[-1] and stats.channels == t.shape[-1]:
+            part = slice(begin[-1], end[-1])
+            stats = Stats(stats.mean[part], stats.std[part], stats.lo, stats.hi)
+        consts = [self._int32(self._name(f"strided_slice_{kind}"), v)
+                  for kind, v in (("begin", begin), ("end", end), ("strides", [1] * rank))]
+        return self._emit("STRIDED_SLICE", self._name(layer), [x.index, *consts], shape, stats,
+                          _options(fb.StridedSliceOptionsT), tied=True)
 
     def batch_matmul(self, a: TensorRef, c: TensorRef, adj_x: bool = False,
                      adj_y: bool = False) -> TensorRef:

@@ -25,30 +25,30 @@ MLP_ACTS = ("gelu", "gelu_decomposed", "gelu_decomposed")
 
 
 def attention(b: Any, t: Any, heads: int) -> Any:
-    """Multi-head self-attention over tokens ``[batch, n, d]`` (batch may be patches)."""
+    """Multi-head self-attention over tokens ``[batch, n, d]`` as Keras' MultiHeadAttention
+    converts: dense projections that keep their dimensions, heads split by RESHAPE and
+    TRANSPOSE, BATCH_MATMUL, MUL by ``1/sqrt(d_head)``, SOFTMAX, BATCH_MATMUL, merge, dense.
+    """
     p, n, d = t.shape
-    rows = b.reshape(t, (p * n, d))
-    q, k, v = (b.dense(rows, d) for _ in range(3))
     dh = d // heads
 
-    def split_heads(z: Any) -> Any:  # [p n, d] -> [p h, n, dh]
-        z = b.transpose(b.reshape(z, (p, n, heads, dh)), (0, 2, 1, 3))
-        return b.reshape(z, (p * heads, n, dh))
+    def project(z: Any) -> Any:  # [p, n, d] -> [p, n, h, dh]
+        return b.reshape(b.dense(z, d), (p, n, heads, dh))
 
-    scores = b.batch_matmul(split_heads(q), split_heads(k), adj_y=True)
-    weights = b.softmax(b.mul_const(scores, 1.0 / math.sqrt(dh)))
-    o = b.batch_matmul(weights, split_heads(v))  # [p h, n, dh]
-    o = b.transpose(b.reshape(o, (p, heads, n, dh)), (0, 2, 1, 3))
-    return b.reshape(b.dense(b.reshape(o, (p * n, d)), d), (p, n, d))
+    # In the converter's order of operators.
+    q, k = project(t), project(t)
+    q, k = b.transpose(q, (0, 2, 1, 3)), b.transpose(k, (0, 2, 3, 1))  # [p, h, n|dh, dh|n]
+    weights = b.softmax(b.mul_const(b.batch_matmul(q, k), 1.0 / math.sqrt(dh)))
+    v = b.transpose(project(t), (0, 2, 1, 3))
+    o = b.transpose(b.batch_matmul(weights, v), (0, 2, 1, 3))  # [p, n, h, dh]
+    return b.dense(b.reshape(o, (p, n, d)), d)
 
 
 def encoder_block(b: Any, t: Any, heads: int, mlp: int, act: str) -> Any:
     """Pre-norm transformer layer: x + MHSA(LN(x)), then x + MLP(LN(x))."""
-    p, n, d = t.shape
     t = b.add(t, attention(b, b.layer_norm(t), heads))
-    h = b.reshape(b.layer_norm(t), (p * n, d))
-    h = b.dense(activation(b, b.dense(h, mlp), act), d)
-    return b.add(t, b.reshape(h, (p, n, d)))
+    h = b.dense(activation(b, b.dense(b.layer_norm(t), mlp), act), t.shape[-1])
+    return b.add(t, h)
 
 
 # -- vit ---------------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 * ``rnn``: LSTM (Hochreiter & Schmidhuber, 1997) or GRU (Cho et al., 2014) layers unrolled
   over 4-24 steps, the form an int8 model takes when the recurrent layer is unrolled
-  before conversion (TFLite's fused int8 LSTM needs int16 activations on Ethos-U): per step
-  FULLY_CONNECTED on the input and on the state, SPLIT into gates, LOGISTIC and TANH, MUL
-  and ADD; hidden sizes up to 512, so weights reach megabytes.
+  before conversion (TFLite's fused int8 LSTM needs int16 activations on Ethos-U): RESHAPE
+  and UNPACK into steps, per step FULLY_CONNECTED on the input and on the state, SPLIT (or
+  STRIDED_SLICE) into gates, LOGISTIC and TANH, MUL, ADD and SUB, in the order TensorFlow's
+  converter writes Keras' unrolled LSTM and GRU; hidden sizes up to 512, so weights reach
+  megabytes.
 * ``tcn``: temporal convolutional networks (Bai et al., 2018) over ``[1, T, C]`` features:
   the converter writes Conv1D as RESHAPE and CONV_2D with a 1xk kernel; causal dilated
   residual blocks (PAD on the left, dilation 1, 2, 4, ...), mean over time, classifier.
@@ -31,43 +33,56 @@ def sample_rnn(rng: np.random.Generator) -> dict:
             "layers": int(rng.integers(1, 3)), "classes": choice(rng, CLASSES)}
 
 
-def _lstm_step(b: Any, x: Any, state: tuple | None, hidden: int) -> tuple:
-    z = b.dense(x, 4 * hidden)
-    if state is not None:
-        z = b.add(z, b.dense(state[0], 4 * hidden, bias=False))
-    i, f, g, o = b.split(z, 4, axis=1)
-    i, f, g, o = b.logistic(i), b.logistic(f), b.tanh(g), b.logistic(o)
-    c = b.mul(i, g) if state is None else b.add(b.mul(f, state[1]), b.mul(i, g))
+def _lstm_step(b: Any, x: Any, state: tuple | None, hidden: int, rng: Any) -> tuple:
+    """One LSTM step in the converter's order (gates i, f, g, o; no forget gate at step 0)."""
+    if state is None:  # h = c = 0
+        i, _, g, o = b.split(b.dense(x, 4 * hidden), 4, axis=1)
+        i, o, g = b.logistic(i), b.logistic(o), b.tanh(g)
+        c = b.mul(i, g)
+        return b.mul(o, b.tanh(c)), c
+    h, c = state
+    zh = b.dense(h, 4 * hidden, bias=False)
+    i, f, g, o = b.split(b.add(b.dense(x, 4 * hidden), zh), 4, axis=1)
+    i, f = b.logistic(i), b.logistic(f)
+    kept = b.mul(f, c)
+    o, g = b.logistic(o), b.tanh(g)
+    c = b.add(kept, b.mul(i, g))
     return b.mul(o, b.tanh(c)), c
 
 
-def _gru_step(b: Any, x: Any, state: tuple | None, hidden: int) -> tuple:
-    zx = b.dense(x, 3 * hidden)
-    if state is None:  # h = 0: h' = (1 - z) * tanh(x part)
-        z, _, n = b.split(zx, 3, axis=1)
-        h = b.mul(b.add_const(b.mul_const(b.logistic(z), -1.0), 1.0), b.tanh(n))
-        return h, None
-    h_prev = state[0]
-    zh = b.dense(h_prev, 3 * hidden)
-    xz, xr, xn = b.split(zx, 3, axis=1)
-    hz, hr, hn = b.split(zh, 3, axis=1)
+def _gru_step(b: Any, x: Any, state: tuple | None, hidden: int, rng: Any) -> tuple:
+    """One GRU step (Keras' reset-after form) in the converter's order: the recurrent
+    projection sliced by STRIDED_SLICE, ``1 - z`` as a SUB from a constant."""
+    xz, xr, xh = b.split(b.dense(x, 3 * hidden), 3, axis=1)
+    if state is None:  # h = 0: only the recurrent biases remain
+        bias = 0.1 * rng.standard_normal((3, hidden))
+        z = b.logistic(b.add_const(xz, bias[0]))
+        keep = b.sub_const(z, 1.0, reverse=True)
+        r = b.logistic(b.add_const(xr, bias[1]))
+        cand = b.tanh(b.add(xh, b.mul_const(r, bias[2])))
+        return b.mul(keep, cand), None
+    h = state[0]
+    zh = b.dense(h, 3 * hidden)
+    hz, hr, hh = (b.strided_slice(zh, (0, k * hidden), (1, (k + 1) * hidden)) for k in range(3))
     z = b.logistic(b.add(xz, hz))
+    zh_prev = b.mul(z, h)
+    keep = b.sub_const(z, 1.0, reverse=True)
     r = b.logistic(b.add(xr, hr))
-    n = b.tanh(b.add(xn, b.mul(r, hn)))
-    # h' = n + z * (h - n)
-    return b.add(n, b.mul(z, b.sub(h_prev, n))), None
+    cand = b.tanh(b.add(xh, b.mul(r, hh)))
+    return b.add(zh_prev, b.mul(keep, cand)), None
 
 
 def build_rnn(b: Any, cfg: dict) -> list:
-    """Input [1, T, F] split into steps, unrolled layers, last state to a classifier."""
+    """Input [1, T, F] unpacked into steps, unrolled layers, last state to a classifier."""
     t, f, hdim = cfg["steps"], cfg["features"], cfg["hidden"]
     x = b.input((1, t, f))
-    steps = [b.reshape(s, (1, f)) for s in b.split(x, t, axis=1)]
+    steps = list(b.unpack(b.reshape(x, (t, 1, f)), axis=0))
     step = _lstm_step if cfg["cell"] == "lstm" else _gru_step
+    rng = np.random.default_rng(cfg["seed"])
     for _ in range(cfg["layers"]):
         state, outputs = None, []
         for s in steps:
-            state = step(b, s, state, hdim)
+            state = step(b, s, state, hdim, rng)
             outputs.append(state[0])
         steps = outputs
     return [b.softmax(b.dense(steps[-1], cfg["classes"]))]
