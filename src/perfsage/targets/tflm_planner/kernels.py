@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from perfsage.errors import MeasurementError
 from perfsage.graph.ir import Operator, Subgraph
 
 #: Bytes per element as TFLM's ``TfLiteTypeSizeOf`` gives them.
@@ -127,6 +128,20 @@ def _softmax(op: Operator, sg: Subgraph) -> KernelArena:
     return KernelArena(options=((4, 4),), init=(80,), prepare=lut)
 
 
+def _mirror_pad(op: Operator, sg: Subgraph) -> KernelArena:
+    """MIRROR_PAD: OpData, and the element counts per dimension of input and output."""
+    rank = 4 * len(sg.tensors[op.inputs[0]].shape)
+    return KernelArena(options=((4, 4),), init=(20,), scratch=(rank, rank))
+
+
+def _float_exp(op: Operator, sg: Subgraph) -> KernelArena:
+    """EXP: nothing allocated; TFLM's EXP kernel takes float32 only."""
+    dtype = sg.tensors[op.inputs[0]].dtype
+    if dtype != "float32":
+        raise MeasurementError("cortex-m-tflm", f"TFLite Micro's EXP takes float32, not {dtype}")
+    return KernelArena()
+
+
 def _fixed(options: tuple[tuple[int, int], ...] = (), init: tuple[int, ...] = (),
            prepare: tuple[int, ...] = ()) -> Callable[[Operator, Subgraph], KernelArena]:
     """A kernel whose allocations do not depend on shapes or types."""
@@ -178,6 +193,13 @@ KERNELS: dict[str, Callable[[Operator, Subgraph], KernelArena]] = {
     "STRIDED_SLICE": _fixed(((24, 4),), (84,)),
     "SPACE_TO_DEPTH": _fixed(((4, 4),), prepare=(20,)),
     "QUANTIZE": _fixed((), (32,)),
+    "ABS": _fixed((), (28,)),
+    "SQRT": _fixed(),
+    "SQUARE": _fixed(),
+    "DIV": _fixed(((4, 4),), (28,)),
+    "ELU": _fixed((), (256,)),
+    "MIRROR_PAD": _mirror_pad,
+    "EXP": _float_exp,
     "DEQUANTIZE": _fixed((), (32,)),
     "RELU": _fixed((), (28,)),
     "RELU6": _fixed((), (8,)),
