@@ -46,6 +46,24 @@ def _space_model(space: str, seed: int, index: int, dtype: str) -> bytes:
     return sp.build(sp.sample_seeded(seed, index), dtype=dtype)
 
 
+def _shuffle_and_norm_model(side: int) -> bytes:
+    """A channel shuffle (a rank-5 TRANSPOSE) and a gain broadcast both ways (layer norm).
+
+    At side 24 the shuffle's largest product of three axes (24 * 24 * 122) is over 2^16,
+    so U55/U65 leave it on the CPU; at side 12 it runs on the NPU.
+    """
+    from perfsage.builder import ModelBuilder
+
+    b = ModelBuilder(seed=0)
+    x = b.input((1, side, side, 244))
+    x = b.reshape(x, (1, side, side, 2, 122))
+    x = b.transpose(x, (0, 1, 2, 4, 3))
+    x = b.reshape(x, (1, side * side, 244))
+    row = b.mean(x, axes=(2,), keepdims=True)  # (1, side*side, 1)
+    y = b.mul_const(row, np.linspace(0.5, 1.5, 32))  # times a (1, 1, 32) gain
+    return b.build([y])
+
+
 def _custom_op_model() -> bytes:
     """The int8 op zoo with its DEPTH_TO_SPACE turned into a custom operator."""
     from ai_edge_litert import schema_py_generated as fb
@@ -75,9 +93,12 @@ def models() -> dict[str, bytes]:
     for space, seed, index, dtype in _SPACE_MODELS:
         found[f"{space}-{seed}-{index}-{dtype}"] = _space_model(space, seed, index, dtype)
     found["custom-op"] = _custom_op_model()
+    for side in (24, 12):
+        found[f"shuffle-{side}"] = _shuffle_and_norm_model(side)
     return found
 
 
+@pytest.mark.vela
 @pytest.mark.parametrize("target", ETHOS_U_TARGETS)
 def test_cpu_ops_and_reasons_equal_vela(models, target):
     options = get_target(target).options
@@ -107,6 +128,30 @@ def test_targets_differ_where_vela_differs(models):
     assert [placed[t].cpu_ops for t in ETHOS_U_TARGETS] == [1, 1, 0]
     reason = placed["ethos-u55-128"].operators[0].reason
     assert reason == "Scaling matches and operation has unsupported scale-factor=3"
+
+
+def test_shuffle_limit(models):
+    wide = cpu_placements(models["shuffle-24"])
+    assert [wide[t].cpu_ops for t in ETHOS_U_TARGETS] == [1, 1, 0]
+    assert wide["ethos-u55-128"].operators[0].reason == (
+        "Transpose with permutation 0, 1, 2, 4, 3 has shape out of range: 1, 24, 24, 2, 122")
+    assert cpu_placement(models["shuffle-12"], "ethos-u55-128").cpu_ops == 0
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow
+@pytest.mark.vela
+def test_while_loop_bodies_count():
+    """Vela counts the operators of a WHILE's condition and body too."""
+    pytest.importorskip("tensorflow")
+    from helpers.keras_models import convert, while_loop_function
+
+    data = convert(while_loop_function(), quantize="float32")
+    for target in ETHOS_U_TARGETS:
+        out = run_vela(data, get_target(target).options, target=target)
+        placement = cpu_placement(data, target)
+        assert placement.cpu_ops == parse_summary(out.summary_csv, out.console).cpu_ops
+        assert placement.cpu_ops == placement.total_ops == 5  # WHILE, LESS, the body's 3
 
 
 def test_placement_accepts_bytes_and_paths(models):

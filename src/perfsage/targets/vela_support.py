@@ -60,23 +60,17 @@ class CpuPlacement:
     operators: tuple[CpuOperator, ...]  # those left on the CPU, subgraph by subgraph
     total_ops: int  # operators in all subgraphs
     total_macs: int  # MACs of all operators (a WHILE body counted once)
-    reported_subgraph: int  # the subgraph Vela's summary describes (see cpu_ops)
     rejected: str | None = None  # why Vela refuses the model outright, else None
 
     @property
     def cpu_ops(self) -> int:
-        """The ``CPU operators = N`` of Vela's summary.
-
-        Vela 5.2.0 summarises the last subgraph it compiles, so for a model with WHILE or
-        IF bodies this counts the operators left on the CPU in the last subgraph only;
-        :attr:`operators` has them all.
-        """
-        return sum(op.subgraph == self.reported_subgraph for op in self.operators)
+        """The ``CPU operators = N`` of Vela's summary (WHILE and IF bodies included)."""
+        return len(self.operators)
 
     @property
     def cpu_op_share(self) -> float:
         """Share of all operators left on the CPU (0 for an empty model)."""
-        return len(self.operators) / self.total_ops if self.total_ops else 0.0
+        return self.cpu_ops / self.total_ops if self.total_ops else 0.0
 
     @property
     def cpu_mac_share(self) -> float:
@@ -159,8 +153,7 @@ def cpu_placement(model: Model | Source, target: str) -> CpuPlacement:
                 ofm = sg.tensors[op.outputs[0]].name if op.outputs else ""
                 found.append(CpuOperator(sg.index, op.index, op.name, ofm, reason,
                                          macs[op.index]))
-    return CpuPlacement(target, tuple(found), total_ops, total_macs,
-                        len(model.subgraphs) - 1, rejected)
+    return CpuPlacement(target, tuple(found), total_ops, total_macs, rejected)
 
 
 def _removed_shape_ops(sg: Subgraph, reasons: list[str | None]) -> set[int]:
@@ -236,7 +229,7 @@ def _placement_note(p: CpuPlacement) -> ModelNote | None:
         return None
     kinds = sorted({op.opcode for op in p.operators})
     shown = ", ".join(kinds[:6]) + (", ..." if len(kinds) > 6 else "")
-    counts = (f"Vela leaves {len(p.operators)} of {p.total_ops} operators "
+    counts = (f"Vela leaves {p.cpu_ops} of {p.total_ops} operators "
               f"({p.cpu_mac_share:.0%} of the MACs) on the CPU ({shown})")
     if p.mostly_cpu:
         return ModelNote("mostly-cpu", f"{counts}: the model runs mostly on the CPU, and "
