@@ -13,7 +13,13 @@ import pytest
 
 from perfsage.errors import WeightsError
 from perfsage.graph import read_model
-from perfsage.predictors.features import NODE_FEATURES, OP_TYPES, UNKNOWN_TYPE, featurize
+from perfsage.predictors.features import (
+    ALIGNMENT_COLUMNS,
+    NODE_FEATURES,
+    OP_TYPES,
+    UNKNOWN_TYPE,
+    featurize,
+)
 from perfsage.predictors.graphset import load_graphset, split_of, split_sets, splits
 from perfsage.predictors.perfsage_gnn.predictor import PerfSAGEModel
 
@@ -82,16 +88,15 @@ def test_numpy_runtime_equals_the_torch_network(labelled, trained_each_readout):
     trained = trained_each_readout
     model = PerfSAGEModel.load(trained)
     data = load_graphset(labelled, TARGET, workers=1)
-    net = PerfSAGENet.from_config(model.config)
+    net = PerfSAGENet.from_spec(model.spec)
     net.load_state_dict(load_file(str(trained / "model.safetensors")))
-    additive = model.config.get("additive", [])
+    additive = model.config["additive"]
     assert set(additive) == (set() if model.config["hyper"]["readout"] == "pool"
                              else {"latency_ms", "npu_cycles", "energy_mj", "flash_kib"})
-    assert model.config.get("peak", []) == (["sram_kib"] if model.config["hyper"].get("peak")
-                                             else [])
+    assert model.config["peak"] == (["sram_kib"] if model.config["hyper"]["peak"] else [])
     assert ("rate_log" in model.tensors) == bool(model.config["hyper"].get("rates"))
-    assert bool(model.config.get("align")) == model.config["hyper"].get("align", False)
-    loader = DataLoader(_pyg(data, model.config), batch_size=17)
+    assert ("in_c_pad8" in model.spec.node_columns) == model.config["hyper"]["align"]
+    loader = DataLoader(_pyg(data, model.spec), batch_size=17)
     np.testing.assert_allclose(model.standardised(data.graphs), _predict(net, loader), atol=1e-4)
 
 
@@ -207,8 +212,9 @@ def test_train_cli_records_its_readout_options(labelled, tmp_path):
     hyper = config["hyper"]
     assert (hyper["readout"], hyper["rates"], hyper["peak"], hyper["type_dropout"],
             hyper["align"]) == ("additive", True, False, 0.3, False)
-    assert "peak" not in config and len(config["rate_init"]) == 5  # 4 basis rates + overhead
-    assert "align" not in config and len(config["node_mu"]) == len(NODE_FEATURES)
+    assert config["peak"] == [] and len(config["rate_init"]) == 5  # 4 basis rates + overhead
+    assert config["node_columns"] == list(NODE_FEATURES)
+    assert len(config["node_mu"]) == len(NODE_FEATURES)
     bad = perfsage("train", str(labelled), "--target", TARGET, "--out", str(out),
                    "--type-dropout", "1.5")
     assert bad.returncode != 0 and "type-dropout" in bad.stderr
@@ -238,7 +244,8 @@ def test_defaults_without_a_peak_metric_train_and_predict(labelled, tmp_path):
     fit(sets["train"], sets["val"], TARGET, tmp_path, Hyper(epochs=1, hidden=8, layers=1,
                                                            embed=8))
     model = PerfSAGEModel.load(tmp_path)
-    assert "peak" not in model.config  # the defaults add the 6 alignment columns, no live bytes
+    assert model.config["peak"] == []  # the defaults add the alignment columns, no live bytes
+    assert model.spec.node_columns == NODE_FEATURES + ALIGNMENT_COLUMNS
     assert len(model.config["node_mu"]) == len(NODE_FEATURES) + 6
     assert np.isfinite(model.predict(sets["test"].graphs)["latency_ms"]).all()
 

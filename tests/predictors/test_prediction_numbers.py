@@ -7,6 +7,7 @@ so any change here means a new feature version and retrained weights, not a new 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -16,7 +17,8 @@ import pytest
 
 from perfsage.graph import analyze, read_model
 from perfsage.predictors.features import GraphFeatures, featurize
-from perfsage.predictors.perfsage_gnn import runtime
+from perfsage.predictors.perfsage_gnn import runtime, spec
+from perfsage.predictors.shipped import load_model
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "models"
 
@@ -127,7 +129,7 @@ def _reference_forward(w, layers, graphs, node_mu, node_sigma, global_mu, global
                            + sage(f"bwd.{i}", h, dst, src, inv_bwd), 0)
     total = np.add.reduceat(h, starts, axis=0)
     pooled = np.concatenate([
-        total * runtime.SUM_SCALE, total / sizes[:, None], np.maximum.reduceat(h, starts, axis=0),
+        total * spec.SUM_SCALE, total / sizes[:, None], np.maximum.reduceat(h, starts, axis=0),
         (np.stack([g.globals for g in graphs]) - global_mu) / global_sigma], axis=1)
     z = np.maximum(linear("head.0", pooled), 0)
     return linear("head.4", np.maximum(linear("head.2", z), 0))
@@ -156,8 +158,15 @@ def test_runtime_matches_the_reference_implementation():
                np.abs(rng.standard_normal(n_global)).astype(np.float32) + 0.5)
     args = (np.zeros(n_node, np.float32), scaling[0] * 4, np.zeros(n_global, np.float32),
             scaling[1] * 4)
+    # The shipped spec with this test's scaling, plain columns and no structured readouts.
+    plain = dataclasses.replace(
+        load_model("ethos-u55-128").spec, node_columns=spec.node_columns("features"),
+        groups=spec.column_groups(spec.node_columns("features")), node_mu=tuple(args[0]),
+        node_sigma=tuple(args[1]), global_mu=tuple(args[2]), global_sigma=tuple(args[3]),
+        additive=(), peak=(), rate_init=None, type_dropout=0.0, layers=4)
+    network = runtime.Network.of(plain, w)
     for batch in (graphs, graphs[:1], graphs[::-1]):
         expected = _reference_forward(w, 4, batch, args[0], args[1], args[2], args[3])
-        got = runtime.forward(w, 4, batch, args[0], args[1], args[2], args[3])
+        got = runtime.forward(network, batch)
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

@@ -1,7 +1,9 @@
 """A weights config.json is parsed once, and each way of damaging it ends in one WeightsError.
 
-Every case edits a copy of a shipped weights folder: the message must name the file and the
-field, and loading must never end in a traceback or in weights that predict NaN.
+Every case edits a copy of a shipped weights folder and seals it again (a fresh
+``spec_sha256``, as a program writing its own config would), so that what is checked is the
+field itself: the message must name the file and the field, and loading must never end in a
+traceback or in weights that predict NaN. An edit left unsealed is test_model_spec.py's.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import numpy as np
 import pytest
 
 from perfsage.errors import PerfSageError, PredictionError, WeightsError
-from perfsage.predictors.perfsage_gnn.config import GNNConfig
 from perfsage.predictors.perfsage_gnn.predictor import PerfSAGEModel
 from perfsage.predictors.perfsage_gnn.runtime import check_finite
+from perfsage.predictors.perfsage_gnn.spec import ModelSpec, seal
 from perfsage.predictors.shipped import shipped_targets, weights_dir
 
 TARGET = "ethos-u55-128"
@@ -39,7 +41,8 @@ def _edit(folder: Path, change: Callable[[dict], None]) -> None:
     path = folder / "config.json"
     config = json.loads(path.read_text())
     change(config)
-    path.write_text(json.dumps(config))  # NaN and Infinity written as Python's json does
+    sealed = seal(config) if "spec_sha256" in config else config
+    path.write_text(json.dumps(sealed))  # NaN and Infinity written as Python's json does
 
 
 def _delete(*keys: str) -> Callable[[dict], None]:
@@ -62,7 +65,8 @@ def _set(value, *keys) -> Callable[[dict], None]:
 
 REQUIRED = ["format", "feature_version", "op_types", "tensors", "weights_sha256", "target",
             "metrics", "modes", "mu", "sigma", "node_mu", "node_sigma", "global_mu",
-            "global_sigma", "hyper"]
+            "global_sigma", "hyper", "constants", "additive", "peak", "rate_init",
+            "node_columns", "global_columns", "net_constants", "domain", "trained"]
 
 
 @pytest.mark.parametrize("field", REQUIRED)
@@ -104,7 +108,29 @@ BAD_VALUES = {
     "layers a float": (_set(4.5, "hyper", "layers"), r"'hyper.layers'.*an integer"),
     "type dropout out of range": (_set(1.5, "hyper", "type_dropout"), r"'hyper.type_dropout'"),
     "node columns": (lambda c: c["node_mu"].append(0.0), r"'node_mu' has 40 entries.*39"),
-    "align off": (_set(False, "align"), r"'node_mu' has 39 entries.*33"),
+    "alignment off": (lambda c: c.update(node_columns=c["node_columns"][:-6]),
+                      r"'node_mu' has 39 entries.*33 node columns"),
+    "a column unknown": (_set("speed", "node_columns", 3),
+                         r"'node_columns'.*column 0 \('kernel_h'\) does not start"),
+    "a group cut short": (lambda c: c["node_columns"].pop(),
+                          r"'node_columns'.*column 33 \('in_c_pad8'\)"),
+    "a group twice": (lambda c: c["node_columns"].append("live_bytes"),
+                      r"'node_columns' names the live_bytes columns twice"),
+    "columns out of order": (lambda c: c["node_columns"].insert(0, c["node_columns"].pop(38)),
+                             r"'node_columns'.*column 0 \('out_c_pad32'\)"),
+    "fewer columns than the weights": (
+        lambda c: c.update(node_columns=c["node_columns"][:-6], node_mu=c["node_mu"][:33],
+                           node_sigma=c["node_sigma"][:33]),
+        r"'lin_in.weight'.*\[128, 71\].*33 node columns"),
+    "global columns": (_set("ops", "global_columns", 6), r"'global_columns' differs"),
+    "a constant missing": (_delete("net_constants", "rate_bound"), r"'net_constants' names"),
+    "a zero constant": (_set(0, "net_constants", "sum_scale"),
+                        r"'net_constants.sum_scale' is 0.*above 0"),
+    "rates dropped": (_set(None, "rate_init"), r"'node_head.2.weight'.*4 additive metrics"),
+    "rates of the wrong shape": (lambda c: c["rate_init"].pop(), r"'rate_init' must be null or 5"),
+    "hidden off": (_set(64, "hyper", "hidden"), r"'lin_in.weight'.*hyper.hidden"),
+    "a fingerprint of the wrong type": (_set(7, "trained", "data_sha256"),
+                                        r"'trained.data_sha256'.*a string or null"),
     "a metric too many": (lambda c: (c["metrics"].append("dram_kib"), c["mu"].append(0.0),
                                      c["sigma"].append(1.0), c["modes"].update(dram_kib="log")),
                           r"'head.4.weight'.*\[6, 128\].*7 metrics"),
@@ -140,12 +166,12 @@ def test_a_bad_digest_field(folder):
 def test_every_shipped_config_parses_to_what_it_says(target):
     model = PerfSAGEModel.load(weights_dir(target))
     spec, raw = model.spec, model.config
-    assert isinstance(spec, GNNConfig)
+    assert isinstance(spec, ModelSpec)
     assert (spec.target, list(spec.metrics)) == (raw["target"], raw["metrics"])
     assert list(spec.mu) == raw["mu"] and list(spec.sigma) == raw["sigma"]
-    assert list(spec.additive) == raw.get("additive", [])
-    assert list(spec.peak) == raw.get("peak", [])
-    assert spec.align == bool(raw.get("align")) and spec.layers == raw["hyper"]["layers"]
+    assert list(spec.additive) == raw["additive"] and list(spec.peak) == raw["peak"]
+    assert list(spec.node_columns) == raw["node_columns"]
+    assert spec.layers == raw["hyper"]["layers"] and spec.sha256 == raw["spec_sha256"]
     assert spec.source == str(weights_dir(target) / "config.json")
 
 

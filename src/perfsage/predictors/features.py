@@ -223,12 +223,16 @@ def live_bytes(nodes: np.ndarray, edges: np.ndarray, starts: np.ndarray, sizes: 
 
 #: log1p(bytes) - LOG_KIB = log((bytes + 1) / 1 KiB): live bytes in the peak readout's units.
 LOG_KIB = np.float32(np.log(1024))
+#: The name of :func:`live_bytes`'s column where a network takes it as a node input.
+LIVE_BYTES_COLUMN = "live_bytes"
 
 
 _CHANNELS = [NODE_FEATURES.index("in_c"), NODE_FEATURES.index("out_c")]
 #: Channel blocks NPUs compute in (Ethos-U: 8 output channels per block, input channels by 16
 #: or 32; other accelerators alike).
 ALIGNMENTS = (8, 16, 32)
+#: The names of :func:`channel_alignment`'s columns, in its order.
+ALIGNMENT_COLUMNS = tuple(f"{c}_pad{k}" for k in ALIGNMENTS for c in ("in_c", "out_c"))
 
 
 def channel_alignment(nodes: np.ndarray) -> np.ndarray:

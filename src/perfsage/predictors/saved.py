@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,13 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
 
-def write_pair(folder: str | Path, tensors: dict[str, np.ndarray],
-               config: dict[str, Any]) -> None:
-    """Write the tensors (dtypes kept) and the config with the weights' hash, each atomically."""
+def write_pair(folder: str | Path, tensors: dict[str, np.ndarray], config: dict[str, Any],
+               seal: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+    """Write the tensors (dtypes kept) and the config with the weights' hash, each atomically.
+
+    ``seal``, if given, makes the config that is written from the complete one (the
+    weights' hash included), e.g. by adding a hash over it.
+    """
     from safetensors.numpy import save_file
 
     folder = Path(folder)
@@ -31,6 +36,8 @@ def write_pair(folder: str | Path, tensors: dict[str, np.ndarray],
     save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp))
     config = {**config, "tensors": {k: list(np.shape(v)) for k, v in sorted(tensors.items())},
               "weights_sha256": hashlib.sha256(tmp.read_bytes()).hexdigest()}
+    if seal is not None:
+        config = seal(config)
     tmp.replace(folder / WEIGHTS_FILE)
     cfg_tmp = folder / (CONFIG_FILE + ".tmp")
     cfg_tmp.write_text(json.dumps(config, indent=1))

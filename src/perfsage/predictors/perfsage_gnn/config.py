@@ -1,18 +1,21 @@
-"""A GNN weights folder's ``config.json``, parsed once into a typed, validated object.
+"""A GNN weights folder's ``config.json``, read once into a checked :class:`ModelSpec`.
 
-The config says what the network's outputs mean (metrics, their scaling), how its inputs
-are standardised and which readouts it has; the safetensors beside it hold the arrays
-those settings must fit. A field that is missing, of the wrong type, non-finite, a scale
-that is not above 0, a metric the config does not know or an array whose shape does not
-fit the settings each end in one :class:`~perfsage.errors.WeightsError` naming the file and
-the field, before any prediction is made: never a KeyError, a broadcast error or a NaN.
-The file's format on disk is unchanged; :class:`GNNConfig` is how the code reads it.
+The config is the model spec on disk (``spec``): what the network's outputs mean and how
+they are scaled, its node columns by name, its readouts, how inputs are standardised, its
+constants, the training domain and data; the safetensors beside it hold the arrays those
+settings must fit. :func:`read_spec` first checks the config is of this PerfSAGE's spec
+version and unedited (``spec_sha256``), then each field: a field that is missing, of the
+wrong type, non-finite, a scale that is not above 0, a metric or column the config does not
+know, or an array whose shape does not fit, ends in one :class:`~perfsage.errors.WeightsError`
+naming the file and the field, before any prediction is made: never a KeyError, a
+broadcast error or a NaN. A config of the format before specs is refused with the command
+that converts it (``migrate``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
@@ -20,84 +23,105 @@ import numpy as np
 from perfsage.errors import WeightsError
 from perfsage.predictors.features import COST_BASIS, GLOBAL_FEATURES, OP_TYPES
 from perfsage.predictors.outputs import ADDITIVE_METRICS, PEAK_METRICS
-from perfsage.predictors.perfsage_gnn.runtime import node_input_width
+from perfsage.predictors.perfsage_gnn.spec import (
+    NET_CONSTANTS,
+    SPEC_VERSION,
+    ModelSpec,
+    column_groups,
+    spec_sha256,
+)
 
 #: How a metric's labels were scaled before standardising (``outputs.output_scaling``).
 MODES = ("log", "log1p", "constant")
+#: The command that converts a config written before specs, with the folder to fill in.
+MIGRATE = "python scripts/migrate_weights.py {folder}"
 
 
-@dataclass(frozen=True, slots=True)
-class GNNConfig:
-    """What a GNN weights config says, checked against itself and its tensors."""
+def read_spec(raw: Any, tensors: dict[str, np.ndarray],
+              source: str = "weights config") -> ModelSpec:
+    """The spec of a weights config as read from disk (``raw``: the parsed JSON).
 
-    source: str  # the config file, for messages
-    target: str
-    metrics: tuple[str, ...]  # output order
-    modes: dict[str, str]  # metric -> one of MODES
-    mu: tuple[float, ...]  # per metric, of the scaled labels
-    sigma: tuple[float, ...]  # per metric, above 0
-    constants: dict[str, float]  # value of each metric whose mode is "constant"
-    additive: tuple[str, ...]  # metrics of the additive readout (empty: pooled)
-    peak: tuple[str, ...]  # metrics of the peak readout
-    align: bool  # channel-alignment node columns
-    layers: int  # message-passing rounds
-    type_dropout: float  # > 0: operator types never trained on are read as unknown
-    node_mu: tuple[float, ...]
-    node_sigma: tuple[float, ...]
-    global_mu: tuple[float, ...]
-    global_sigma: tuple[float, ...]
-    domain: dict[str, Any] | None  # the training domain (predictors.domain), if recorded
+    Checks, in order: the spec version, ``spec_sha256`` against the config's contents,
+    every field (:func:`parse_spec`) and the tensors' shapes against the fields.
 
-    @property
-    def scale(self) -> dict[str, Any]:
-        """The output scaling in the form ``outputs.decode`` takes."""
-        return {"metrics": list(self.metrics), "modes": self.modes, "mu": list(self.mu),
-                "sigma": list(self.sigma), "constants": self.constants}
+    Raises:
+        WeightsError: naming ``source`` and what is wrong.
+    """
+    if not isinstance(raw, dict):
+        raise WeightsError(f"{source}: not a JSON object")
+    if "spec_version" not in raw:
+        folder = Path(source).parent if source.endswith(".json") else "DIR"
+        raise WeightsError(f"{source}: a weights config from before model specs; convert it "
+                           f"once with `{MIGRATE.format(folder=folder)}`")
+    f = _Fields(raw, source)
+    if raw["spec_version"] != SPEC_VERSION:
+        f.fail("spec_version", f"is {raw['spec_version']!r}; this PerfSAGE reads spec "
+               f"version {SPEC_VERSION}")
+    sealed = f.text("spec_sha256")
+    if sealed != spec_sha256(raw):
+        raise WeightsError(f"{source}: edited after it was written (field 'spec_sha256' does "
+                           "not match the config's contents); restore the file or retrain")
+    spec = parse_spec(raw, source)
+    _check_tensors(spec, tensors, f)
+    return spec
 
-    @classmethod
-    def parse(cls, raw: Any, tensors: dict[str, np.ndarray],
-              source: str = "weights config") -> GNNConfig:
-        """Validate ``raw`` (the parsed JSON) against itself and ``tensors``.
 
-        Raises:
-            WeightsError: naming ``source`` and the first field that is wrong.
-        """
-        f = _Fields(raw, source)
-        metrics = f.names("metrics")
-        n = len(metrics)
-        modes = f.mapping("modes")
-        for m in metrics:
-            if m not in modes:
-                f.fail("modes", f"has no mode for metric {m!r}")
-            if modes[m] not in MODES:
-                f.fail(f"modes.{m}", f"is {modes[m]!r}; expected one of {', '.join(MODES)}")
-        constants = f.mapping("constants", optional=True)
-        for m in metrics:
-            if modes[m] == "constant":
-                f.number(constants.get(m), f"constants.{m}")
-        hyper = f.nested("hyper")
-        spec = cls(
-            source=source, target=f.text("target"), metrics=metrics,
-            modes={m: modes[m] for m in metrics},
-            mu=f.numbers("mu", n, "metrics"), sigma=f.numbers("sigma", n, "metrics", scale=True),
-            constants={m: float(constants[m]) for m in metrics if modes[m] == "constant"},
-            additive=f.metric_subset("additive", metrics, ADDITIVE_METRICS, "an additive"),
-            peak=f.metric_subset("peak", metrics, PEAK_METRICS, "a peak-memory"),
-            align=f.flag("align"),
-            layers=hyper.integer("layers", minimum=0),
-            type_dropout=hyper.fraction("type_dropout", default=0.0),
-            node_mu=f.numbers("node_mu"), node_sigma=f.numbers("node_sigma", scale=True),
-            global_mu=f.numbers("global_mu", len(GLOBAL_FEATURES), "global features"),
-            global_sigma=f.numbers("global_sigma", len(GLOBAL_FEATURES), "global features",
-                                   scale=True),
-            domain=_domain(f),
-        )
-        for m in (*spec.additive, *spec.peak):
-            if modes[m] != "log":
-                f.fail("additive" if m in spec.additive else "peak",
-                       f"names {m!r}, whose mode is {modes[m]!r}, not 'log'")
-        _check_tensors(spec, tensors, f)
-        return spec
+def parse_spec(raw: Any, source: str = "weights config") -> ModelSpec:
+    """Every field of a spec, checked against each other (not against tensors or a hash).
+
+    Training calls this on the spec it is about to train with, before any tensor exists.
+
+    Raises:
+        WeightsError: naming ``source`` and the first field that is wrong.
+    """
+    f = _Fields(raw, source)
+    metrics = f.names("metrics")
+    n = len(metrics)
+    modes = f.mapping("modes")
+    for m in metrics:
+        if m not in modes:
+            f.fail("modes", f"has no mode for metric {m!r}")
+        if modes[m] not in MODES:
+            f.fail(f"modes.{m}", f"is {modes[m]!r}; expected one of {', '.join(MODES)}")
+    constants = f.mapping("constants")
+    for m in metrics:
+        if modes[m] == "constant":
+            f.number(constants.get(m), f"constants.{m}")
+    additive = f.metric_subset("additive", metrics, ADDITIVE_METRICS, "an additive")
+    peak = f.metric_subset("peak", metrics, PEAK_METRICS, "a peak-memory")
+    for m in (*additive, *peak):
+        if modes[m] != "log":
+            f.fail("additive" if m in additive else "peak",
+                   f"names {m!r}, whose mode is {modes[m]!r}, not 'log'")
+    node_columns = f.strings("node_columns")
+    try:
+        groups = column_groups(node_columns)
+    except ValueError as exc:
+        f.fail("node_columns", str(exc))
+    if f.strings("global_columns") != GLOBAL_FEATURES:
+        f.fail("global_columns", f"differs from this PerfSAGE's global features "
+               f"({', '.join(GLOBAL_FEATURES)}); retrain")
+    hyper = f.nested("hyper")
+    trained = f.nested("trained")
+    return ModelSpec(
+        source=source, target=f.text("target"), metrics=metrics,
+        modes={m: modes[m] for m in metrics},
+        mu=f.numbers("mu", n, "metrics"), sigma=f.numbers("sigma", n, "metrics", scale=True),
+        constants={m: float(constants[m]) for m in metrics if modes[m] == "constant"},
+        additive=additive, peak=peak, rate_init=_rate_init(f, additive),
+        node_columns=node_columns, groups=groups,
+        node_mu=f.numbers("node_mu", len(node_columns), "node columns"),
+        node_sigma=f.numbers("node_sigma", len(node_columns), "node columns", scale=True),
+        global_mu=f.numbers("global_mu", len(GLOBAL_FEATURES), "global features"),
+        global_sigma=f.numbers("global_sigma", len(GLOBAL_FEATURES), "global features",
+                               scale=True),
+        net_constants=_net_constants(f),
+        layers=hyper.integer("layers", minimum=0), hidden=hyper.integer("hidden", minimum=1),
+        embed=hyper.integer("embed", minimum=1),
+        type_dropout=hyper.fraction("type_dropout"),
+        domain=_domain(f), data_sha256=trained.optional_text("data_sha256"),
+        sha256=raw.get("spec_sha256"),
+    )
 
 
 class _Fields:
@@ -130,17 +154,25 @@ class _Fields:
             self.fail(field, f"must be a string, not {_kind(value)}")
         return value
 
-    def flag(self, field: str) -> bool:
-        value = self.raw.get(field, False)  # absent: written before the option existed
-        if not isinstance(value, bool):
-            self.fail(field, f"must be true or false, not {value!r}")
-        return value
-
-    def mapping(self, field: str, optional: bool = False) -> dict[str, Any]:
-        value = self.raw.get(field, {}) if optional else self.get(field)
+    def mapping(self, field: str) -> dict[str, Any]:
+        value = self.get(field)
         if not isinstance(value, dict):
             self.fail(field, f"must be an object, not {_kind(value)}")
         return value
+
+    def optional_text(self, field: str) -> str | None:
+        """A string or null (the field itself must be present)."""
+        value = self.get(field)
+        if value is not None and not isinstance(value, str):
+            self.fail(field, f"must be a string or null, not {_kind(value)}")
+        return value
+
+    def strings(self, field: str) -> tuple[str, ...]:
+        """A list of names, each a non-empty string."""
+        value = self.get(field)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.fail(field, "must be a list of names (strings)")
+        return tuple(value)
 
     def items(self, field: str, kind: type) -> list[Any]:
         """A list whose entries are all of ``kind``."""
@@ -163,7 +195,7 @@ class _Fields:
 
     def metric_subset(self, field: str, metrics: tuple[str, ...], allowed: tuple[str, ...],
                       kind: str) -> tuple[str, ...]:
-        value = self.raw.get(field, [])  # absent: no such readout
+        value = self.get(field)  # empty: no such readout
         if not isinstance(value, list):
             self.fail(field, f"must be a list of metric names, not {_kind(value)}")
         for name in value:
@@ -202,8 +234,8 @@ class _Fields:
             self.fail(field, f"is {value}; it must be at least {minimum}")
         return value
 
-    def fraction(self, field: str, default: float) -> float:
-        number = self.number(self.raw.get(field, default), repr(self.prefix + field))
+    def fraction(self, field: str) -> float:
+        number = self.number(self.get(field), repr(self.prefix + field))
         if not 0 <= number < 1:
             self.fail(field, f"is {number}; it must be in [0, 1)")
         return number
@@ -213,9 +245,37 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+def _rate_init(f: _Fields, additive: tuple[str, ...]) -> tuple[tuple[float, ...], ...] | None:
+    """Starting log cost rates [basis quantities + overhead][additive metrics], or None."""
+    value = f.get("rate_init")
+    if value is None:
+        return None
+    rows = len(COST_BASIS) + 1
+    if not additive or not isinstance(value, list) or len(value) != rows:
+        f.fail("rate_init", f"must be null or {rows} rows (the {len(COST_BASIS)} cost rates "
+               "and the overhead's) for an additive readout")
+    for i, row in enumerate(value):
+        if not isinstance(row, list) or len(row) != len(additive):
+            f.fail("rate_init", f"row {i} must hold {len(additive)} numbers, one per additive "
+                   "metric")
+    return tuple(tuple(f.number(v, f"'rate_init'[{i}][{j}]") for j, v in enumerate(row))
+                 for i, row in enumerate(value))
+
+
+def _net_constants(f: _Fields) -> dict[str, float]:
+    """The network's constants, each named in ``spec.NET_CONSTANTS``, finite and above 0."""
+    constants = f.nested("net_constants")
+    names = sorted(constants.raw)
+    if names != sorted(NET_CONSTANTS):
+        f.fail("net_constants", f"names {', '.join(names) or 'nothing'}; expected "
+               f"{', '.join(sorted(NET_CONSTANTS))}")
+    return {k: constants.number(constants.raw[k], f"'net_constants.{k}'", scale=True)
+            for k in NET_CONSTANTS}
+
+
 def _domain(f: _Fields) -> dict[str, Any] | None:
-    """The training domain, checked where present (weights may predate it)."""
-    if not f.raw.get("domain"):
+    """The training domain, checked where recorded (null: none was)."""
+    if f.get("domain") is None:
         return None
     domain = f.nested("domain")
     domain.items("op_types", str)
@@ -244,43 +304,36 @@ def _fits(f: _Fields, name: str, shape: tuple[int, ...], expected: tuple[int | N
                            f"need [{want}]")
 
 
-def _check_tensors(spec: GNNConfig, tensors: dict[str, np.ndarray], f: _Fields) -> None:
-    """The arrays the runtime multiplies fit the settings, so no prediction can misfire."""
-    columns = node_input_width(bool(spec.peak), spec.align)
-    for field in ("node_mu", "node_sigma"):
-        if len(getattr(spec, field)) != columns:
-            f.fail(field, f"has {len(getattr(spec, field))} entries; node features with "
-                   f"{'the' if spec.peak else 'no'} peak readout and align "
-                   f"{'on' if spec.align else 'off'} have {columns} columns")
-    types, embed = _shape(tensors, "embed.weight", f, 2)
-    _fits(f, "embed.weight", (types, embed), (len(OP_TYPES) + 1, None),
-          f"the {len(OP_TYPES)} operator types and 'unknown'")
-    hidden = _shape(tensors, "lin_in.weight", f, 2)[0]
+def _check_tensors(spec: ModelSpec, tensors: dict[str, np.ndarray], f: _Fields) -> None:
+    """The arrays the runtime multiplies fit the spec, so no prediction can misfire."""
+    columns, hidden, embed = len(spec.node_columns), spec.hidden, spec.embed
+    _fits(f, "embed.weight", _shape(tensors, "embed.weight", f, 2), (len(OP_TYPES) + 1, embed),
+          f"the {len(OP_TYPES)} operator types and 'unknown' in {embed} dimensions (hyper.embed)")
     _fits(f, "lin_in.weight", _shape(tensors, "lin_in.weight", f, 2), (hidden, embed + columns),
-          f"an embedding of {embed} and {columns} node columns")
+          f"{hidden} node states (hyper.hidden) from an embedding of {embed} and the "
+          f"{columns} node columns")
     _check_rounds(spec, tensors, hidden, f)
     _fits(f, "head.0.weight", _shape(tensors, "head.0.weight", f, 2),
           (None, 3 * hidden + len(GLOBAL_FEATURES)),
           f"sum, mean and max of {hidden} node states and {len(GLOBAL_FEATURES)} globals")
     _fits(f, "head.4.weight", _shape(tensors, "head.4.weight", f, 2), (len(spec.metrics), None),
           f"the config's {len(spec.metrics)} metrics")
-    rates = tensors.get("rate_log")
     if spec.additive:
-        k = len(COST_BASIS) if rates is not None else 1
+        k = len(COST_BASIS) if spec.rate_init is not None else 1
         _fits(f, "node_head.2.weight", _shape(tensors, "node_head.2.weight", f, 2),
               (k * len(spec.additive), None), f"{len(spec.additive)} additive metrics")
-    if rates is not None:
-        if rates.ndim != 2 or rates.shape[0] != len(COST_BASIS) + 1:
-            raise WeightsError(f"weights for {spec.target} have {len(rates) - 1} cost rates; "
-                               f"this PerfSAGE computes {len(COST_BASIS)}; retrain")
-        _fits(f, "rate_log", rates.shape, (len(COST_BASIS) + 1, len(spec.additive)),
+    if spec.rate_init is not None:
+        _fits(f, "rate_log", _shape(tensors, "rate_log", f, 2),
+              (len(COST_BASIS) + 1, len(spec.additive)),
               f"{len(COST_BASIS)} cost rates and an overhead per additive metric")
+    elif "rate_log" in tensors:
+        f.fail("rate_init", "is null but the weights hold cost rates ('rate_log')")
     if spec.peak:
         _fits(f, "peak_head.2.weight", _shape(tensors, "peak_head.2.weight", f, 2),
               (len(spec.peak), None), f"{len(spec.peak)} peak metrics")
 
 
-def _check_rounds(spec: GNNConfig, tensors: dict[str, np.ndarray], hidden: int,
+def _check_rounds(spec: ModelSpec, tensors: dict[str, np.ndarray], hidden: int,
                   f: _Fields) -> None:
     """One forward and one backward SAGE pair per round, ``hyper.layers`` rounds, no more."""
     for i in range(spec.layers):

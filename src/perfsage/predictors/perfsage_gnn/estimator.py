@@ -45,7 +45,7 @@ class PerfSAGE(Predictor):
 
     def _state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         config = {k: v for k, v in self.model_.config.items()
-                  if k not in ("tensors", "weights_sha256")}
+                  if k not in ("tensors", "weights_sha256", "spec_sha256")}
         return self.model_.tensors, config
 
     def _restore(self, tensors: dict[str, np.ndarray], state: dict[str, Any]) -> None:

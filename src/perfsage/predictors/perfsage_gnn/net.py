@@ -1,5 +1,8 @@
 """The network, in PyTorch Geometric (training only; ``runtime`` mirrors it in NumPy).
 
+Both are built from a ``spec.ModelSpec``: its node columns, readouts, scaling and
+constants (``spec.SUM_SCALE``, ``NODE_SHARE_LOG``, ``RATE_BOUND``, named below).
+
 Each operator's type embedding and standardised features go through a linear layer, then
 ``layers`` rounds of GraphSAGE message passing in both edge directions (one SAGEConv over
 producer->consumer edges, one over their reverse) with residual connections. The readout
@@ -22,7 +25,7 @@ still be trusted to share with the training ones.
 
 With ``peak`` the peak-memory metrics (``outputs.PEAK_METRICS``) are a maximum over
 operators instead: each operator gets the activation bytes live while it runs
-(``features.live_bytes``) as an extra input feature and predicts its own peak as a
+(``features.live_bytes``, its node column in the spec) and predicts its own peak as a
 correction to them, ``p_i = log(live_i) + d_i``; the network's figure is ``max(max_i p_i,
 o)``. A planner's peak is set at one step of the schedule, so this is the shape the answer
 has on any network, however deep.
@@ -35,12 +38,8 @@ from torch import nn
 from torch_geometric.nn import SAGEConv, global_add_pool, global_max_pool, global_mean_pool
 from torch_geometric.utils import scatter
 
-#: Sum pooling is scaled down so its magnitude stays near the mean's for ~100-op graphs.
-SUM_SCALE = 1 / 16
-#: log(64): per-operator costs start at 1/64 of the mean total (networks have ~30-150 ops).
-NODE_SHARE_LOG = 4.1588830833596715
-#: Largest log-factor by which an operator's rate may differ from the network-wide rate.
-RATE_BOUND = 4.0
+from perfsage.predictors.features import GLOBAL_FEATURES, OP_TYPES
+from perfsage.predictors.perfsage_gnn.spec import NET_CONSTANTS, ModelSpec
 
 
 class PerfSAGENet(nn.Module):
@@ -50,8 +49,12 @@ class PerfSAGENet(nn.Module):
                  hidden: int = 128, layers: int = 4, embed: int = 32,
                  additive: list[int] | None = None, mu: list[float] | None = None,
                  sigma: list[float] | None = None, peak: list[int] | None = None,
-                 rate_init: list[list[float]] | None = None) -> None:
+                 rate_init: list[list[float]] | None = None,
+                 constants: dict[str, float] | None = None) -> None:
         super().__init__()
+        constants = constants or NET_CONSTANTS
+        self.sum_scale, self.rate_bound = constants["sum_scale"], constants["rate_bound"]
+        self.node_share_log = constants["node_share_log"]
         self.additive = list(additive or [])
         self.rates = rate_init is not None and bool(self.additive)
         if self.rates:
@@ -88,24 +91,14 @@ class PerfSAGENet(nn.Module):
                                  persistent=False)
 
     @classmethod
-    def from_config(cls, config: dict) -> PerfSAGENet:
-        """The network a weights config (or a training scale with ``hyper``) describes."""
-        from perfsage.predictors.features import (
-            ALIGNMENTS,
-            GLOBAL_FEATURES,
-            NODE_FEATURES,
-            OP_TYPES,
-        )
-
-        h = config["hyper"]
-        peak = [config["metrics"].index(m) for m in config.get("peak", [])]
-        extra = int(bool(peak)) + 2 * len(ALIGNMENTS) * bool(config.get("align"))
-        return cls(len(OP_TYPES) + 1, len(NODE_FEATURES) + extra,
-                   len(GLOBAL_FEATURES), len(config["metrics"]), hidden=h["hidden"],
-                   layers=h["layers"], embed=h["embed"],
-                   additive=[config["metrics"].index(m) for m in config.get("additive", [])],
-                   mu=config["mu"], sigma=config["sigma"], peak=peak,
-                   rate_init=config.get("rate_init"))
+    def from_spec(cls, spec: ModelSpec) -> PerfSAGENet:
+        """The network ``spec`` describes (weights freshly initialised)."""
+        return cls(len(OP_TYPES) + 1, len(spec.node_columns), len(GLOBAL_FEATURES),
+                   len(spec.metrics), hidden=spec.hidden, layers=spec.layers, embed=spec.embed,
+                   additive=[spec.metrics.index(m) for m in spec.additive], mu=list(spec.mu),
+                   sigma=list(spec.sigma), peak=[spec.metrics.index(m) for m in spec.peak],
+                   rate_init=[list(r) for r in spec.rate_init] if spec.rate_init else None,
+                   constants=spec.net_constants)
 
     def forward(self, op_type: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor,
                 glob: torch.Tensor, batch: torch.Tensor, num_graphs: int,
@@ -121,7 +114,7 @@ class PerfSAGENet(nn.Module):
         for fwd, bwd in zip(self.fwd, self.bwd, strict=True):
             h = h + torch.relu(fwd(h, edge_index) + bwd(h, reverse))
         pooled = torch.cat([
-            global_add_pool(h, batch, num_graphs) * SUM_SCALE,
+            global_add_pool(h, batch, num_graphs) * self.sum_scale,
             global_mean_pool(h, batch, num_graphs),
             global_max_pool(h, batch, num_graphs),
             glob,
@@ -136,14 +129,14 @@ class PerfSAGENet(nn.Module):
             return out
         if self.rates:
             k = len(self.rate_log) - 1
-            bound = RATE_BOUND * torch.tanh(self.node_head(h) / RATE_BOUND)
+            rb = self.rate_bound
+            bound = rb * torch.tanh(self.node_head(h) / rb)
             terms = bound.view(-1, k, len(self.additive)) + self.rate_log[:k] + basis[:, :, None]
             cost = torch.logsumexp(terms, dim=1)
-            overhead = self.rate_log[k] + RATE_BOUND * torch.tanh(
-                out[:, self.add_index] / RATE_BOUND)
+            overhead = self.rate_log[k] + rb * torch.tanh(out[:, self.add_index] / rb)
         else:
             # Per-operator log costs, started near an equal share of a typical total.
-            cost = self.node_head(h) + (self.add_mu - NODE_SHARE_LOG)
+            cost = self.node_head(h) + (self.add_mu - self.node_share_log)
             overhead = out[:, self.add_index] * self.add_sigma + self.add_mu
         peak = torch.maximum(scatter(cost, batch, 0, num_graphs, reduce="max"), overhead)
         total = scatter(torch.exp(cost - peak[batch]), batch, 0, num_graphs, reduce="sum")

@@ -1,4 +1,4 @@
-"""A trained PerfSAGE network ready to predict: weights, scaling and the NumPy runtime."""
+"""A trained PerfSAGE network ready to predict: its spec, weights and the NumPy runtime."""
 
 from __future__ import annotations
 
@@ -7,48 +7,26 @@ from typing import Any
 
 import numpy as np
 
-from perfsage.predictors.features import OP_TYPES, UNKNOWN_TYPE, GraphFeatures
+from perfsage.predictors.features import GraphFeatures
 from perfsage.predictors.outputs import decode
 from perfsage.predictors.perfsage_gnn import runtime, weights
-from perfsage.predictors.perfsage_gnn.config import GNNConfig
+from perfsage.predictors.perfsage_gnn.config import read_spec
 
 
 class PerfSAGEModel:
     """PerfSAGE weights for one target, evaluated with NumPy.
 
-    ``config`` is the weights' config as saved (what :meth:`save`-like callers write back);
-    ``spec`` is the same, parsed and checked against the tensors, and is what predicting
-    reads. A config that does not fit raises WeightsError naming ``source`` and the field.
+    ``config`` is the weights' config as saved; ``spec`` is the same, checked against its
+    hash and the tensors (``config.read_spec``), and is what predicting reads. A config
+    that does not fit raises WeightsError naming ``source`` and the field.
     """
 
     def __init__(self, tensors: dict[str, np.ndarray], config: dict[str, Any],
                  source: str = "weights config") -> None:
         self.tensors = tensors
         self.config = config
-        self.spec = spec = GNNConfig.parse(config, tensors, source)
-        self._node_mu = np.asarray(spec.node_mu, dtype=np.float32)
-        self._node_sigma = np.asarray(spec.node_sigma, dtype=np.float32)
-        self._global_mu = np.asarray(spec.global_mu, dtype=np.float32)
-        self._global_sigma = np.asarray(spec.global_sigma, dtype=np.float32)
-        self._scale = spec.scale
-        self._additive = self._readout(spec, spec.additive)
-        self._peak = self._readout(spec, spec.peak)
-        self._type_map = None
-        if spec.type_dropout and spec.domain:
-            # Types never trained on were learnt only as "unknown" (the type dropout).
-            names = [*OP_TYPES, "unknown"]
-            seen = set(spec.domain["op_types"])
-            self._type_map = np.array([i if name in seen else UNKNOWN_TYPE
-                                       for i, name in enumerate(names)], dtype=np.int64)
-
-    @staticmethod
-    def _readout(spec: GNNConfig, names: tuple[str, ...]) -> tuple[np.ndarray, ...] | None:
-        """(metric indices, mu, sigma) of the metrics a structured readout predicts."""
-        if not names:
-            return None
-        index = np.array([spec.metrics.index(m) for m in names], dtype=np.int64)
-        return (index, np.asarray(spec.mu, dtype=np.float32)[index],
-                np.asarray(spec.sigma, dtype=np.float32)[index])
+        self.spec = read_spec(config, tensors, source)
+        self._network = runtime.Network.of(self.spec, tensors)
 
     @classmethod
     def load(cls, folder: str | Path) -> PerfSAGEModel:
@@ -67,10 +45,7 @@ class PerfSAGEModel:
 
     def standardised(self, graphs: list[GraphFeatures]) -> np.ndarray:
         """Raw network outputs (standardised), one row per graph."""
-        return runtime.forward(self.tensors, self.spec.layers, graphs,
-                               self._node_mu, self._node_sigma, self._global_mu,
-                               self._global_sigma, self._additive, self._peak, self._type_map,
-                               self.spec.align)
+        return runtime.forward(self._network, graphs)
 
     def operator_costs(self, graph: GraphFeatures) -> dict[str, tuple[np.ndarray, float]]:
         """Per additive metric: each operator's cost and the network's overhead.
@@ -78,14 +53,10 @@ class PerfSAGEModel:
         They add up to :meth:`predict`'s figure (the additive readout only; ``{}`` for
         weights trained with the pooled one).
         """
-        if self._additive is None:
+        if not self.spec.additive:
             return {}
-        costs, overhead = runtime.operator_costs(
-            self.tensors, self.spec.layers, graph, self._node_mu,
-            self._node_sigma, self._global_mu, self._global_sigma, self._additive, self._peak,
-            self._type_map, self.spec.align)
-        names = self.spec.additive
-        return {m: (costs[:, j], float(overhead[j])) for j, m in enumerate(names)}
+        costs, overhead = runtime.operator_costs(self._network, graph)
+        return {m: (costs[:, j], float(overhead[j])) for j, m in enumerate(self.spec.additive)}
 
     def outside_training(self, graph: GraphFeatures, op_names: list[str]) -> list[str]:
         """Why ``graph`` is unlike the training data (empty when it is not)."""
@@ -101,4 +72,4 @@ class PerfSAGEModel:
         stops such a figure.
         """
         with np.errstate(over="ignore", invalid="ignore"):
-            return decode(self.standardised(graphs), self._scale)
+            return decode(self.standardised(graphs), self.spec.scale)

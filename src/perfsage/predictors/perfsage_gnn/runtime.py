@@ -1,9 +1,11 @@
 """The trained network evaluated with NumPy: what `perfsage predict` runs (no torch import).
 
-Mirrors ``net.PerfSAGENet`` operation for operation; a test checks both give the same
-numbers on the same graphs. Everything stays float32 (a float64 scale factor would silently
-upcast every later product); neighbour means are gathers planned once per batch, not
-``np.add.at``; and the two directions' ``lin_r`` share one product (their weights summed).
+Mirrors ``net.PerfSAGENet`` operation for operation, both built from one ``spec.ModelSpec``;
+a test checks both give the same numbers on the same graphs. :class:`Network` prepares
+what every call multiplies once, from the spec and the tensors. Everything stays float32 (a
+float64 scale factor would silently upcast every later product); neighbour means are
+gathers planned once per batch, not ``np.add.at``; and the two directions' ``lin_r`` share
+one product (their weights summed).
 """
 
 from __future__ import annotations
@@ -13,28 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from perfsage.errors import PredictionError
-from perfsage.predictors.features import (
-    ALIGNMENTS,
-    LOG_KIB,
-    NODE_FEATURES,
-    GraphFeatures,
-    channel_alignment,
-    cost_basis,
-    live_bytes,
-)
-
-SUM_SCALE = 1 / 16  # must equal net.SUM_SCALE
-NODE_SHARE_LOG = np.float32(4.1588830833596715)  # must equal net.NODE_SHARE_LOG
-RATE_BOUND = np.float32(4.0)  # must equal net.RATE_BOUND
-
-
-def node_input_width(live: bool, align: bool) -> int:
-    """Columns of the node matrix :func:`forward` feeds the network.
-
-    The featurised columns, then the live-bytes one with the peak readout (``live``), then
-    the channel-alignment ones (two per alignment, input and output channels) with ``align``.
-    """
-    return len(NODE_FEATURES) + int(live) + 2 * len(ALIGNMENTS) * int(align)
+from perfsage.predictors.features import LOG_KIB, OP_TYPES, UNKNOWN_TYPE, GraphFeatures, cost_basis
+from perfsage.predictors.perfsage_gnn.spec import Batch, ModelSpec
 
 
 def check_finite(figures: dict[str, np.ndarray], names: list[str]) -> None:
@@ -106,22 +88,63 @@ def _round_weights(w: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, ...]:
             np.sum(biases, axis=0, dtype=np.float32))
 
 
-def _embed(w: dict[str, np.ndarray], types: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """lin_in over [type embedding | features], the embedding half looked up pre-multiplied."""
-    weight, embed = w["lin_in.weight"], w["embed.weight"]
-    split = embed.shape[1]
-    table = embed @ weight[:, :split].T + w["lin_in.bias"]
-    return np.maximum(table[types] + x @ weight[:, split:].T, 0)
+def _readout(spec: ModelSpec, names: tuple[str, ...]) -> tuple[np.ndarray, ...] | None:
+    """(metric indices, mu, sigma) of the metrics a structured readout predicts."""
+    if not names:
+        return None
+    index = np.array([spec.metrics.index(m) for m in names], dtype=np.int64)
+    return (index, np.asarray(spec.mu, dtype=np.float32)[index],
+            np.asarray(spec.sigma, dtype=np.float32)[index])
 
 
-def _concatenated(graphs: list[GraphFeatures]) -> tuple[np.ndarray, ...]:
-    """Batch arrays: node types, node features, edges (renumbered) and graph start rows."""
-    sizes = np.array([len(g.op_types) for g in graphs])
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    offsets = np.repeat(starts, [g.edges.shape[1] for g in graphs])
-    edges = np.concatenate([g.edges for g in graphs], axis=1) + offsets
-    return (np.concatenate([g.op_types for g in graphs]), np.concatenate([g.nodes for g in graphs]),
-            edges, starts, sizes)
+def _type_map(spec: ModelSpec) -> np.ndarray | None:
+    """Operator type renaming: types never trained on become unknown, as type dropout taught."""
+    if not (spec.type_dropout and spec.domain):
+        return None
+    seen = set(spec.domain["op_types"])
+    return np.array([i if name in seen else UNKNOWN_TYPE
+                     for i, name in enumerate([*OP_TYPES, "unknown"])], dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """A spec and its tensors, with what every prediction multiplies prepared once.
+
+    Build it with :meth:`of`; the tensors must have passed ``config.read_spec``'s checks.
+    """
+
+    spec: ModelSpec
+    weights: dict[str, np.ndarray]
+    node_mu: np.ndarray  # float32, like every array below
+    node_sigma: np.ndarray
+    global_mu: np.ndarray
+    global_sigma: np.ndarray
+    additive: tuple[np.ndarray, ...] | None  # (metric indices, mu, sigma) of the readout
+    peak: tuple[np.ndarray, ...] | None
+    type_map: np.ndarray | None  # renames operator types before the embedding
+    type_rows: np.ndarray  # lin_in's output for each operator type's embedding, bias added
+    lin_in_columns: np.ndarray  # lin_in's weights on the node columns, transposed
+    rounds: tuple[tuple[np.ndarray, ...], ...]  # _round_weights of each round
+    sum_scale: np.float32
+    node_share_log: np.float32
+    rate_bound: np.float32
+
+    @classmethod
+    def of(cls, spec: ModelSpec, weights: dict[str, np.ndarray]) -> Network:
+        """The network ``spec`` describes, with ``weights``."""
+        def f32(values: tuple[float, ...]) -> np.ndarray:
+            return np.asarray(values, dtype=np.float32)
+
+        lin_in, embed = weights["lin_in.weight"], weights["embed.weight"]
+        split = embed.shape[1]
+        constants = spec.net_constants
+        return cls(
+            spec, weights, f32(spec.node_mu), f32(spec.node_sigma), f32(spec.global_mu),
+            f32(spec.global_sigma), _readout(spec, spec.additive), _readout(spec, spec.peak),
+            _type_map(spec), embed @ lin_in[:, :split].T + weights["lin_in.bias"],
+            lin_in[:, split:].T, tuple(_round_weights(weights, i) for i in range(spec.layers)),
+            np.float32(constants["sum_scale"]), np.float32(constants["node_share_log"]),
+            np.float32(constants["rate_bound"]))
 
 
 def _pool(h: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -135,117 +158,95 @@ def _logsumexp(terms: np.ndarray, axis: int) -> np.ndarray:
     return top + np.log(np.exp(terms - np.expand_dims(top, axis)).sum(axis=axis))
 
 
-def _log_costs(w: dict[str, np.ndarray], h: np.ndarray, z: np.ndarray, index: np.ndarray,
-               mu: np.ndarray, sigma: np.ndarray, nodes: np.ndarray,
+def _log_costs(net: Network, h: np.ndarray, z: np.ndarray, nodes: np.ndarray,
                ) -> tuple[np.ndarray, np.ndarray]:
     """Log per-operator costs [nodes, metrics] and log overheads [graphs, metrics].
 
     ``nodes``: the operators' features as featurize gives them (not standardised).
     """
+    w, bound = net.weights, net.rate_bound
+    index, mu, sigma = net.additive
     cost = _linear(w, "node_head.2", np.maximum(_linear(w, "node_head.0", h), 0))
-    rates = w.get("rate_log")
-    if rates is None:
-        return cost + (mu - NODE_SHARE_LOG), z[:, index] * sigma + mu
+    if net.spec.rate_init is None:
+        return cost + (mu - net.node_share_log), z[:, index] * sigma + mu
+    rates = w["rate_log"]
     k = len(rates) - 1
-    bound = RATE_BOUND * np.tanh(cost / RATE_BOUND)
-    terms = bound.reshape(len(h), k, len(index)) + rates[:k] + cost_basis(nodes)[:, :, None]
-    return (_logsumexp(terms, axis=1),
-            rates[k] + RATE_BOUND * np.tanh(z[:, index] / RATE_BOUND))
+    terms = (bound * np.tanh(cost / bound)).reshape(len(h), k, len(index)) + rates[:k]
+    terms += cost_basis(nodes)[:, :, None]
+    return _logsumexp(terms, axis=1), rates[k] + bound * np.tanh(z[:, index] / bound)
 
 
-def _additive(w: dict[str, np.ndarray], h: np.ndarray, z: np.ndarray, starts: np.ndarray,
-              index: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
-              nodes: np.ndarray) -> np.ndarray:
+def _additive(net: Network, h: np.ndarray, z: np.ndarray, batch: Batch) -> np.ndarray:
     """The additive readout: per-operator costs summed per graph, plus the pooled overhead."""
-    cost, overhead = _log_costs(w, h, z, index, mu, sigma, nodes)
+    index, mu, sigma = net.additive
+    starts = batch.starts
+    cost, overhead = _log_costs(net, h, z, batch.nodes)
     peak = np.maximum(np.maximum.reduceat(cost, starts, axis=0), overhead)
-    graph_of = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(h))))
+    graph_of = np.repeat(np.arange(len(starts)), batch.sizes)
     total = np.add.reduceat(np.exp(cost - peak[graph_of]), starts, axis=0)
     out = z.copy()
     out[:, index] = (peak + np.log(total + np.exp(overhead - peak)) - mu) / sigma
     return out
 
 
-def _peak(w: dict[str, np.ndarray], h: np.ndarray, z: np.ndarray, starts: np.ndarray,
-          live_kib: np.ndarray, index: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
-          ) -> np.ndarray:
-    """The peak readout: the largest per-operator peak per graph, or the pooled floor."""
+def _peak(net: Network, h: np.ndarray, z: np.ndarray, batch: Batch) -> np.ndarray:
+    """The peak readout: the largest per-operator peak per graph, or the pooled floor.
+
+    Each operator's peak is a correction to the KiB live while it runs.
+    """
+    index, mu, sigma = net.peak
+    w = net.weights
     node_peak = _linear(w, "peak_head.2", np.maximum(_linear(w, "peak_head.0", h), 0))
-    node_peak += live_kib[:, None]
-    top = np.maximum(np.maximum.reduceat(node_peak, starts, axis=0), z[:, index] * sigma + mu)
+    node_peak += (batch.live - LOG_KIB)[:, None]
+    top = np.maximum(np.maximum.reduceat(node_peak, batch.starts, axis=0),
+                     z[:, index] * sigma + mu)
     out = z.copy()
     out[:, index] = (top - mu) / sigma
     return out
 
 
-def _encode(weights: dict[str, np.ndarray], layers: int, graphs: list[GraphFeatures],
-            node_mu: np.ndarray, node_sigma: np.ndarray, global_mu: np.ndarray,
-            global_sigma: np.ndarray, with_live: bool, type_map: np.ndarray | None,
-            with_align: bool = False) -> tuple[np.ndarray, ...]:
-    """Node states, pooled-head outputs, graph start rows, raw node features, live bytes."""
-    types, raw, edges, starts, sizes = _concatenated(graphs)
-    nodes, live = raw, None
-    if type_map is not None:
-        types = type_map[types]
-    n = len(types)
+def _encode(net: Network, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """Node states and the pooled head's outputs of a batch."""
+    types = batch.op_types if net.type_map is None else net.type_map[batch.op_types]
+    n, edges, w = len(types), batch.edges, net.weights
     fwd, bwd = _Neighbours.of(edges[0], edges[1], n), _Neighbours.of(edges[1], edges[0], n)
-    w = weights
-    glob = np.stack([g.globals for g in graphs])
-    if with_live:
-        live = live_bytes(nodes, edges, starts, sizes, glob)
-        nodes = np.column_stack([nodes, live])
-    if with_align:
-        nodes = np.column_stack([nodes, channel_alignment(raw)])
-    h0 = _embed(w, types, (nodes - node_mu) / node_sigma)
+    x = (net.spec.node_inputs(batch) - net.node_mu) / net.node_sigma
+    h0 = np.maximum(net.type_rows[types] + x @ net.lin_in_columns, 0)
     padded = np.zeros((n + 1, h0.shape[1]), dtype=np.float32)  # h, then one zero row
     h = padded[:n]
     h[:] = h0
-    for i in range(layers):
-        lin_fwd, lin_bwd, lin_self, bias = _round_weights(w, i)
+    for lin_fwd, lin_bwd, lin_self, bias in net.rounds:
         z = fwd.mean(padded) @ lin_fwd
         z += bwd.mean(padded) @ lin_bwd
         z += h @ lin_self
         z += bias
         h += np.maximum(z, 0, out=z)
-    total, largest = _pool(h, starts, sizes)
+    total, largest = _pool(h, batch.starts, batch.sizes)
     pooled = np.concatenate([
-        total * np.float32(SUM_SCALE), total / sizes[:, None].astype(np.float32), largest,
-        (glob - global_mu) / global_sigma,
+        total * net.sum_scale, total / batch.sizes[:, None].astype(np.float32), largest,
+        (batch.globals - net.global_mu) / net.global_sigma,
     ], axis=1)
     z = np.maximum(_linear(w, "head.0", pooled), 0)
     z = np.maximum(_linear(w, "head.2", z), 0)
-    return h, _linear(w, "head.4", z), starts, raw, live
+    return h, _linear(w, "head.4", z)
 
 
-def forward(weights: dict[str, np.ndarray], layers: int, graphs: list[GraphFeatures],
-            node_mu: np.ndarray, node_sigma: np.ndarray, global_mu: np.ndarray,
-            global_sigma: np.ndarray, additive: tuple[np.ndarray, ...] | None = None,
-            peak: tuple[np.ndarray, ...] | None = None, type_map: np.ndarray | None = None,
-            align: bool = False) -> np.ndarray:
-    """Standardised outputs for a batch of graphs, one row per graph.
-
-    ``additive`` and ``peak``: (metric indices, their mu, their sigma) for those readouts;
-    ``peak`` also adds the live-bytes node feature, ``align`` the channel-alignment ones.
-    ``type_map`` renames operator types (those never trained on become unknown).
-    """
-    h, z, starts, raw, live = _encode(weights, layers, graphs, node_mu, node_sigma, global_mu,
-                                      global_sigma, peak is not None, type_map, align)
-    if peak:
-        z = _peak(weights, h, z, starts, live - LOG_KIB, *peak)
-    return _additive(weights, h, z, starts, *additive, raw) if additive else z
+def forward(net: Network, graphs: list[GraphFeatures]) -> np.ndarray:
+    """Standardised outputs for a batch of graphs, one row per graph."""
+    batch = Batch.of(graphs)
+    h, z = _encode(net, batch)
+    if net.peak:
+        z = _peak(net, h, z, batch)
+    return _additive(net, h, z, batch) if net.additive else z
 
 
-def operator_costs(weights: dict[str, np.ndarray], layers: int, graph: GraphFeatures,
-                   node_mu: np.ndarray, node_sigma: np.ndarray, global_mu: np.ndarray,
-                   global_sigma: np.ndarray, additive: tuple[np.ndarray, ...],
-                   peak: tuple[np.ndarray, ...] | None = None,
-                   type_map: np.ndarray | None = None, align: bool = False,
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def operator_costs(net: Network, graph: GraphFeatures) -> tuple[np.ndarray, np.ndarray]:
     """One graph's additive metrics split up: per operator [ops, metrics] and overhead.
 
-    They add up to what :func:`forward` predicts (in the metrics' units, not standardised).
+    They add up to what :func:`forward` predicts (in the metrics' units, not standardised);
+    the network must have an additive readout.
     """
-    h, z, _, raw, _ = _encode(weights, layers, [graph], node_mu, node_sigma, global_mu,
-                              global_sigma, peak is not None, type_map, align)
-    cost, overhead = _log_costs(weights, h, z, *additive, raw)
+    batch = Batch.of([graph])
+    h, z = _encode(net, batch)
+    cost, overhead = _log_costs(net, h, z, batch.nodes)
     return np.exp(cost.astype(np.float64)), np.exp(overhead[0].astype(np.float64))

@@ -1,9 +1,12 @@
 """Training the PerfSAGE network (CPU, PyTorch Geometric): resumable, early-stopped.
 
-The loss is the relative error of each metric (``torch_training.relative_loss``) and the
-metric scaling is the one all predictors share (``outputs``). Every epoch writes a
-checkpoint (safetensors + JSON, no pickle); a second run with the same output folder
-continues from it.
+Training first writes down the model spec it trains (``spec``): the node columns the
+hyper-parameters ask for, the scaling fitted to the training labels, the domain and a
+fingerprint of the data; the network and its inputs are then built from that spec, as the
+runtime builds them at prediction. The loss is the relative error of each metric
+(``torch_training.relative_loss``) and the metric scaling is the one all predictors share
+(``outputs``). Every epoch writes a checkpoint (safetensors + JSON, no pickle); a second
+run with the same output folder continues from it.
 """
 
 from __future__ import annotations
@@ -19,16 +22,20 @@ import numpy as np
 
 from perfsage.errors import UsageError
 from perfsage.predictors.domain import training_domain
-from perfsage.predictors.features import (
-    LOG_KIB,
-    UNKNOWN_TYPE,
-    channel_alignment,
-    cost_basis,
-    graph_live_bytes,
-)
+from perfsage.predictors.features import GLOBAL_FEATURES, LOG_KIB, UNKNOWN_TYPE, cost_basis
 from perfsage.predictors.graphset import GraphSet, without_rare_zeros
 from perfsage.predictors.outputs import additive, decode, encode, mean_mape, output_scaling, peak
 from perfsage.predictors.perfsage_gnn import weights
+from perfsage.predictors.perfsage_gnn.config import parse_spec
+from perfsage.predictors.perfsage_gnn.spec import (
+    NET_CONSTANTS,
+    Batch,
+    ModelSpec,
+    column_groups,
+    data_sha256,
+    node_columns,
+    node_inputs,
+)
 
 CHECKPOINT = "checkpoint.safetensors"
 READOUTS = ("pool", "additive")
@@ -69,47 +76,45 @@ class Hyper:
             raise UsageError(f"type_dropout {self.type_dropout}: expected 0 <= p < 1")
 
 
-def node_inputs(g, with_live: bool, with_align: bool) -> np.ndarray:
-    """A graph's node features with the columns the network adds to them.
+def _columns(hyper: Hyper, peak_metrics: list[str]) -> tuple[str, ...]:
+    """The node columns a training run gives its network.
 
-    The live-bytes column comes with the peak readout, the channel-alignment columns with
-    ``Hyper.align``; the runtime appends them in the same order.
+    The featurised ones; the live bytes where a peak metric is learnt (the peak readout
+    starts from them); the channel alignment with ``Hyper.align``.
     """
-    cols = [g.nodes]
-    if with_live:
-        cols.append(graph_live_bytes(g)[:, None])
-    if with_align:
-        cols.append(channel_alignment(g.nodes))
-    return np.column_stack(cols) if len(cols) > 1 else g.nodes
+    return node_columns("features", *(["live_bytes"] if peak_metrics else []),
+                        *(["alignment"] if hyper.align else []))
 
 
-def _scaling(train: GraphSet, hyper: Hyper) -> dict[str, Any]:
-    """Output scaling of the metrics, node and global feature standardisation, the domain.
+def _spec(train: GraphSet, val: GraphSet, target: str, hyper: Hyper,
+          info: dict[str, Any] | None) -> dict[str, Any]:
+    """The model spec (``config.json`` less what ``weights.save`` adds) a run trains.
 
-    The live-bytes feature comes with the peak readout, so only where a peak metric is
-    learnt (``scale["peak"]`` non-empty): the rule the network and the runtime follow too.
+    Output scaling, node and global standardisation and the domain come from ``train``;
+    the readouts and node columns from ``hyper``; the data fingerprint from both sets.
     """
     scale = output_scaling(train.labels)
     peak_metrics = peak(scale) if hyper.peak else []
-    nodes = np.concatenate([node_inputs(g, bool(peak_metrics), hyper.align)
-                            for g in train.graphs])
+    additive_metrics = additive(scale) if hyper.readout == "additive" else []
+    columns = _columns(hyper, peak_metrics)
+    nodes = node_inputs(Batch.of(train.graphs), column_groups(columns))
     glob = np.stack([g.globals for g in train.graphs])
 
     def std(a: np.ndarray) -> list[float]:
         s = a.std(axis=0)
         return np.where(s > 1e-6, s, 1.0).tolist()
 
-    if hyper.readout == "additive":
-        scale["additive"] = additive(scale)
-        if hyper.rates and scale["additive"]:
-            scale["rate_init"] = rate_init(train, scale["additive"])
-    if peak_metrics:
-        scale["peak"] = peak_metrics
-    if hyper.align:
-        scale["align"] = True
-    return {**scale, "domain": training_domain(train.graphs),
-            "node_mu": nodes.mean(axis=0).tolist(), "node_sigma": std(nodes),
-            "global_mu": glob.mean(axis=0).tolist(), "global_sigma": std(glob)}
+    rates = rate_init(train, additive_metrics) if hyper.rates and additive_metrics else None
+    return {
+        "target": target, **scale, "additive": additive_metrics, "peak": peak_metrics,
+        "rate_init": rates, "node_columns": list(columns),
+        "node_mu": nodes.mean(axis=0).tolist(), "node_sigma": std(nodes),
+        "global_columns": list(GLOBAL_FEATURES), "global_mu": glob.mean(axis=0).tolist(),
+        "global_sigma": std(glob), "net_constants": dict(NET_CONSTANTS),
+        "domain": training_domain(train.graphs), "hyper": asdict(hyper),
+        "trained": {**(info or {}), "train_graphs": len(train), "val_graphs": len(val),
+                    "data_sha256": data_sha256(target, {"train": train, "val": val})},
+    }
 
 
 def rate_init(train: GraphSet, metrics: list[str], most: int = 4000) -> list[list[float]]:
@@ -133,29 +138,32 @@ def rate_init(train: GraphSet, metrics: list[str], most: int = 4000) -> list[lis
     return np.array(out).T.tolist()
 
 
-def _pyg(data: GraphSet, scale: dict[str, Any]) -> list:
+def _pyg(data: GraphSet, spec: ModelSpec) -> list:
+    """One PyG ``Data`` per graph: standardised node columns as ``spec`` lists them."""
     import torch
     from torch_geometric.data import Data
 
-    y = torch.from_numpy(encode(data.labels, scale))
-    nmu, nsd = np.asarray(scale["node_mu"]), np.asarray(scale["node_sigma"])
-    gmu, gsd = np.asarray(scale["global_mu"]), np.asarray(scale["global_sigma"])
-    with_live = bool(scale.get("peak"))  # the live-bytes feature comes with a peak metric
-    with_align = bool(scale.get("align"))
+    y = torch.from_numpy(encode(data.labels, spec.scale))
+    batch = Batch.of(data.graphs)
+    x = ((spec.node_inputs(batch) - np.asarray(spec.node_mu))
+         / np.asarray(spec.node_sigma)).astype(np.float32)
+    glob = ((batch.globals - np.asarray(spec.global_mu))
+            / np.asarray(spec.global_sigma)).astype(np.float32)
+    live = batch.live - LOG_KIB if spec.peak else None
+    basis = cost_basis(batch.nodes) if spec.rate_init is not None else None
     out = []
-    for i, g in enumerate(data.graphs):
-        nodes = node_inputs(g, with_live, with_align)
+    for i, (g, start, size) in enumerate(zip(data.graphs, batch.starts.tolist(),
+                                             batch.sizes.tolist(), strict=True)):
+        rows = slice(start, start + size)
         extra = {}
-        if with_live:  # the column right after the features
-            extra["live_kib"] = torch.from_numpy(nodes[:, g.nodes.shape[1]] - LOG_KIB)
-        if "rate_init" in scale:
-            extra["basis"] = torch.from_numpy(cost_basis(g.nodes))
+        if live is not None:
+            extra["live_kib"] = torch.from_numpy(live[rows])
+        if basis is not None:
+            extra["basis"] = torch.from_numpy(basis[rows])
         out.append(Data(
-            op_type=torch.from_numpy(g.op_types), num_nodes=len(g.op_types),
-            x=torch.from_numpy(((nodes - nmu) / nsd).astype(np.float32)), **extra,
-            edge_index=torch.from_numpy(g.edges),
-            glob=torch.from_numpy(((g.globals - gmu) / gsd).astype(np.float32))[None],
-            y=y[i:i + 1],
+            op_type=torch.from_numpy(g.op_types), num_nodes=size,
+            x=torch.from_numpy(x[rows]), **extra, edge_index=torch.from_numpy(g.edges),
+            glob=torch.from_numpy(glob[i:i + 1]), y=y[i:i + 1],
         ))
     return out
 
@@ -199,10 +207,12 @@ def fit(train: GraphSet, val: GraphSet, target: str, out: str | Path,
     # One intra-op thread: these graphs are small, and on a busy 2-core machine a second
     # thread made a batch 40x slower (1.5 s vs 37 ms) through oversubscription.
     torch.set_num_threads(1)
-    scale = _scaling(train, hyper)
-    train_set, val_set = _pyg(train, scale), _pyg(val, scale)
+    draft = _spec(train, val, target, hyper, info)
+    spec = parse_spec(draft, source=f"the spec of {out}")
+    scale = spec.scale
+    train_set, val_set = _pyg(train, spec), _pyg(val, spec)
     val_loader = DataLoader(val_set, batch_size=256)
-    net = PerfSAGENet.from_config({**scale, "hyper": asdict(hyper)})
+    net = PerfSAGENet.from_spec(spec)
     opt = torch.optim.AdamW(net.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=hyper.epochs)
     sigma, log_mask = loss_weights(scale)
@@ -219,9 +229,7 @@ def fit(train: GraphSet, val: GraphSet, target: str, out: str | Path,
 
     def export(epoch_net) -> None:
         tensors = {k: v.detach().numpy() for k, v in epoch_net.state_dict().items()}
-        weights.save(out, tensors, {**scale, "target": target, "hyper": asdict(hyper),
-                                    "trained": {**(info or {}), "train_graphs": len(train),
-                                                "val_graphs": len(val)}})
+        weights.save(out, tensors, draft)
 
     while state["epoch"] < hyper.epochs and state["stale"] < hyper.patience:
         start = time.perf_counter()

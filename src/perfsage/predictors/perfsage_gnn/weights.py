@@ -1,8 +1,8 @@
 """The GNN's weights folder: the shared safetensors + JSON pair, plus its feature checks.
 
 Besides the checks every saved predictor gets (hash, tensor shapes; ``predictors.saved``),
-the GNN's config pins the feature version and the operator vocabulary its embedding rows
-were trained for.
+the GNN's config is a model spec (``spec``): it pins the feature version and the operator
+vocabulary its embedding rows were trained for, and is sealed by ``spec_sha256``.
 """
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ import numpy as np
 from perfsage.errors import WeightsError
 from perfsage.predictors import saved
 from perfsage.predictors.features import FEATURE_VERSION, OP_TYPES
+from perfsage.predictors.perfsage_gnn.spec import SPEC_VERSION, seal
 
 FORMAT = "perfsage-gnn"
 WEIGHTS_FILE = saved.WEIGHTS_FILE
 CONFIG_FILE = saved.CONFIG_FILE
 
 
-def save(folder: str | Path, tensors: dict[str, np.ndarray], config: dict[str, Any]) -> None:
-    """Write ``model.safetensors`` and ``config.json`` (with the weights' hash) to ``folder``."""
-    saved.write_pair(folder, tensors, {**config, "format": FORMAT,
+def save(folder: str | Path, tensors: dict[str, np.ndarray], spec: dict[str, Any]) -> None:
+    """Write ``model.safetensors`` and ``config.json`` (``spec``, sealed) to ``folder``."""
+    saved.write_pair(folder, tensors, {"format": FORMAT, "spec_version": SPEC_VERSION,
                                        "feature_version": FEATURE_VERSION,
-                                       "op_types": list(OP_TYPES)})
+                                       "op_types": list(OP_TYPES), **spec}, seal=seal)
 
 
 def load(folder: str | Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

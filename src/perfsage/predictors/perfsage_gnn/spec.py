@@ -1,0 +1,212 @@
+"""What a trained PerfSAGE network is, defined once for training, the network and the runtime.
+
+A weights folder's ``config.json`` is the model spec on disk: the node columns the network
+reads, by name and in order; its readouts; how outputs and inputs are scaled; the constants
+its layers use; the training domain; a fingerprint of the training data. ``config`` parses
+it into a :class:`ModelSpec`, and the torch network (``net``), the NumPy runtime
+(``runtime``) and training (``train``) are all built from that object. Node columns come
+in :class:`ColumnGroup` s, and :func:`node_inputs` is the one place a batch's node matrix is
+put together, for training and prediction alike.
+
+``spec_sha256`` is the SHA-256 of the whole config (the weights file's own SHA-256
+included) less itself, so a number edited after training is caught when the weights load.
+NumPy only: prediction imports this, never torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from perfsage.predictors.features import (
+    ALIGNMENT_COLUMNS,
+    LIVE_BYTES_COLUMN,
+    NODE_FEATURES,
+    GraphFeatures,
+    channel_alignment,
+    live_bytes,
+)
+
+#: The config format this PerfSAGE reads and writes (a config without one predates specs).
+SPEC_VERSION = 2
+
+#: Sum pooling is scaled down so its magnitude stays near the mean's for ~100-op graphs.
+SUM_SCALE = 1 / 16
+#: log(64): per-operator costs start at 1/64 of the mean total (networks have ~30-150 ops).
+NODE_SHARE_LOG = 4.1588830833596715
+#: Largest log-factor by which an operator's rate may differ from the network-wide rate.
+RATE_BOUND = 4.0
+#: The constants as a spec records them; the network and the runtime read a spec's values.
+NET_CONSTANTS = {"sum_scale": SUM_SCALE, "node_share_log": NODE_SHARE_LOG,
+                 "rate_bound": RATE_BOUND}
+
+
+@dataclass(slots=True)
+class Batch:
+    """Graphs concatenated for one pass: nodes renumbered, each graph a run of rows."""
+
+    op_types: np.ndarray  # int64 [nodes]
+    nodes: np.ndarray  # float32 [nodes, len(NODE_FEATURES)], as featurize gives them
+    edges: np.ndarray  # int64 [2, edges], renumbered into the batch
+    starts: np.ndarray  # first row of each graph
+    sizes: np.ndarray  # operators of each graph
+    globals: np.ndarray  # float32 [graphs, len(GLOBAL_FEATURES)]
+    _live: np.ndarray | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, graphs: Sequence[GraphFeatures]) -> Batch:
+        """One batch of ``graphs``, in their order."""
+        sizes = np.array([len(g.op_types) for g in graphs])
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        offsets = np.repeat(starts, [g.edges.shape[1] for g in graphs])
+        edges = np.concatenate([g.edges for g in graphs], axis=1) + offsets
+        return cls(np.concatenate([g.op_types for g in graphs]),
+                   np.concatenate([g.nodes for g in graphs]), edges, starts, sizes,
+                   np.stack([g.globals for g in graphs]))
+
+    @property
+    def live(self) -> np.ndarray:
+        """``features.live_bytes`` of every node (computed once: a column and a readout use it)."""
+        if self._live is None:
+            self._live = live_bytes(self.nodes, self.edges, self.starts, self.sizes,
+                                    self.globals)
+        return self._live
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnGroup:
+    """Node columns that come together, by name, and how a batch gives their values."""
+
+    name: str
+    columns: tuple[str, ...]
+    values: Callable[[Batch], np.ndarray]  # float32 [nodes, len(columns)]
+
+
+#: Every node column a network can read: what featurize gives, the bytes live at each
+#: operator (``features.live_bytes``), how far its channels are from the blocks an NPU
+#: computes in (``features.channel_alignment``).
+COLUMN_GROUPS = (
+    ColumnGroup("features", NODE_FEATURES, lambda b: b.nodes),
+    ColumnGroup("live_bytes", (LIVE_BYTES_COLUMN,), lambda b: b.live[:, None]),
+    ColumnGroup("alignment", ALIGNMENT_COLUMNS, lambda b: channel_alignment(b.nodes)),
+)
+_GROUP_OF = {g.columns[0]: g for g in COLUMN_GROUPS}
+
+
+def column_groups(columns: Sequence[str]) -> tuple[ColumnGroup, ...]:
+    """The groups ``columns`` is made of, in its order.
+
+    Raises:
+        ValueError: ``columns`` is not a run of whole groups, each at most once; the
+            message names the first column that does not fit.
+    """
+    groups: list[ColumnGroup] = []
+    i = 0
+    while i < len(columns):
+        group = _GROUP_OF.get(columns[i])
+        if group is None or tuple(columns[i:i + len(group.columns)]) != group.columns:
+            known = ", ".join(f"{g.name} ({g.columns[0]} ... {g.columns[-1]})"
+                              if len(g.columns) > 1 else g.name for g in COLUMN_GROUPS)
+            raise ValueError(f"column {i} ({columns[i]!r}) does not start a whole group of "
+                             f"node columns; the groups: {known}")
+        if group in groups:
+            raise ValueError(f"names the {group.name} columns twice")
+        groups.append(group)
+        i += len(group.columns)
+    return tuple(groups)
+
+
+def node_inputs(batch: Batch, groups: Sequence[ColumnGroup]) -> np.ndarray:
+    """A batch's node matrix of the columns of ``groups``, in order (not standardised).
+
+    The one place node inputs are put together: training, the torch network and the
+    NumPy runtime all read what this returns.
+    """
+    if len(groups) == 1:
+        return groups[0].values(batch)
+    return np.column_stack([g.values(batch) for g in groups])
+
+
+def node_columns(*names: str) -> tuple[str, ...]:
+    """The columns of the groups ``names`` (``ColumnGroup.name``), in that order."""
+    by_name = {g.name: g for g in COLUMN_GROUPS}
+    return tuple(c for n in names for c in by_name[n].columns)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A trained network's spec, checked (``config.parse_spec``): what every part reads.
+
+    ``mu``/``sigma``/``modes``/``constants`` scale the outputs (``outputs.decode``);
+    ``node_*``/``global_*`` standardise the inputs; ``additive`` and ``peak`` name the
+    metrics of the two structured readouts (``net`` explains them), ``rate_init`` the
+    starting cost rates of the additive one (None: no rates).
+    """
+
+    source: str  # the config file, for messages
+    target: str
+    metrics: tuple[str, ...]  # output order
+    modes: dict[str, str]  # metric -> "log", "log1p" or "constant"
+    mu: tuple[float, ...]  # per metric, of the scaled labels
+    sigma: tuple[float, ...]  # per metric, above 0
+    constants: dict[str, float]  # value of each metric whose mode is "constant"
+    additive: tuple[str, ...]  # metrics of the additive readout (empty: pooled)
+    peak: tuple[str, ...]  # metrics of the peak readout
+    rate_init: tuple[tuple[float, ...], ...] | None  # [cost basis + 1][additive]
+    node_columns: tuple[str, ...]
+    groups: tuple[ColumnGroup, ...]  # node_columns as groups
+    node_mu: tuple[float, ...]
+    node_sigma: tuple[float, ...]
+    global_mu: tuple[float, ...]
+    global_sigma: tuple[float, ...]
+    net_constants: dict[str, float]  # NET_CONSTANTS' names -> the values trained with
+    layers: int  # message-passing rounds
+    hidden: int  # node state width
+    embed: int  # operator type embedding width
+    type_dropout: float  # > 0: operator types never trained on are read as unknown
+    domain: dict[str, Any] | None  # the training domain (predictors.domain), if recorded
+    data_sha256: str | None  # fingerprint of the training data, when known
+    sha256: str | None  # spec_sha256; None for a spec not yet written
+
+    @property
+    def scale(self) -> dict[str, Any]:
+        """The output scaling in the form ``outputs.decode`` takes."""
+        return {"metrics": list(self.metrics), "modes": self.modes, "mu": list(self.mu),
+                "sigma": list(self.sigma), "constants": self.constants}
+
+    def node_inputs(self, batch: Batch) -> np.ndarray:
+        """The node matrix the network reads (not standardised): ``node_columns``, in order."""
+        return node_inputs(batch, self.groups)
+
+
+def spec_sha256(config: dict[str, Any]) -> str:
+    """SHA-256 of ``config`` less its ``spec_sha256``, as canonical JSON (sorted, compact)."""
+    body = {k: v for k, v in config.items() if k != "spec_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def seal(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with its ``spec_sha256``: the last step before it is written."""
+    return {**config, "spec_sha256": spec_sha256(config)}
+
+
+def data_sha256(target: str, splits: dict[str, Any]) -> str:
+    """Fingerprint of training data: each split's graph hashes and labels, in order.
+
+    ``splits``: name -> a GraphSet (its ``hashes`` and ``labels``). Two trainings share
+    a fingerprint when they saw the same graphs with the same labels for the same target.
+    """
+    d = hashlib.sha256(target.encode())
+    for name, data in sorted(splits.items()):
+        d.update(f"|{name}|".encode())
+        d.update("\n".join(map(str, data.hashes)).encode())
+        for metric in sorted(data.labels):
+            d.update(f"|{metric}|".encode())
+            d.update(np.ascontiguousarray(data.labels[metric], dtype=np.float64).tobytes())
+    return d.hexdigest()
