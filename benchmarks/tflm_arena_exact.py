@@ -2,7 +2,7 @@
 
 Run: nice -n 10 .venv/bin/python benchmarks/tflm_arena_exact.py [--count 10000] [--seed 0]
          [--spaces NAME,...] [--float-every 20] [--workers 2] [--out out/tflm_arena_exact.jsonl]
-         [--extra FILE.tflite ...] [--fresh]
+         [--extra FILE.tflite ...] [--fresh] [--speed-only]
 
 Models: ``--count`` models spread evenly over every registered search space (the ``i``-th
 config of dataset seed ``--seed``, int8; every ``--float-every``-th also built in float32),
@@ -12,13 +12,16 @@ out/keras-zoo, and any ``--extra`` files. Each is measured by the ``cortex-m-tfl
 computed by :func:`perfsage.targets.tflm_planner.arena_bytes`. Results go to ``--out`` one
 JSON line per model as they come, so a killed run resumes where it stopped (``--fresh``
 starts over). Printed: the exact share per space over the models TFLM allocates, the
-models the computation refuses (an operator without a rule) and the worst misses.
+models the computation refuses (an operator without a rule) and the worst misses; then
+the median time of one ``arena_bytes`` call (the IR already read) on models of several sizes
+(``--speed-only`` prints only that).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from collections import defaultdict
@@ -135,6 +138,29 @@ def _report(rows: list[dict]) -> None:
             print(f"  {r['key']:40} {r['measured']:10d} {d:+8d} ({100 * d / r['measured']:+.3f}%)")
 
 
+def _speed(args: argparse.Namespace) -> None:
+    """Median time of arena_bytes per model (its IR already read) on models of several sizes."""
+    models = {key: path.read_bytes() for key, path in _files(args).items()}
+    zoo = get_space("zoo") if "zoo" in space_names() else None
+    if zoo is not None:
+        for i in range(3):
+            models[f"zoo/{i}"] = zoo.build(zoo.sample_seeded(args.seed, i))
+    print(f"\n{'model':40} {'operators':>9} {'tensors':>8} {'median ms':>10}")
+    for key, data in models.items():
+        model = read_model(data)
+        try:
+            arena_bytes(model)
+        except PerfSageError:
+            continue
+        times = []
+        for _ in range(30):
+            start = time.perf_counter()
+            arena_bytes(model)
+            times.append(time.perf_counter() - start)
+        print(f"{key:40} {len(model.main.operators):9d} {len(model.main.tensors):8d} "
+              f"{1000 * statistics.median(times):10.3f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=10000,
@@ -147,7 +173,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "out/tflm_arena_exact.jsonl")
     parser.add_argument("--extra", nargs="*", default=[], help="more .tflite files")
     parser.add_argument("--fresh", action="store_true", help="ignore earlier results in --out")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="only time arena_bytes on models of several sizes")
     args = parser.parse_args()
+    if args.speed_only:
+        _speed(args)
+        return 0
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.fresh:
@@ -181,6 +212,7 @@ def main() -> int:
                 print(f"{len(rows)} models ({n_new} new, {time.perf_counter() - start:.0f} s): "
                       f"{exact}/{len(ok)} exact", flush=True)
     _report(rows)
+    _speed(args)
     return 0
 
 

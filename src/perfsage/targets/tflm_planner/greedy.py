@@ -43,6 +43,8 @@ def planned_peak_bytes(sizes: list[int], first: list[int], last: list[int]) -> i
     live_together = (f[:, None] <= la[None, :]) & (f[None, :] <= la[:, None])
     earlier = rank[None, :] < rank[:, None]
     rows, cols = np.nonzero(live_together & earlier)
+    if len(rows) > _DENSE_PAIRS:
+        return _place_dense(sizes, order, rows, cols)
     neighbours: list[list[int]] = [[] for _ in range(n)]
     for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
         neighbours[i].append(j)
@@ -63,3 +65,44 @@ def planned_peak_bytes(sizes: list[int], first: list[int], last: list[int]) -> i
         if ends[i] > peak:
             peak = ends[i]
     return peak
+
+
+#: Above this many (buffer, earlier live neighbour) pairs the placement runs in NumPy, one
+#: buffer at a time: graphs with long-lived tensors (unrolled recurrent cells) have tens of
+#: thousands, which plain Python walks too slowly.
+_DENSE_PAIRS = 20000
+
+
+def _place_dense(sizes: list[int], order: np.ndarray, rows: np.ndarray, cols: np.ndarray
+                 ) -> int:
+    """:func:`planned_peak_bytes`'s placement with each buffer's gap search in NumPy."""
+    n = len(sizes)
+    bounds = np.searchsorted(rows, np.arange(n + 1)).tolist()  # rows come sorted
+    offsets = np.zeros(n, dtype=np.int64)
+    ends = np.zeros(n, dtype=np.int64)
+    offset_list, end_list = [0] * n, [0] * n  # the same, for the short neighbour lists
+    for i in order.tolist():
+        size = sizes[i]
+        lo, hi = bounds[i], bounds[i + 1]
+        candidate = 0
+        if hi - lo <= _SHORT:
+            for offset, end in sorted((offset_list[j], end_list[j])
+                                      for j in cols[lo:hi].tolist()):
+                if offset - candidate >= size:
+                    break
+                if end > candidate:
+                    candidate = end
+        else:
+            near = cols[lo:hi]
+            by_offset = np.argsort(offsets[near], kind="stable")
+            near_offsets = offsets[near][by_offset]
+            # Where each gap starts: the highest end among the buffers before it (or 0).
+            gap_starts = np.concatenate(([0], np.maximum.accumulate(ends[near][by_offset])))
+            fits = np.flatnonzero(near_offsets - gap_starts[:-1] >= size)
+            candidate = int(gap_starts[fits[0]] if fits.size else gap_starts[-1])
+        offsets[i] = offset_list[i] = candidate
+        ends[i] = end_list[i] = candidate + size
+    return max(end_list)
+
+
+_SHORT = 48  # neighbour lists up to this long are scanned in plain Python
