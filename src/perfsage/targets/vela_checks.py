@@ -159,6 +159,18 @@ def _dtype_name(dtype: str) -> str:
     return dtype.capitalize()
 
 
+def _only(*opcodes: str) -> Callable[[Check], Check]:
+    """Mark a check as one that concerns only these operators (skipped for the others)."""
+    def mark(check: Check) -> Check:
+        check.opcodes = frozenset(opcodes)  # type: ignore[attr-defined]
+        return check
+    return mark
+
+
+_WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+_RESIZES = ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR")
+
+
 # --- Regor's generic checks, in its order ---------------------------------------------
 
 def _op_type(o: _Op, arch: Arch) -> str | None:
@@ -178,12 +190,12 @@ def _tensor_dtypes(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+@_only("SPLIT", "SPLIT_V")
 def _num_splits(o: _Op, arch: Arch) -> str | None:
     """num_splits must match the number of outputs."""
-    if o.opcode in ("SPLIT", "SPLIT_V"):
-        n = o.option("num_splits", 0)
-        if n != len(o.ofms):
-            return f"num_splits: {n} does not match the number of outputs: {len(o.ofms)}"
+    n = o.option("num_splits", 0)
+    if n != len(o.ofms):
+        return f"num_splits: {n} does not match the number of outputs: {len(o.ofms)}"
     return None
 
 
@@ -208,9 +220,10 @@ def _has_shape(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+@_only("FULLY_CONNECTED")
 def _fc_weight_shape(o: _Op, arch: Arch) -> str | None:
     """FullyConnected weights must be on the form O,1,1,..,1,I."""
-    if o.opcode == "FULLY_CONNECTED" and o.weights is not None:
+    if o.weights is not None:
         shape = o.weights.shape
         if len(shape) < 2 or math.prod(shape) != shape[0] * shape[-1]:
             return f"Unsupported weights shape: {list(shape)}"
@@ -239,9 +252,10 @@ def _per_axis_quant(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+@_only("MINIMUM", "MAXIMUM")
 def _matching_quant(o: _Op, arch: Arch) -> str | None:
     """Both input quantization parameters must match the OFM's (MINIMUM, MAXIMUM)."""
-    if o.opcode in ("MINIMUM", "MAXIMUM") and len(o.ifms) == 2:
+    if len(o.ifms) == 2:
         qs = [t.quantization for t in (*o.ifms, o.ofm)]
         if any(q != qs[-1] for q in qs):
             return "Operation has mismatching quantization parameters."
@@ -263,6 +277,7 @@ def _zero_points(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+@_only(*_WEIGHTED)
 def _weights_precision(o: _Op, arch: Arch) -> str | None:
     """Weight tensors must be 8-bit precision."""
     if o.weights is not None and o.weights.bits != 8:
@@ -270,6 +285,7 @@ def _weights_precision(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+@_only(*_WEIGHTED)
 def _weight_sum(o: _Op, arch: Arch) -> str | None:
     """The sum of absolute weights of one output channel has a hardware limit."""
     w, ifm = o.weights, o.ifm
@@ -295,6 +311,7 @@ def _weight_sum(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+@_only(*_WEIGHTED)
 def _bias(o: _Op, arch: Arch) -> str | None:
     """Bias values must be constant Int32 or Int64, stored along the channel axis."""
     b = o.bias
@@ -313,10 +330,9 @@ def _bias(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+@_only("AVERAGE_POOL_2D", "MAX_POOL_2D")
 def _pooling(o: _Op, arch: Arch) -> str | None:
     """Pooling kernels: height <= 256 and H*W <= 65536; SAME average pooling W, H <= 8."""
-    if o.opcode not in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
-        return None
     w, h = o.option("filter_width", 1), o.option("filter_height", 1)
     if o.opcode == "AVERAGE_POOL_2D" and o.option("padding") == "SAME":
         if not 1 <= w <= 8:
@@ -331,9 +347,10 @@ def _pooling(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+@_only("TRANSPOSE_CONV")
 def _transpose_conv(o: _Op, arch: Arch) -> str | None:
     """Transpose convolution: strides 1x1 or 2x2 and OFM = IFM * stride (+ kernel - stride)."""
-    if o.opcode != "TRANSPOSE_CONV" or o.weights is None:
+    if o.weights is None:
         return None
     sx, sy = o.option("stride_w", 1), o.option("stride_h", 1)
     _, ih, iw, _ = _nhwc(o.ifm.shape)
@@ -353,10 +370,9 @@ def _transpose_conv(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+@_only("RSQRT", "LOG")
 def _int8_or_int16_ifm(o: _Op, arch: Arch) -> str | None:
     """RSQRT and LOG need an Int8 or Int16 IFM (LOG: and matching OFM type and shape)."""
-    if o.opcode not in ("RSQRT", "LOG"):
-        return None
     if o.ifm.dtype not in ("int8", "int16"):
         return f"{_dtype_name(o.ifm.dtype)} IFM"
     if o.opcode == "LOG" and (o.ifm.dtype != o.ofm.dtype or o.ifm.shape != o.ofm.shape):
@@ -364,19 +380,20 @@ def _int8_or_int16_ifm(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+@_only("SLICE", "STRIDED_SLICE", "MEAN", "PAD", "PADV2", "MIRROR_PAD",
+                    "TRANSPOSE")
 def _const_params(o: _Op, arch: Arch) -> str | None:
     """Parameter tensors must be constant."""
-    if o.opcode in ("SLICE", "STRIDED_SLICE", "MEAN", "PAD", "PADV2", "MIRROR_PAD",
-                    "TRANSPOSE"):
-        for t in o.params:
-            if not t.is_constant:
-                return f"non-constant tensor {t.name}"
+    for t in o.params:
+        if not t.is_constant:
+            return f"non-constant tensor {t.name}"
     return None
 
 
+@_only("MEAN")
 def _mean(o: _Op, arch: Arch) -> str | None:
     """MEAN: batch 1, depth only with a unit H, W or C, reduced axes <= 4096, element cap."""
-    if o.opcode != "MEAN" or not o.params:
+    if not o.params:
         return None
     axes = _values(o.params[0])
     if axes is None:
@@ -401,33 +418,36 @@ def _mean(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+@_only("SOFTMAX")
 def _softmax(o: _Op, arch: Arch) -> str | None:
     """The product of SOFTMAX's IFM width and height must be at most 65536."""
-    if o.opcode == "SOFTMAX":
-        _, h, w, _ = _nhwc(o.ifm.shape)
-        if h * w > 1 << 16:
-            return f"W * H = {h * w}"
+    _, h, w, _ = _nhwc(o.ifm.shape)
+    if h * w > 1 << 16:
+        return f"W * H = {h * w}"
     return None
 
 
+@_only("PAD", "PADV2", "MIRROR_PAD")
 def _pad_params(o: _Op, arch: Arch) -> str | None:
     """Padding amounts must be Int32 or Int64."""
-    if o.opcode in ("PAD", "PADV2", "MIRROR_PAD") and o.params:
+    if o.params:
         if o.params[0].dtype not in ("int32", "int64"):
             return f"Params tensor with datatype: {_dtype_name(o.params[0].dtype)}"
     return None
 
 
+@_only("TRANSPOSE")
 def _transpose_rank(o: _Op, arch: Arch) -> str | None:
     """A transpose may have at most 8 dimensions."""
-    if o.opcode == "TRANSPOSE" and o.params and o.params[0].num_elements > 8:
+    if o.params and o.params[0].num_elements > 8:
         return "Unsupported transpose-shape"
     return None
 
 
+@_only("STRIDED_SLICE")
 def _strided_slice(o: _Op, arch: Arch) -> str | None:
     """Strided slices must stride over H or W only, and never backwards."""
-    if o.opcode != "STRIDED_SLICE" or len(o.params) < 3:
+    if len(o.params) < 3:
         return None
     strides = _values(o.params[2])
     if strides is None:
@@ -444,10 +464,9 @@ def _strided_slice(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+@_only("UNIDIRECTIONAL_SEQUENCE_LSTM")
 def _lstm(o: _Op, arch: Arch) -> str | None:
     """LSTM: all gate weights present; no peephole, projection or layer normalisation."""
-    if o.opcode != "UNIDIRECTIONAL_SEQUENCE_LSTM":
-        return None
     inputs = o.op.inputs
     present = [i < len(inputs) and inputs[i] >= 0 for i in range(24)]
     if not all(present[1:9]):
@@ -471,13 +490,14 @@ _GENERIC: tuple[Check, ...] = (
 
 # --- Ethos-U55/U65 checks --------------------------------------------------------------
 
+@_only(*_BINARY_ELEMENTWISE)
 def _u55_broadcast(o: _Op, arch: Arch) -> str | None:
     """One input tensor of an elementwise operation must have the output's shape.
 
     A constant input broadcast both ways (a layer norm's gain times a per-row scale)
     passes: Vela expands it to the output's shape before this check.
     """
-    if o.opcode in _BINARY_ELEMENTWISE and len(o.ifms) == 2:
+    if len(o.ifms) == 2:
         out = o.ofm.shape
         if not any(t.shape == out or t.is_constant for t in o.ifms):
             return "Operation has invalid broadcast."
@@ -493,10 +513,9 @@ def _u55_int32(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+@_only("ARG_MAX")
 def _u55_argmax(o: _Op, arch: Arch) -> str | None:
-    """ARGMAX must run along the depth axis, at most 127 deep."""
-    if o.opcode != "ARG_MAX":
-        return None
+    """ARG_MAX must run along the depth axis, at most 127 deep."""
     depth = _nhwc(o.ifm.shape)[3]
     if depth > 127:
         return f"The depth of the argmax: {depth}, is over the limit: 127."
@@ -508,6 +527,7 @@ def _u55_argmax(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+@_only("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "AVERAGE_POOL_2D", "MAX_POOL_2D")
 def _u55_stride(o: _Op, arch: Arch) -> str | None:
     """Strides above 3 need VALID padding and no dilation (and other kernels none at all)."""
     if "stride_w" not in o.op.options:
@@ -542,16 +562,12 @@ def _padding_is_zero(o: _Op) -> bool:
     return total(ih, kh, sy, dy) == 0 and total(iw, kw, sx, dx) == 0
 
 
+@_only("FULLY_CONNECTED", "BATCH_MATMUL")
 def _u55_matmul(o: _Op, arch: Arch) -> str | None:
     """Matrix products of two feature maps: int8, reduced axis and depth <= 65536."""
-    if o.opcode == "FULLY_CONNECTED":
-        if o.weights is None or o.weights.is_constant:
-            return None
-        ifm = o.ifm
-    elif o.opcode == "BATCH_MATMUL":
-        ifm = o.ifm
-    else:
+    if o.opcode == "FULLY_CONNECTED" and (o.weights is None or o.weights.is_constant):
         return None
+    ifm = o.ifm
     shape = list(_nhwc(ifm.shape))
     if o.option("adj_x", False):
         shape[2], shape[3] = shape[3], shape[2]
@@ -569,6 +585,7 @@ _TRANSPOSE_KINDS = {(1, 0, 2): "NWHC", (0, 2, 1): "NHCW", (2, 1, 0): "NCWH",
                     (1, 2, 0): "NWCH", (2, 0, 1): "NCHW"}
 
 
+@_only("TRANSPOSE")
 def _u55_transpose(o: _Op, arch: Arch) -> str | None:
     """Transposes other than the identity are limited in size.
 
@@ -577,7 +594,7 @@ def _u55_transpose(o: _Op, arch: Arch) -> str | None:
     <= 2^16. 32-bit: rank <= 4, and only NHWC (C <= 2^16), NWHC (N = 1, H, W <= 2^16,
     C <= 2^14) and NHCW (N*H, W, C <= 2^16).
     """
-    if o.opcode != "TRANSPOSE" or not o.params:
+    if not o.params:
         return None
     values = _values(o.params[0])
     if values is None:
@@ -625,10 +642,9 @@ def _u55_transpose(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+@_only(*_RESIZES)
 def _u55_resize(o: _Op, arch: Arch) -> str | None:
     """Resizes must upscale by 2, 4 or 8 (2 with half-pixel centres), equally in H and W."""
-    if o.opcode not in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
-        return None
     _, ih, iw, _ = _nhwc(o.ifm.shape)
     _, oh, ow, _ = _nhwc(o.ofm.shape)
     if (ih, iw) == (oh, ow) or (ih == 1 and iw == 1):
@@ -663,10 +679,9 @@ _U55: tuple[Check, ...] = (
 
 # --- Ethos-U85 checks ------------------------------------------------------------------
 
+@_only(*_RESIZES)
 def _u85_resize(o: _Op, arch: Arch) -> str | None:
     """Resize scale factors: at most 2048 (1024 with half-pixel centres); bilinear by 2^n."""
-    if o.opcode not in ("RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"):
-        return None
     _, ih, iw, _ = _nhwc(o.ifm.shape)
     _, oh, ow, _ = _nhwc(o.ofm.shape)
     align = bool(o.option("align_corners", False))
@@ -696,10 +711,9 @@ def _u85_resize(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+@_only("GATHER")
 def _u85_gather(o: _Op, arch: Arch) -> str | None:
     """GATHER's axis must equal its batch_dims."""
-    if o.opcode != "GATHER":
-        return None
     axis, batch = o.option("axis", 0), o.option("batch_dims", 0)
     if axis < 0:
         axis += len(o.ifm.shape)
@@ -770,10 +784,17 @@ def arch_for(accelerator_config: str) -> Arch:
     return Arch(name, _supported_op_types(name))
 
 
+@cache
+def _checks_for(family: str, opcode: str) -> tuple[Check, ...]:
+    """The checks that concern one operator type, in Regor's order."""
+    return tuple(c for c in _CHECKS[family]
+                 if opcode in getattr(c, "opcodes", frozenset({opcode})))
+
+
 def unsupported_reason(op: Operator, sg: Subgraph, arch: Arch) -> str | None:
     """Why Vela leaves ``op`` on the CPU (the first failing check's message), else None."""
     view = _Op.of(op, sg)
-    for check in _CHECKS[arch.family]:
+    for check in _checks_for(arch.family, op.opcode):
         reason = check(view, arch)
         if reason is not None:
             return reason
