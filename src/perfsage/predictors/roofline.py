@@ -1,0 +1,318 @@
+"""Per-operator roofline estimates on an Ethos-U target: what physics says a layer costs.
+
+Each operator of a graph gets three costs in NPU cycles, from the hardware Vela's ini
+describes (:mod:`perfsage.targets.hardware`) and the operator's own MACs, shapes and
+bytes (its node features, :mod:`perfsage.predictors.features`):
+
+* **compute**: MACs over the accelerator's MACs per cycle, after padding to the blocks it
+  computes in: output channels to its micro-block depth (8), input channels to the 8-wide
+  dot product, output rows and columns to its micro-block (2x1 on Ethos-U55-128, 2x2 on
+  Ethos-U65-256). So 17 channels cost as many cycles as 24 (the sawtooth). Depthwise
+  convolutions and pools have no dot product over channels and run at an eighth of the
+  rate, a depthwise kernel in steps of 4 elements, a pool window of at least 4 (Vela's
+  ``_estimate_conv_cycles``). Element-wise operators cost cycles per output element from
+  Vela's ``output_cycles_per_elem`` tables (``architecture_features.py``).
+* **weights**: bytes of the constant tensors an operator reads (weights, biases, per-channel
+  constants) over the bandwidth of the memory the memory mode puts them in
+  (``const_mem_area``: off-chip flash on Ethos-U55 ``Shared_Sram``, DRAM in the
+  ``Dedicated_Sram`` modes). A constant operand broadcast over an element-wise operator
+  (the per-channel MUL and ADD of a BatchNorm the converter could not fold) is read once
+  per output element on Ethos-U55 and U65, as Vela's performance model counts it: that is
+  what makes a DenseNet with unfolded BatchNorms spend most of its time reading flash.
+* **feature maps**: activation bytes read and written over the bandwidth of the memory
+  they live in. With the arena in SRAM (``Shared_Sram``) that is SRAM. With SRAM as a
+  cache in front of an arena in DRAM (``Dedicated_Sram``), the graph's inputs and outputs
+  stay in DRAM and the other feature maps are in SRAM while the activations live at that
+  operator fit the cache (``arena_cache_size``); beyond it the excess share spills to DRAM.
+
+An operator's cycles are ``max(compute, cycles of each memory)``, memories working in
+parallel (bytes in one memory add up), as Vela's per-layer ``Op Cycles`` are the largest of
+its NPU and per-memory access cycles; the graph's are the sum over operators.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from perfsage.graph import Model
+from perfsage.predictors.features import _LOG as _LOGGED  # the log1p-scaled node features
+from perfsage.predictors.features import (
+    GLOBAL_FEATURES,
+    NODE_FEATURES,
+    OP_TYPES,
+    GraphFeatures,
+    featurize,
+    graph_live_bytes,
+)
+from perfsage.targets.hardware import Hardware
+
+#: Columns :func:`node_columns` adds for a network: log1p of each cost in NPU cycles.
+ROOFLINE_COLUMNS = ("log_compute_cycles", "log_weight_cycles", "log_feature_map_cycles")
+
+_DOT_PRODUCT = 8  # int8 values one MAC lane sums per cycle (Vela: dpu_dot_product_width)
+_DEPTHWISE_KERNEL_STEP = 4  # kernel elements per depthwise step (Vela: num_kernel_steps)
+_POOL_MIN_WINDOW = 4  # Vela: max(4, kernel elements) cycles per pooling micro-block
+
+#: Cycles per output element of element-wise work, (ADD/SUB, MUL, other, lookup table),
+#: from Vela's ``output_cycles_per_elem`` (indices 5, 3, 7) and ``activation_cycles_per_elem``
+#: (index 0) in ``architecture_features._generate_output_perf_tables``. Ethos-U85's tables
+#: live in Vela's C++ core: it is given Ethos-U65-256's, scaled by MACs per cycle.
+_ELEMENTWISE_CYCLES = {
+    "ethos-u55-32": (6.0, 3.0, 2.0, 1.0), "ethos-u55-64": (3.0, 1.5, 1.0, 1.0),
+    "ethos-u55-128": (1.5, 0.75, 0.5, 1.0), "ethos-u55-256": (0.75, 0.375, 0.25, 1.0),
+    "ethos-u65-256": (0.75, 0.375, 0.25, 1.0), "ethos-u65-512": (0.375, 0.1875, 0.125, 0.5),
+}
+#: Families whose performance model reads a broadcast constant once per output element.
+_REREAD_BROADCAST = ("ethos-u55", "ethos-u65")
+#: Such a re-read moves 16 channels of the constant at a time (channels padded to 16, 16
+#: bytes per transfer), so a memory with longer bursts pays a burst per transfer: Vela 5.2
+#: charges a per-channel MUL on a 32x32x56 map 524,288 off-chip flash cycles on
+#: ``ethos-u55-128`` (32x32x64 elements x 128-byte burst / 16 bytes).
+_BROADCAST_BRICK = 16
+#: Output planes up to this many positions read the constant once instead (Vela 5.2 streams
+#: it on 16x16 maps and larger, not on 8x8 ones and smaller).
+_BROADCAST_ONCE_POSITIONS = 64
+
+
+def _types(*names: str) -> np.ndarray:
+    mask = np.zeros(len(OP_TYPES) + 1, dtype=bool)
+    mask[[OP_TYPES.index(n) for n in names]] = True
+    return mask
+
+
+_MATMUL = _types("CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL", "CONV_3D")
+_SPATIAL = _types("CONV_2D", "TRANSPOSE_CONV", "CONV_3D")  # pad rows/columns to micro-blocks
+_DEPTHWISE = _types("DEPTHWISE_CONV_2D")
+_POOL = _types("AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D")
+_REDUCE = _types("MEAN", "SUM", "REDUCE_MAX", "ARG_MAX")
+_ADD = _types("ADD", "SUB", "SQUARED_DIFFERENCE")
+_MUL = _types("MUL", "DIV")
+_LUT = _types("LOGISTIC", "TANH", "HARD_SWISH", "GELU", "ELU", "EXP", "RSQRT", "SQRT",
+              "LEAKY_RELU", "PRELU")
+_SIMPLE = _types("MAXIMUM", "MINIMUM", "RELU", "RELU6", "QUANTIZE", "DEQUANTIZE", "CAST",
+                 "L2_NORMALIZATION", "RESIZE_BILINEAR")
+_SOFTMAX = _types("SOFTMAX", "LOG_SOFTMAX")  # Vela lowers it to some 25 element-wise steps
+_SOFTMAX_STEPS = 3  # passes over the data at the least: max, exp-and-sum, normalise
+#: Vela rewrites these away: no data moves (a PAD becomes the next convolution's padding).
+_FREE = _types("RESHAPE", "SQUEEZE", "EXPAND_DIMS", "PAD", "PADV2")
+#: Data movement Vela runs as NPU copies, at the rate of simple element-wise work.
+_MOVE = _types("CONCATENATION", "MIRROR_PAD", "TRANSPOSE", "SLICE",
+               "STRIDED_SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "TILE", "GATHER",
+               "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "RESIZE_NEAREST_NEIGHBOR")
+_WEIGHTED = _MATMUL | _DEPTHWISE
+#: Operators whose constant inputs are data (an operand), not parameters such as a shape.
+_OPERAND = _ADD | _MUL | _types("MAXIMUM", "MINIMUM", "PRELU")
+#: Activations Vela fuses into the operator before them when they are its only reader: they
+#: then cost nothing of their own (the producer's output stage applies them).
+_FUSABLE = _types("RELU", "RELU6", "LOGISTIC", "TANH", "LEAKY_RELU", "HARD_SWISH")
+_FUSES = _WEIGHTED | _POOL | _ADD | _MUL
+
+_F = {name: i for i, name in enumerate(NODE_FEATURES)}
+_GRAPH_INPUT_BYTES = GLOBAL_FEATURES.index("input_bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class Roofline:
+    """Per-operator cost estimates of one graph on one target, in NPU cycles.
+
+    ``memory_cycles`` maps each memory of the target to the cycles its traffic (weights
+    and feature maps alike) takes per operator; ``weight_cycles`` and
+    ``feature_map_cycles`` split the same traffic by kind, each summed over memories.
+    """
+
+    compute_cycles: np.ndarray  # float64 [operators]
+    weight_cycles: np.ndarray
+    feature_map_cycles: np.ndarray
+    memory_cycles: dict[str, np.ndarray]
+    op_cycles: np.ndarray  # max(compute, each memory's cycles)
+    core_clock_hz: float
+    sram_overflow_bytes: float  # live activations beyond the SRAM limit at the worst operator
+
+    @property
+    def total_cycles(self) -> float:
+        """The graph's cycles: the sum of its operators'."""
+        return float(self.op_cycles.sum())
+
+    @property
+    def total_ms(self) -> float:
+        """The graph's time in milliseconds at the core clock."""
+        return self.total_cycles / self.core_clock_hz * 1e3
+
+    def bound_by(self) -> list[str]:
+        """Per operator, what limits it: "compute" or the name of the slowest memory."""
+        names = ["compute", *self.memory_cycles]
+        stack = np.vstack([self.compute_cycles, *self.memory_cycles.values()])
+        return [names[i] for i in stack.argmax(axis=0)]
+
+
+def _raw(nodes: np.ndarray, name: str) -> np.ndarray:
+    """A node feature in its own units (counts come back from log1p)."""
+    column = nodes[:, _F[name]].astype(np.float64)
+    return np.rint(np.expm1(column)) if name in _LOGGED else column
+
+
+def _pad(x: np.ndarray, k: float) -> np.ndarray:
+    return np.ceil(np.maximum(x, 1.0) / k) * k
+
+
+def compute_cycles(g: GraphFeatures, hw: Hardware) -> np.ndarray:
+    """NPU cycles each operator's arithmetic takes at full use of its padded blocks."""
+    nodes, kind = g.nodes, g.op_types
+    acc = hw.accelerator
+    ub_h, ub_w, ub_c = acc.ofm_ublock
+    macs = _raw(nodes, "macs")
+    out_h, out_w, out_c = (_raw(nodes, k) for k in ("out_h", "out_w", "out_c"))
+    kh, kw = np.maximum(_raw(nodes, "kernel_h"), 1), np.maximum(_raw(nodes, "kernel_w"), 1)
+    out_elems = _raw(nodes, "out_elements")
+    cycles = np.zeros(len(kind))
+
+    # Convolutions and matrix products: MACs with every dimension padded to its block.
+    m = _MATMUL[kind]
+    spatial = _SPATIAL[kind]
+    rows = np.where(spatial, _pad(out_h, ub_h) * _pad(out_w, ub_w), out_elems / np.maximum(
+        out_c, 1))
+    window = np.where(spatial, kh * kw, 1)
+    # Input channels per group (the dot product's length), an integer: MACs come back
+    # from float32 log1p features a few parts in 10^7 off.
+    depth = np.maximum(np.rint(macs / (np.maximum(out_elems, 1) * window)), 1)
+    padded = rows * _pad(out_c, ub_c) * window * _pad(depth, _DOT_PRODUCT)
+    cycles[m] = np.maximum(padded, macs)[m] / acc.macs_per_cycle
+
+    # Depthwise and pooling: one channel per lane, no dot product across channels.
+    lanes = acc.macs_per_cycle / _DOT_PRODUCT
+    planes = _pad(out_h, ub_h) * _pad(out_w, ub_w) * _pad(out_c, ub_c)
+    d = _DEPTHWISE[kind]
+    cycles[d] = (planes * _pad(kh * kw, _DEPTHWISE_KERNEL_STEP))[d] / lanes
+    p = _POOL[kind]
+    cycles[p] = (planes * np.maximum(kh * kw, _POOL_MIN_WINDOW))[p] / lanes
+    r = _REDUCE[kind]
+    cycles[r] = _raw(nodes, "in_elements")[r] / lanes
+
+    add, mul, simple, lut = _elementwise_cycles(hw)
+    for mask, per_element in ((_ADD, add), (_MUL, mul), (_SIMPLE | _MOVE, simple), (_LUT, lut),
+                              (_SOFTMAX, _SOFTMAX_STEPS * simple)):
+        e = mask[kind]
+        cycles[e] = out_elems[e] * per_element
+    return cycles
+
+
+def _elementwise_cycles(hw: Hardware) -> tuple[float, float, float, float]:
+    acc = hw.accelerator
+    table = _ELEMENTWISE_CYCLES.get(acc.name)
+    if table is None:  # Ethos-U85: Ethos-U65-256's, scaled by MACs per cycle
+        scale = 256 / acc.macs_per_cycle
+        table = tuple(c * scale for c in _ELEMENTWISE_CYCLES["ethos-u65-256"])
+    return table  # type: ignore[return-value]
+
+
+def _constant_bytes(g: GraphFeatures, hw: Hardware) -> np.ndarray:
+    """Bytes of constants each operator reads from the weights' memory."""
+    nodes, kind = g.nodes, g.op_types
+    param_bytes = _raw(nodes, "param_bytes")
+    params = _raw(nodes, "params")
+    weighted = _WEIGHTED[kind]
+    read = np.where(weighted, param_bytes, 0.0)
+    # Constant operands of other operators; a scalar is an immediate value, never read.
+    operand = _OPERAND[kind] & (params > 1)
+    if hw.accelerator.family in _REREAD_BROADCAST:
+        per_element = param_bytes / np.maximum(params, 1)
+        out_c = np.maximum(_raw(nodes, "out_c"), 1)
+        elements = _raw(nodes, "out_elements") / out_c * _pad(out_c, _BROADCAST_BRICK)
+        burst = hw.memory(hw.weights_memory).burst_length_bytes
+        transfers = burst / min(burst, _BROADCAST_BRICK)
+        broadcast = np.maximum(elements * per_element * transfers, param_bytes)
+        streamed = _raw(nodes, "out_elements") / out_c > _BROADCAST_ONCE_POSITIONS
+        read = np.where(operand & streamed, broadcast, read)
+    else:
+        read = np.where(operand, param_bytes, read)
+    return read
+
+
+def _feature_map_bytes(g: GraphFeatures) -> tuple[np.ndarray, np.ndarray]:
+    """(bytes of graph inputs and outputs, bytes of the other feature maps) per operator."""
+    nodes, kind = g.nodes, g.op_types
+    n = len(kind)
+    moved = _raw(nodes, "input_bytes") + _raw(nodes, "output_bytes")
+    moved[_FREE[kind]] = 0.0
+    producers = np.bincount(g.edges[1], minlength=n) if g.edges.size else np.zeros(n)
+    reads_input = _raw(nodes, "activation_inputs") > producers
+    graph_in = np.expm1(float(g.globals[_GRAPH_INPUT_BYTES]))
+    writes_output = _raw(nodes, "consumers") == 0
+    io = np.where(reads_input, np.minimum(graph_in, _raw(nodes, "input_bytes")), 0.0)
+    io += np.where(writes_output, _raw(nodes, "output_bytes"), 0.0)
+    io = np.minimum(io, moved)
+    return io, moved - io
+
+
+def fused(g: GraphFeatures) -> np.ndarray:
+    """Which operators are activations Vela fuses into the one operator they read from."""
+    kind, n = g.op_types, len(g.op_types)
+    if not g.edges.size:
+        return np.zeros(n, dtype=bool)
+    producer, consumer = g.edges
+    sole = np.bincount(consumer, minlength=n) == 1  # one producer...
+    only_reader = _raw(g.nodes, "consumers") == 1  # ...that nothing else reads
+    source = np.full(n, -1)
+    source[consumer] = producer
+    ok = sole & _FUSABLE[kind] & (source >= 0)
+    ok[ok] &= only_reader[source[ok]] & _FUSES[kind[source[ok]]]
+    return ok
+
+
+def estimate_features(g: GraphFeatures, hw: Hardware, on_npu: np.ndarray | None = None
+                      ) -> Roofline:
+    """The roofline of a featurized graph; operators outside ``on_npu`` cost nothing."""
+    n = len(g.op_types)
+    compute = compute_cycles(g, hw)
+    const = _constant_bytes(g, hw)
+    io, inner = _feature_map_bytes(g)
+    live = np.expm1(graph_live_bytes(g).astype(np.float64)) if n else np.zeros(0)
+    limit = float(hw.arena_cache_bytes)
+    fast = hw.cache_memory
+    by_memory = {m.name: np.zeros(n) for m in hw.memories}
+    fm_cycles = np.zeros(n)
+    if hw.spilling:
+        kept = np.where(live > limit, limit / np.maximum(live, 1.0), 1.0)
+        fm = {fast: inner * kept, hw.feature_map_memory: io + inner * (1 - kept)}
+    else:  # the arena itself is the fast memory; nothing can spill out of it
+        fm = {hw.feature_map_memory: io + inner}
+    for name, nbytes in fm.items():
+        cycles = nbytes / hw.bytes_per_cycle(name)
+        by_memory[name] += cycles
+        fm_cycles += cycles
+    weights = const / hw.bytes_per_cycle(hw.weights_memory)
+    by_memory[hw.weights_memory] += weights
+    off = fused(g)
+    if on_npu is not None:
+        off |= ~np.asarray(on_npu, dtype=bool)
+    if off.any():
+        for a in (compute, weights, fm_cycles, *by_memory.values()):
+            a[off] = 0.0
+    op = np.max(np.vstack([compute, *by_memory.values()]), axis=0) if n else np.zeros(0)
+    overflow = float(max(live.max() - limit, 0.0)) if n else 0.0
+    return Roofline(compute, weights, fm_cycles, by_memory, op, hw.core_clock_hz, overflow)
+
+
+def estimate(model: Model, hw: Hardware, on_npu: np.ndarray | None = None) -> Roofline:
+    """The roofline of the main subgraph of ``model`` on ``hw``.
+
+    Args:
+        model: our IR (:func:`perfsage.graph.read_model`).
+        hw: the target's hardware (:func:`perfsage.targets.hardware.hardware`).
+        on_npu: per operator, False for those Vela leaves to the CPU (they cost the NPU
+            nothing); None counts every operator.
+    """
+    return estimate_features(featurize(model), hw, on_npu)
+
+
+def node_columns(g: GraphFeatures, hw: Hardware) -> np.ndarray:
+    """float32 [operators, len(ROOFLINE_COLUMNS)]: log1p of each roofline cost in cycles.
+
+    For a network's node features: computed from the node features alone, like
+    ``features.channel_alignment``, so adding them changes no existing column.
+    """
+    r = estimate_features(g, hw)
+    return np.log1p(np.column_stack([r.compute_cycles, r.weight_cycles,
+                                     r.feature_map_cycles])).astype(np.float32)
