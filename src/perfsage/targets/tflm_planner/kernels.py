@@ -181,6 +181,7 @@ KERNELS: dict[str, Callable[[Operator, Subgraph], KernelArena]] = {
     "ARG_MAX": _fixed(((4, 4),)),
     "ARG_MIN": _fixed(((4, 4),)),
     "CAST": _fixed(((8, 4),)),
+    "SHAPE": _fixed(((4, 4),)),
     "GATHER": _fixed(((8, 4),), (20,)),
     "L2_NORMALIZATION": _fixed(((4, 4),), (4,)),
     "LEAKY_RELU": _fixed(((4, 4),), (24,)),
