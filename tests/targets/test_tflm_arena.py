@@ -8,7 +8,7 @@ import pytest
 from helpers.tflite_edit import edit
 
 from perfsage.builder import ModelBuilder
-from perfsage.errors import MeasurementError
+from perfsage.errors import MeasurementError, UsageError
 from perfsage.graph import read_model
 from perfsage.spaces import get_space, space_names
 from perfsage.targets import MeasurePool
@@ -139,6 +139,11 @@ def test_bytes_and_ir_give_the_same_arena():
     plan = plan_arena(read_model(data))
     assert arena_bytes(data) == plan.total_bytes == plan.head_bytes + plan.tail_bytes
     assert plan.head_bytes > 0 and plan.tail_bytes > 0
+
+
+def test_an_ir_read_without_quantisation_is_refused():
+    with pytest.raises(UsageError, match="details=True"):
+        arena_bytes(read_model(_small_model(), details=False))
 
 
 def test_an_operator_without_a_rule_is_refused():

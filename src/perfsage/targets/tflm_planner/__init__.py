@@ -39,6 +39,7 @@ def arena_bytes(model: Model | bytes) -> int:
         MeasurementError: the model has an operator without a rule here (among them those
             TFLM itself has no kernel for, such as GELU) or more than one subgraph.
         ModelFileError: ``model`` is bytes that are not a valid TFLite model.
+        UsageError: ``model`` is an IR read with ``details=False`` (no quantisation).
     """
     if not isinstance(model, Model):
         model = read_model(model)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from perfsage.errors import MeasurementError
+from perfsage.errors import MeasurementError, UsageError
 from perfsage.graph.ir import Model, Subgraph
 from perfsage.targets.tflm_planner.greedy import planned_peak_bytes
 from perfsage.targets.tflm_planner.kernels import KERNELS, TYPE_BYTES, KernelArena
@@ -128,12 +128,25 @@ def _lifetimes(model: Model, kernels: list[list[KernelArena]]
     return sizes, firsts, lasts
 
 
+#: Activation types that always carry quantisation in a model TFLM can run.
+_QUANTIZED = ("int8", "uint8", "int16")
+
+
 def _io_tensors(tail: _Tail, sg: Subgraph, indices: tuple[int, ...]) -> None:
-    """The interpreter's input or output pointer array and a TfLiteTensor per entry."""
+    """The interpreter's input or output pointer array and a TfLiteTensor per entry.
+
+    Raises:
+        UsageError: a quantised input or output has no quantisation in the IR, as when the
+            model was read with ``details=False``.
+    """
     tail.take(_POINTER * len(indices), ALIGNMENT)
     for t in indices:
         tail.take(_TFLITE_TENSOR, 8)
-        q = sg.tensors[t].quantization
+        tensor = sg.tensors[t]
+        q = tensor.quantization
+        if q is None and tensor.dtype in _QUANTIZED:
+            raise UsageError(f"tensor {t} ({tensor.dtype}) has no quantisation in the IR; "
+                             "read the model with details=True to compute its arena")
         if q is not None and q.scale:
             tail.take(_AFFINE_QUANTIZATION, 8)
             tail.take(4 + 4 * len(q.scale), 4)
