@@ -64,6 +64,22 @@ def _shuffle_and_norm_model(side: int) -> bytes:
     return b.build([y])
 
 
+def _heavy_weights_model() -> bytes:
+    """A FULLY_CONNECTED whose weights (+-127 over 70,000 inputs) overflow Vela's weight sum."""
+    from perfsage.builder import ModelBuilder
+
+    b = ModelBuilder(seed=0)
+    data = b.build([b.dense(b.input((1, 70000)), 4)])
+    weights = read_model(data).main.tensors[read_model(data).main.operators[0].inputs[1]]
+
+    def change(model):
+        values = np.full(len(model.buffers[weights.buffer].data), 127, np.uint8)
+        values[::2] = 0x81  # -127
+        model.buffers[weights.buffer].data = values
+
+    return edit(data, change)
+
+
 def _custom_op_model() -> bytes:
     """The int8 op zoo with its DEPTH_TO_SPACE turned into a custom operator."""
     from ai_edge_litert import schema_py_generated as fb
@@ -93,6 +109,7 @@ def models() -> dict[str, bytes]:
     for space, seed, index, dtype in _SPACE_MODELS:
         found[f"{space}-{seed}-{index}-{dtype}"] = _space_model(space, seed, index, dtype)
     found["custom-op"] = _custom_op_model()
+    found["heavy-weights"] = _heavy_weights_model()
     for side in (24, 12):
         found[f"shuffle-{side}"] = _shuffle_and_norm_model(side)
     return found

@@ -50,10 +50,6 @@ _CONVOLUTIONS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV"})
 _BINARY_ELEMENTWISE = frozenset({
     "ADD", "SUB", "MUL", "MINIMUM", "MAXIMUM", "SQUARED_DIFFERENCE", "DIV", "PRELU",
 })
-_UNARY_ELEMENTWISE = frozenset({
-    "ABS", "EXP", "LOG", "RSQRT", "LEAKY_RELU", "NEG", "LOGISTIC", "TANH", "HARD_SWISH",
-    "RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "GELU", "ELU",
-})
 #: U55/U65 operators that accept 32-bit feature maps.
 _INT32_OK_U55 = frozenset({
     "SUM", "ARG_MAX", "TRANSPOSE", "MIRROR_PAD", "ADD", "MUL", "SUB", "BATCH_MATMUL",
@@ -307,7 +303,7 @@ def _weight_sum(o: _Op, arch: Arch) -> str | None:
     sums = np.abs(per_out.astype(np.int64) - zps[:, None]).sum(axis=1)
     worst = int(sums.max())
     if worst > limit:
-        return f"The absolute sum of weight-tensor elements: {worst} exceeds {limit}"
+        return f"The absolute sum of weight-tensor elements: {worst} exceeds limit: {limit}"
     return None
 
 
