@@ -1,0 +1,141 @@
+"""The roofline: block padding, constants in flash, SRAM spill, and Vela's own figures."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from perfsage.builder import ModelBuilder
+from perfsage.graph import read_model
+from perfsage.predictors.features import featurize
+from perfsage.predictors.roofline import ROOFLINE_COLUMNS, estimate, node_columns
+from perfsage.targets.hardware import hardware
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "models"
+TARGETS = ("ethos-u55-128", "ethos-u65-256", "ethos-u85-256")
+
+
+def _conv(channels_in: int, channels_out: int, size: int = 32) -> bytes:
+    b = ModelBuilder(seed=0)
+    x = b.input((1, size, size, channels_in))
+    return b.build([b.conv2d(x, channels_out, 3, activation="relu")])
+
+
+def _compute(data: bytes, target: str = "ethos-u55-128") -> float:
+    return float(estimate(read_model(data), hardware(target)).compute_cycles.sum())
+
+
+def test_channel_sawtooth():
+    """Output channels pad to 8 and input channels to the 8-wide dot product."""
+    assert _compute(_conv(16, 17)) == _compute(_conv(16, 24)) > _compute(_conv(16, 16))
+    assert _compute(_conv(17, 16)) == _compute(_conv(24, 16)) == 1.5 * _compute(_conv(16, 16))
+    # 16 channels in and out on a 32x32 map: 32*32*16*9*16 MACs at 128 per cycle.
+    assert _compute(_conv(16, 16)) == 32 * 32 * 16 * 9 * 16 / 128
+    assert _compute(_conv(16, 16), "ethos-u65-256") == 32 * 32 * 16 * 9 * 16 / 256
+
+
+def _vela(data: bytes, target: str):
+    from perfsage.targets.registry import target_class
+    from perfsage.targets.vela_run import run_vela
+    from perfsage.targets.vela_summary import parse_summary
+
+    out = run_vela(data, target_class(target).options, target=target)
+    return parse_summary(out.summary_csv, out.console, target=target)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_below_vela_on_real_models(target):
+    """On real models the roofline is below Vela's estimate, and not far below."""
+    hw = hardware(target)
+    for name in ("ds_cnn_s_kws_int8", "mobilenet_v2_0.35_96_int8"):
+        data = (EXAMPLES / f"{name}.tflite").read_bytes()
+        vela_ms = _vela(data, target).inference_time_s * 1e3
+        roof = estimate(read_model(data), hw)
+        assert roof.total_ms <= vela_ms <= 5 * roof.total_ms, (name, roof.total_ms, vela_ms)
+        assert np.all(roof.op_cycles >= roof.compute_cycles)
+
+
+def _batch_norm(size: int) -> bytes:
+    """A BatchNorm the converter could not fold: MUL and ADD by per-channel constants."""
+    b = ModelBuilder(seed=0)
+    x = b.input((1, size, size, 64))
+    return b.build([b.batch_norm(b.conv2d(x, 64, 1, activation="relu"))])
+
+
+def test_broadcast_constants_stream_from_flash():
+    """On U55 a per-channel MUL/ADD re-reads its constant from flash per output element."""
+    from perfsage.predictors.block.vela_layers import per_operator
+
+    data = _batch_norm(32)
+    model = read_model(data)
+    u55 = estimate(model, hardware("ethos-u55-128"))
+    mul = [op.index for op in model.main.operators if op.opcode in ("MUL", "ADD")]
+    assert u55.bound_by()[mul[0]] == "OffChipFlash"
+    # 32*32*64 one-byte elements, each 16-byte transfer paying a 128-byte flash burst.
+    assert u55.memory_cycles["OffChipFlash"][mul].tolist() == [32 * 32 * 64 * 8] * 2
+    layers = per_operator(data, "ethos-u55-128")[:, 0]
+    assert np.allclose(u55.op_cycles[mul], layers[mul], rtol=0.02)
+    assert _vela(data, "ethos-u55-128").traffic["off_chip_flash"].feature_map_read > 0
+    # Ethos-U85 reads the constant once.
+    u85 = estimate(model, hardware("ethos-u85-256"))
+    assert u85.weight_cycles[mul].max() < 100
+
+
+def _chain(size: int) -> bytes:
+    """Three 3x3 convolutions, 32 channels: two feature maps between them."""
+    b = ModelBuilder(seed=0)
+    x = b.input((1, size, size, 32))
+    for _ in range(3):
+        x = b.conv2d(x, 32, 3, activation="relu")
+    return b.build([x])
+
+
+def test_feature_maps_spill_beyond_the_sram_cache():
+    """Live activations beyond U85's 384 KiB cache send their excess share to DRAM."""
+    hw = hardware("ethos-u85-256")
+    unlimited = dataclasses.replace(hw, arena_cache_bytes=2**40)
+    small, large = read_model(_chain(32)), read_model(_chain(160))
+    r = estimate(small, hw)
+    assert r.sram_overflow_bytes == 0
+    assert r.feature_map_cycles.sum() == estimate(small, unlimited).feature_map_cycles.sum()
+    r, free = estimate(large, hw), estimate(large, unlimited)
+    # Two 160x160x32 maps live at once: 1.6 MB, four times the cache.
+    assert r.sram_overflow_bytes == pytest.approx(2 * 160 * 160 * 32 - 384 * 1024, rel=1e-5)
+    assert r.memory_cycles["Dram"].sum() > 2 * free.memory_cycles["Dram"].sum()
+    assert r.feature_map_cycles.sum() > 1.5 * free.feature_map_cycles.sum()
+    # Vela too moves the inner feature maps through DRAM, not only the graph's input and output.
+    dram = _vela(_chain(160), "ethos-u85-256").traffic["dram"]
+    assert dram.feature_map_read + dram.feature_map_write > 3 * 160 * 160 * 32
+
+
+def test_shared_sram_keeps_feature_maps_in_sram():
+    """With the arena in SRAM (U55 Shared_Sram) nothing spills: flash is read-only."""
+    r = estimate(read_model(_chain(160)), hardware("ethos-u55-128"))
+    assert set(r.memory_cycles) == {"Sram", "OffChipFlash"}
+    assert r.feature_map_cycles.sum() == r.memory_cycles["Sram"].sum()
+    assert r.sram_overflow_bytes == 0  # Vela's Shared_Sram allows the whole address space
+
+
+def test_fused_activation_and_cpu_operators_cost_nothing():
+    b = ModelBuilder(seed=0)
+    x = b.input((1, 16, 16, 8))
+    y = b.conv2d(x, 16, 3)
+    data = b.build([b.relu(y)])
+    model = read_model(data)
+    hw = hardware("ethos-u55-128")
+    r = estimate(model, hw)
+    assert [op.opcode for op in model.main.operators] == ["CONV_2D", "RELU"]
+    assert r.op_cycles[0] > 0 and r.op_cycles[1] == 0
+    off = estimate(model, hw, on_npu=np.array([False, True]))
+    assert off.total_cycles == 0
+
+
+def test_node_columns():
+    g = featurize(read_model((EXAMPLES / "mobilenet_v2_0.35_96_int8.tflite").read_bytes()))
+    cols = node_columns(g, hardware("ethos-u65-256"))
+    assert cols.shape == (len(g.op_types), len(ROOFLINE_COLUMNS))
+    assert cols.dtype == np.float32 and np.isfinite(cols).all() and (cols >= 0).all()
+    assert (cols[:, 0] > 0).sum() > len(g.op_types) // 2
