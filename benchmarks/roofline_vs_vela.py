@@ -151,7 +151,10 @@ def report(done: dict[tuple[str, str], dict], seed: int) -> None:
     for (name, _), row in done.items():
         if "vela_ms" in row and name in sources:
             if name not in cache:
-                cache[name] = _bytes(name, row["group"], sources[name], seed)
+                try:
+                    cache[name] = _bytes(name, row["group"], sources[name], seed)
+                except OSError:  # deleted since: leave the model out
+                    continue
             row.update(roofline(cache[name], row))
     print("\n| target | models | n | Spearman ρ (log) | Pearson r (log) | median Vela/roofline "
           "| roofline ≤ Vela | worst Vela/roofline (model) | ops roofline ≤ Vela |")
@@ -188,7 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         start = time.time()
         with args.out.open("a") as out:
             for k, (name, group, source) in enumerate(todo):
-                data = _bytes(name, group, source, args.seed)
+                try:
+                    data = _bytes(name, group, source, args.seed)
+                except OSError as exc:  # a cached Keras model deleted meanwhile
+                    print(f"[{k + 1}/{len(todo)}] {name}: {exc}", flush=True)
+                    continue
                 for target in targets:
                     if (name, target) in done:
                         continue
