@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from perfsage.errors import MeasurementError, UsageError
 from perfsage.graph.ir import Model, Subgraph
 from perfsage.targets.tflm_planner.greedy import planned_peak_bytes
-from perfsage.targets.tflm_planner.kernels import KERNELS, TYPE_BYTES, KernelArena
+from perfsage.targets.tflm_planner.kernels import KERNELS, KernelArena, tensor_bytes
 
 ALIGNMENT = 16  # MicroArenaBufferAlignment(): every buffer and persistent kernel buffer
 
@@ -61,46 +61,33 @@ class _Tail:
         self.used = -(-used // alignment) * alignment
 
 
-def _tensor_bytes(sg: Subgraph, t: int) -> int:
-    tensor = sg.tensors[t]
-    n = 1
-    for d in tensor.shape:
-        n *= d
-    return n * TYPE_BYTES.get(tensor.dtype, 1)
+def _kernels(sg: Subgraph) -> list[KernelArena]:
+    """Every operator's allocations; an operator with no rule fails."""
+    arenas = []
+    for op in sg.operators:
+        rule = KERNELS.get(op.opcode)
+        if rule is None:
+            raise MeasurementError(TARGET, f"no TFLite Micro arena rule for operator {op.name}")
+        arenas.append(rule(op, sg))
+    return arenas
 
 
-def _kernels(model: Model) -> list[list[KernelArena]]:
-    """Every operator's allocations, per subgraph; an operator with no rule fails."""
-    out = []
-    for sg in model.subgraphs:
-        arenas = []
-        for op in sg.operators:
-            rule = KERNELS.get(op.opcode)
-            if rule is None:
-                raise MeasurementError(TARGET, f"no TFLite Micro arena rule for operator "
-                                               f"{op.name}")
-            arenas.append(rule(op, sg))
-        out.append(arenas)
-    return out
-
-
-def _lifetimes(model: Model, kernels: list[list[KernelArena]]
+def _lifetimes(sg: Subgraph, kernels: list[KernelArena]
                ) -> tuple[list[int], list[int], list[int]]:
     """(sizes, first, last) of every buffer the planner gets, in the order TFLM adds them.
 
     Lifetimes follow ``AllocationInfoBuilder::MarkAllocationLifetimes``: one step per
-    operator from the main subgraph; inputs and outputs of a subgraph are created at its
-    start and outputs live to its end; a scratch buffer lives for its operator's step.
-    Only the main subgraph is walked (control-flow operators have no rule yet).
+    operator; the graph's inputs and outputs are created at its start and its outputs live
+    to its end; a scratch buffer lives for its operator's step. A tensor nothing writes or
+    reads keeps TFLM's "unset" lifetime (-1, -1) and is planned all the same.
     """
-    sg = model.main
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     for t in (*sg.inputs, *sg.outputs):
         first[t] = last[t] = 0
     scratch: list[tuple[int, int]] = []  # (bytes, step)
     step = 0
-    for op, arena in zip(sg.operators, kernels[0], strict=True):
+    for op, arena in zip(sg.operators, kernels, strict=True):
         step += 1
         for t in op.outputs:
             first[t] = last[t] = step
@@ -115,17 +102,21 @@ def _lifetimes(model: Model, kernels: list[list[KernelArena]]
     for t, tensor in enumerate(sg.tensors):
         if tensor.data is not None or tensor.is_variable:
             continue
-        nbytes = _tensor_bytes(sg, t)
+        nbytes = tensor_bytes(tensor)
         if nbytes == 0:
             continue
-        sizes.append(-(-nbytes // ALIGNMENT) * ALIGNMENT)
+        sizes.append(_aligned(nbytes))
         firsts.append(first.get(t, -1))
         lasts.append(last.get(t, -1))
     for size, at in scratch:
-        sizes.append(-(-size // ALIGNMENT) * ALIGNMENT)
+        sizes.append(_aligned(size))
         firsts.append(at)
         lasts.append(at)
     return sizes, firsts, lasts
+
+
+def _aligned(nbytes: int) -> int:
+    return -(-nbytes // ALIGNMENT) * ALIGNMENT
 
 
 #: Activation types that always carry quantisation in a model TFLM can run.
@@ -162,31 +153,29 @@ def plan_arena(model: Model) -> ArenaPlan:
     if len(model.subgraphs) > 1:
         raise MeasurementError(TARGET, f"{len(model.subgraphs)} subgraphs: TFLite Micro's "
                                        "arena is only computed for single-graph models")
-    kernels = _kernels(model)
+    sg = model.main
+    kernels = _kernels(sg)
     tail = _Tail(_FIXED_TAIL)
-    tail.take(_SUBGRAPH_ALLOCATIONS * len(model.subgraphs), 8)
-    for sg in model.subgraphs:
-        tail.take(_EVAL_TENSOR * len(sg.tensors), 8)
-    for sg in model.subgraphs:
-        tail.take(_NODE_AND_REGISTRATION * len(sg.operators), 8)
-    for arenas in kernels:
-        for arena in arenas:
-            for size, alignment in arena.options:
-                tail.take(size, alignment)
-    for phase in ("init", "prepare"):
-        for arenas in kernels:
-            for arena in arenas:
-                for size in getattr(arena, phase):
-                    tail.take(size, ALIGNMENT)
-    n_scratch = sum(len(a.scratch) for arenas in kernels for a in arenas)
+    tail.take(_SUBGRAPH_ALLOCATIONS, 8)
+    tail.take(_EVAL_TENSOR * len(sg.tensors), 8)
+    tail.take(_NODE_AND_REGISTRATION * len(sg.operators), 8)
+    for arena in kernels:
+        for size, alignment in arena.options:
+            tail.take(size, alignment)
+    # All Init buffers, then all Prepare buffers: which comes first sets the padding.
+    for arena in kernels:
+        for size in arena.init:
+            tail.take(size, ALIGNMENT)
+    for arena in kernels:
+        for size in arena.prepare:
+            tail.take(size, ALIGNMENT)
+    n_scratch = sum(len(arena.scratch) for arena in kernels)
     if n_scratch:
         tail.take(_SCRATCH_HANDLE * n_scratch, 8)
-    for sg in model.subgraphs:
-        for t, tensor in enumerate(sg.tensors):
-            if tensor.is_variable:
-                tail.take(_tensor_bytes(sg, t), ALIGNMENT)
-    head = planned_peak_bytes(*_lifetimes(model, kernels))
-    main = model.main
-    _io_tensors(tail, main, main.inputs)
-    _io_tensors(tail, main, main.outputs)
+    for tensor in sg.tensors:
+        if tensor.is_variable:
+            tail.take(tensor_bytes(tensor), ALIGNMENT)
+    head = planned_peak_bytes(*_lifetimes(sg, kernels))
+    _io_tensors(tail, sg, sg.inputs)
+    _io_tensors(tail, sg, sg.outputs)
     return ArenaPlan(head_bytes=head, tail_bytes=tail.used)

@@ -1,6 +1,6 @@
 """What each TFLite Micro reference kernel allocates in the arena, per operator.
 
-Three kinds of allocation, in the order TFLM makes them for the whole graph:
+Four kinds of allocation, in the order TFLM makes them for the whole graph:
 
 - ``options``: the builtin-options struct the flatbuffer parser allocates in the tail
   (``(bytes, alignment)``, e.g. ``TfLiteConvParams`` is 28 bytes aligned to 4), one pass
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from perfsage.errors import MeasurementError
-from perfsage.graph.ir import Operator, Subgraph
+from perfsage.graph.ir import Operator, Subgraph, Tensor
 
 #: Bytes per element as TFLM's ``TfLiteTypeSizeOf`` gives them.
 TYPE_BYTES = {
@@ -43,10 +43,16 @@ class KernelArena:
 
 
 def _elements(shape: tuple[int, ...]) -> int:
+    """Elements of a shape as TFLM counts them: a 0 dimension makes 0, a scalar 1."""
     n = 1
     for d in shape:
         n *= d
     return n
+
+
+def tensor_bytes(tensor: Tensor) -> int:
+    """Bytes of a tensor's buffer as ``TfLiteEvalTensorByteLength`` gives them."""
+    return _elements(tensor.shape) * TYPE_BYTES.get(tensor.dtype, 1)
 
 
 def _out_channels(op: Operator, sg: Subgraph) -> int:
@@ -116,8 +122,7 @@ def _batch_matmul(op: Operator, sg: Subgraph) -> KernelArena:
     for tensor, transposed in ((lhs, op.options.get("adj_x", False)),
                                (rhs, not op.options.get("adj_y", False))):
         if transposed:
-            prepare += [24, 4 + 4 * len(tensor.shape),
-                        _elements(tensor.shape) * TYPE_BYTES.get(tensor.dtype, 1)]
+            prepare += [24, 4 + 4 * len(tensor.shape), tensor_bytes(tensor)]
     prepare.append(4 + 4 * max(len(lhs.shape), len(rhs.shape)))
     return KernelArena(options=((3, 1),), init=(32,), prepare=tuple(prepare))
 
