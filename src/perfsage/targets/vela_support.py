@@ -26,7 +26,7 @@ from functools import cache
 
 from perfsage.errors import UsageError
 from perfsage.graph.analysis import operator_macs
-from perfsage.graph.ir import Model, Subgraph
+from perfsage.graph.ir import Model, Operator, Subgraph
 from perfsage.graph.reader import Source, read_model
 from perfsage.targets.vela_checks import Arch, arch_for, rejection, unsupported_reason
 
@@ -192,25 +192,35 @@ def _reads_or_writes_float(sg: Subgraph, tensors: Iterable[int]) -> bool:
 
 
 def _precision_note(model: Model) -> ModelNote | None:
-    """float32 or hybrid, from the operators that compute on float feature maps."""
-    sg = model.main
-    float_ops = [op for op in sg.operators if op.opcode not in _BOUNDARY_OPS
-                 and _reads_or_writes_float(sg, (*op.inputs, *op.outputs))]
-    if not float_ops:
+    """float32 or hybrid, when most operators compute on float feature maps.
+
+    A few float operators in an int8 model (one the converter could not quantise, a
+    float input's QUANTIZE) make no precision note: the CPU-operator note names them.
+    """
+    ops = [(sg, op) for sg in model.subgraphs for op in sg.operators]
+    compute = [(sg, op) for sg, op in ops if op.opcode not in _BOUNDARY_OPS]
+    float_ops = [(sg, op) for sg, op in compute
+                 if _reads_or_writes_float(sg, (*op.inputs, *op.outputs))]
+    if not compute or len(float_ops) <= MOSTLY_CPU_SHARE * len(compute):
         return None
-    hybrid = [op for op in float_ops
-              if any(t >= 0 and sg.tensors[t].data is not None
-                     and sg.tensors[t].dtype in ("int8", "int4") for t in op.inputs)]
-    share = f"{len(float_ops)} of {len(sg.operators)} operators"
-    if hybrid:
+    share = f"{len(float_ops)} of {len(compute)} operators compute in float"
+    if any(_constant_of(sg, op, ("int8", "int4")) for sg, op in float_ops):
         return ModelNote("hybrid", f"hybrid model: int8 weights with float activations "
-                                   f"({share} compute in float); the Ethos-U runs only "
-                                   f"fully int8/int16 operators, so quantise the "
-                                   f"activations too (full-integer post-training "
-                                   f"quantisation)")
-    return ModelNote("float32", f"float model ({share} compute in float): the Ethos-U "
-                                f"runs only int8/int16 operators, so Vela leaves these on "
-                                f"the CPU; quantise it to int8 to run it on the NPU")
+                                   f"({share}); the Ethos-U runs only fully int8/int16 "
+                                   f"operators, so quantise the activations too "
+                                   f"(full-integer post-training quantisation)")
+    half = any(_constant_of(sg, op, ("float16",)) for sg, op in ops
+               if op.opcode == "DEQUANTIZE")
+    weights = " with float16 weights" if half else ""
+    return ModelNote("float32", f"float model{weights} ({share}): the Ethos-U runs only "
+                                f"int8/int16 operators, so Vela leaves these on the CPU; "
+                                f"quantise it to int8 to run it on the NPU")
+
+
+def _constant_of(sg: Subgraph, op: Operator, dtypes: tuple[str, ...]) -> bool:
+    """True when ``op`` reads a constant tensor of one of ``dtypes``."""
+    return any(t >= 0 and sg.tensors[t].data is not None and sg.tensors[t].dtype in dtypes
+               for t in op.inputs)
 
 
 def _custom_note(model: Model) -> ModelNote | None:
