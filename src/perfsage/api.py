@@ -83,13 +83,28 @@ def predict(model: Source, target: str | None = None, *,
 
 
 def predictions(models: Iterable[Source], target: str | None = None, *,
-                weights: str | PathLike[str] | None = None) -> list[Prediction]:
-    """Figures with their notes (extrapolation, operators never trained on, ...) per model."""
+                weights: str | PathLike[str] | None = None, level: float | None = 0.9,
+                measure_if_unsure: float | None = None, timeout_s: float = 120.0,
+                workers: int = 1) -> list[Prediction]:
+    """Figures with intervals, exact figures and notes per model (``Prediction`` objects).
+
+    Args:
+        models: paths of .tflite files, or their bytes.
+        target: a target with shipped weights.
+        weights: a weights folder from ``perfsage train`` instead of the shipped ones.
+        level: the share of true values each interval should cover (None: no intervals).
+        measure_if_unsure: measure with the real tool (Vela, TFLite Micro) each model whose
+            latency interval is wider than this, relative to the prediction; its
+            ``source`` is then ``"measured"``. None measures nothing.
+        timeout_s: the real tool's limit per model, in seconds.
+        workers: processes measuring at once.
+    """
     if isinstance(models, str | PathLike | bytes):
         models = [models]
     pipe, models = pipeline(target, weights), list(models)
     with _collector_paused(), _one_blas_thread():
-        return pipe.predict(models)
+        return pipe.predict(models, level=level, measure_if_unsure=measure_if_unsure,
+                            timeout_s=timeout_s, workers=workers)
 
 
 def predict_layers(model: Source, target: str | None = None, *,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from perfsage.errors import UsageError
 from perfsage.graph import Model, read_model
 from perfsage.graph.reader import mapped
 from perfsage.predictors.features import GraphFeatures, featurize
+from perfsage.predictors.intervals import DEFAULT_LEVEL
 from perfsage.predictors.perfsage_gnn.runtime import check_finite
 
 Source = str | PathLike[str] | bytes
@@ -110,10 +112,21 @@ class Pipeline:
         if target is None and weights is None:
             raise UsageError("no target given: pass target=NAME (or -t NAME); targets with "
                              f"shipped weights: {', '.join(shipped_targets())}")
+        from perfsage.predictors.intervals import IntervalCalibration
+        from perfsage.predictors.shipped import weights_dir
+
         self.network = load_model(target, str(weights) if weights is not None else None)
         self.target: str = self.network.target
         self.metrics: list[str] = self.network.metrics
         self._vela = self.target in ETHOS_U
+        self.folder = Path(weights) if weights is not None else weights_dir(self.target)
+        #: Conformal intervals calibrated for these weights (None: the folder has none).
+        self.calibration = IntervalCalibration.load(self.folder)
+
+    @property
+    def lead_metric(self) -> str:
+        """The metric whose interval decides whether to measure: latency where there is one."""
+        return "latency_ms" if "latency_ms" in self.metrics else self.metrics[0]
 
     def read(self, source: Source, *, details: bool = False) -> tuple[Model, GraphFeatures]:
         """A model's IR and features; ``details`` also reads tensor names and quantisation.
@@ -181,24 +194,69 @@ class Pipeline:
             notes += [Note(n.kind, n.message) for n in model_notes(model, [self.target])]
         return notes
 
-    def predict(self, sources: list[Source], *, details: bool = False) -> list[Prediction]:
-        """Figures and notes for each model, in order; a bad file raises ModelFileError.
+    def predict(self, sources: list[Source], *, details: bool = False,
+                level: float | None = DEFAULT_LEVEL, measure_if_unsure: float | None = None,
+                timeout_s: float = 120.0, workers: int = 1) -> list[Prediction]:
+        """Figures, intervals and notes for each model, in order.
+
+        Args:
+            sources: paths or bytes of .tflite models; a bad file raises ModelFileError.
+            details: also read tensor names (for per-operator tables).
+            level: the share of true values each interval should cover; None for none.
+                Weights without a calibration give no intervals.
+            measure_if_unsure: measure with the real tool every model whose interval on
+                :attr:`lead_metric` is wider than this, relative to the prediction
+                ((hi - lo) / prediction); None measures nothing.
+            timeout_s: the measuring pool's limit per model, in seconds.
+            workers: the measuring pool's processes.
 
         A model that runs mostly on the CPU (a ``mostly-cpu`` note) gets no NPU time figures
         (:data:`NPU_TIME_METRICS`): they would describe the small part the NPU runs.
         """
+        if measure_if_unsure is not None and not measure_if_unsure >= 0:
+            raise UsageError(f"measure_if_unsure must be a relative width of 0 or more, not "
+                             f"{measure_if_unsure!r}")
+        if measure_if_unsure is not None and (self.calibration is None or level is None):
+            raise UsageError(f"measure_if_unsure needs intervals, and the weights in "
+                             f"{self.folder} have no calibration (intervals.json)")
         read = [self.read(s, details=details) for s in sources]
         names = [source_name(s) for s in sources]
         models = [m for m, _ in read]
-        figures = self.figures(models, [g for _, g in read], names)
+        graphs = [g for _, g in read]
+        figures = self.figures(models, graphs, names)
         exact = tuple(self.exact(models[0])) if models else ()
+        notes = [self.notes(model, graph) for model, graph in read]
+        bounds = self._intervals(figures, graphs, notes, exact, level, names)
         out = []
-        for name, fig, (model, graph) in zip(names, figures, read, strict=True):
-            notes = self.notes(model, graph)
-            if any(n.kind in ("mostly-cpu", "vela-rejects") for n in notes):
+        for i, (name, fig) in enumerate(zip(names, figures, strict=True)):
+            interval = {m: (float(lo[i]), float(hi[i])) for m, (lo, hi) in bounds.items()}
+            if any(n.kind in ("mostly-cpu", "vela-rejects") for n in notes[i]):
                 fig = {m: v for m, v in fig.items() if m not in NPU_TIME_METRICS}
-            out.append(Prediction(name, self.target, fig, notes, exact=exact))
+                interval = {m: v for m, v in interval.items() if m in fig}
+            out.append(Prediction(name, self.target, fig, notes[i], exact=exact,
+                                  interval=interval if bounds else None,
+                                  level=level if bounds else None))
+        if measure_if_unsure is not None:
+            unsure = [i for i, p in enumerate(out)
+                      if (p.relative_width(self.lead_metric) or 0.0) > measure_if_unsure]
+            if unsure:
+                self.measure([out[i] for i in unsure], [sources[i] for i in unsure],
+                             timeout_s=timeout_s, workers=workers)
         return out
+
+    def _intervals(self, figures: list[dict[str, float]], graphs: list[GraphFeatures],
+                   notes: list[list[Note]], exact: tuple[str, ...], level: float | None,
+                   names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Metric -> (lo, hi) arrays over the models, or {} without a calibration or level."""
+        if self.calibration is None or level is None or not figures:
+            return {}
+        columns = {m: np.array([f[m] for f in figures]) for m in self.metrics}
+        bounds = self.calibration.intervals(columns, graphs, level,
+                                            notes=[[n.kind for n in ns] for ns in notes],
+                                            exact=exact)
+        check_finite({f"{m} interval bound": np.concatenate(b) for m, b in bounds.items()},
+                     names * 2)
+        return bounds
 
     def measure(self, predictions: list[Prediction], sources: list[Source], *,
                 timeout_s: float = 120.0, workers: int = 1) -> None:

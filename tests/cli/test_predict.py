@@ -186,7 +186,7 @@ def test_hostile_inputs_end_in_one_line(tmp_path):
     config["sigma"][0] = 0.0
     (weights / "config.json").write_text(json.dumps(config))
     line = _error_line(cli("predict", str(EXAMPLES[0]), "-t", TARGET, "--weights", str(weights)))
-    assert "sigma" in line
+    assert "config.json" in line
     line = _error_line(cli("dataset", "generate", "--space", "nasbench201", "--count", "1",
                            "--out", str(EXAMPLES[0])))
     assert "is a file" in line

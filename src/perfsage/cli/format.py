@@ -15,7 +15,7 @@ def console(stderr: bool = False):
 
     out = Console(stderr=stderr)
     if not out.is_terminal:
-        out.width = max(out.width, 120)
+        out.width = max(out.width, 160)
     return out
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from perfsage.cli import format as fmt
+from perfsage.cli.options import at_least
 from perfsage.errors import PerfSageError, UsageError
 
 
@@ -28,6 +30,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-layer", action="store_true",
                         help="also show where latency and energy go, operator by operator "
                              "(the same network's split of its totals)")
+    parser.add_argument("--level", type=float, default=0.9, metavar="P",
+                        help="share of true values each interval should cover (default 0.9)")
+    parser.add_argument("--measure-if-unsure", type=float, metavar="W",
+                        help="measure with the real tool every model whose latency interval "
+                             "is wider than W relative to the prediction (0.1: wider than "
+                             "10 %%)")
+    parser.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                        help="seconds the real tool may take per model (default 120)")
+    parser.add_argument("--workers", type=at_least(1), default=1,
+                        help="processes measuring at once (default 1)")
     parser.add_argument("--top", type=int, default=15, metavar="N",
                         help="operators shown per model with --per-layer, costliest first "
                              "(default 15; 0 for all; --json always has all)")
@@ -42,17 +54,29 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--weights: a weights folder is for one target; give one -t")
     if args.top < 0:
         raise UsageError(f"--top: {args.top} is negative; give 0 (all) or more")
+    if not 0.5 <= args.level <= 0.99:
+        raise UsageError(f"--level: {args.level} is outside 0.5 to 0.99")
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout: {args.timeout} is not a positive number of seconds")
     pipes = [pipeline(t, args.weights) for t in targets]  # a bad target or weights: exit 2
     results, failed = [], False
-    for path in args.models:
+    good = []
+    for path in args.models:  # a bad file is one line; the others are predicted
         try:
-            found = [predictions([path], p.target, weights=args.weights)[0] for p in pipes]
-            layers = [_layers(p, path) for p in pipes] if args.per_layer else [None] * len(pipes)
+            pipes[0].read(path)
         except PerfSageError as exc:
             fmt.error(str(exc))
             failed = True
             continue
+        good.append(path)
+    for pipe in pipes:
+        found = predictions(good, pipe.target, weights=args.weights, level=args.level,
+                            measure_if_unsure=args.measure_if_unsure, timeout_s=args.timeout,
+                            workers=args.workers) if good else []
+        layers = [_layers(pipe, path) if args.per_layer else None for path in good]
         results += list(zip(found, layers, strict=True))
+    if args.measure_if_unsure is not None:
+        _measured_summary([r for r, _ in results])
     if args.as_json:
         print(json.dumps([r.as_dict() | ({"per_layer": layer} if layer else {})
                           for r, layer in results], indent=1, allow_nan=False))
@@ -62,6 +86,17 @@ def run(args: argparse.Namespace) -> int:
                 fmt.warning(f"{prediction.model}: {prediction.target}: {note.message}")
         _print_tables(pipes, results, args.top)
     return 2 if failed else 0
+
+
+def _measured_summary(found) -> None:
+    """How many models were measured, the time it took, and what measuring all would take."""
+    measured = [r for r in found if r.source == "measured"]
+    spent = sum(r.measure_s or 0.0 for r in measured)
+    line = f"measured {len(measured)} of {len(found)} predictions with the real tool"
+    if measured:
+        all_s = spent / len(measured) * len(found)
+        line += f" in {spent:.1f} s (measuring all would take about {all_s:.0f} s)"
+    print(f"perfsage: {line}", file=sys.stderr)
 
 
 def _layers(pipe, path: Path) -> dict:
@@ -78,19 +113,35 @@ def _print_tables(pipes, results, top: int) -> None:
         if not rows:
             continue
         table = Table(title=f"PerfSAGE predictions for {pipe.target}", title_justify="left")
-        table.add_column("model", overflow="fold", ratio=1)
+        longest = max(len(r.model) + 11 for r, _ in rows)
+        table.add_column("model", overflow="fold", min_width=min(longest, 44))
         for m in pipe.metrics:
             unit = fmt.unit(m)
             table.add_column(f"{m}\n({unit})" if unit else m, justify="right", no_wrap=True)
+        level = next((r.level for r, _ in rows if r.level), None)
+        if level:
+            table.caption = (f"value ±half the {level:.0%} interval, in % of the value; "
+                             "'measured' rows hold the real tool's figures")
         for r, _ in rows:
             kinds = {n.kind for n in r.notes}
             absent = "(rejected)" if "vela-rejects" in kinds else "(CPU)"
-            table.add_row(r.model, *(fmt.figure(r.figures[m]) if m in r.figures else absent
-                                     for m in pipe.metrics))
+            table.add_row(r.model + (" (measured)" if r.source == "measured" else ""),
+                          *(_cell(r, m) if m in r.figures else absent for m in pipe.metrics))
         out.print(table)
         for r, layer in rows:
             if layer:
                 out.print(_layer_table(r.model, layer, top))
+
+
+def _cell(found, metric: str) -> str:
+    """A figure, with ± half its interval when predicted and not exact."""
+    value = fmt.figure(found.figures[metric])
+    if found.source == "measured" or not found.interval or metric in found.exact:
+        return value
+    lo, hi = found.interval.get(metric, (None, None))
+    if lo is None or not found.figures[metric]:
+        return value
+    return f"{value} ±{50 * (hi - lo) / found.figures[metric]:.0f}%"
 
 
 def _layer_table(name: str, split: dict, top: int):
