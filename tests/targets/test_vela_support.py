@@ -102,8 +102,7 @@ def _custom_op_model() -> bytes:
 @pytest.fixture(scope="module")
 def models() -> dict[str, bytes]:
     found = {}
-    for name in ("ds_cnn_s_kws_int8", "mobilenet_v2_0.35_96_int8", "op_zoo_int8",
-                 "op_zoo_float32"):
+    for name in ("ds_cnn_s_kws_int8", "op_zoo_int8", "op_zoo_float32"):
         with open(f"{EXAMPLES}/{name}.tflite", "rb") as f:
             found[name] = f.read()
     for space, seed, index, dtype in _SPACE_MODELS:
