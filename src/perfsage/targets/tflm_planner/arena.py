@@ -18,7 +18,12 @@ from dataclasses import dataclass
 from perfsage.errors import MeasurementError, UsageError
 from perfsage.graph.ir import Model, Subgraph
 from perfsage.targets.tflm_planner.greedy import planned_peak_bytes
-from perfsage.targets.tflm_planner.kernels import KERNELS, KernelArena, tensor_bytes
+from perfsage.targets.tflm_planner.kernels import (
+    KERNELS,
+    NO_TFLM_KERNEL,
+    KernelArena,
+    tensor_bytes,
+)
 
 ALIGNMENT = 16  # MicroArenaBufferAlignment(): every buffer and persistent kernel buffer
 
@@ -66,6 +71,8 @@ def _kernels(sg: Subgraph) -> list[KernelArena]:
     arenas = []
     for op in sg.operators:
         rule = KERNELS.get(op.opcode)
+        if op.opcode in NO_TFLM_KERNEL:
+            raise MeasurementError(TARGET, f"TFLite Micro has no kernel for {op.name}")
         if rule is None:
             raise MeasurementError(TARGET, f"no TFLite Micro arena rule for operator {op.name}")
         arenas.append(rule(op, sg))
