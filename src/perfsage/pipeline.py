@@ -131,10 +131,12 @@ class Pipeline:
     def read(self, source: Source, *, details: bool = False) -> tuple[Model, GraphFeatures]:
         """A model's IR and features; ``details`` also reads tensor names and quantisation.
 
-        Quantisation is always read for an Ethos-U target: Vela's checks look at it.
+        Quantisation is always read for Ethos-U and TFLite Micro: Vela's checks and TFLM's
+        planner look at it.
         """
         with mapped(source) as (contents, name):
-            model = read_model(contents, name=name, details=details or self._vela)
+            model = read_model(contents, name=name,
+                               details=details or self._vela or self.target == TFLM)
             return model, featurize(model)
 
     def columns(self, graphs: list[GraphFeatures], names: list[str] | None = None,
@@ -155,26 +157,44 @@ class Pipeline:
         The network's figures, checked finite, with what can be computed exactly computed
         instead (see :meth:`exact`).
         """
+        return self._figures(models, graphs, names)[0]
+
+    def _figures(self, models: list[Model], graphs: list[GraphFeatures], names: list[str],
+                 ) -> tuple[list[dict[str, float]], list[tuple[str, ...]]]:
+        """:meth:`figures`, and per model the metrics computed exactly."""
         if not graphs:
-            return []
+            return [], []
         columns = self.columns(graphs, names)
-        rows = [{m: float(columns[m][i]) for m in self.metrics} for i in range(len(graphs))]
-        for row, model in zip(rows, models, strict=True):
-            row.update(self.exact(model))
-        return rows
+        rows, exact = [], []
+        for i, model in enumerate(models):
+            computed = self.exact(model)
+            rows.append({m: float(columns[m][i]) for m in self.metrics} | computed)
+            exact.append(tuple(computed))
+        return rows, exact
 
     def exact(self, model: Model) -> dict[str, float]:
         """The metrics of this target that follow from the graph alone, computed, not learnt.
 
         On an Ethos-U target, ``cpu_ops`` comes from Vela's supported-operator checks
-        (:mod:`perfsage.targets.vela_support`); on TFLite Micro, the flash a model takes is
-        its file's size.
+        (:mod:`perfsage.targets.vela_support`). On TFLite Micro, the flash a model takes is
+        its file's size, and the arena is its memory planner replayed
+        (:mod:`perfsage.targets.tflm_planner`) for every model whose operators it knows;
+        for the others the network predicts the arena.
         """
         out: dict[str, float] = {}
         if self._vela and "cpu_ops" in self.metrics:
             out["cpu_ops"] = float(self._placement(model).cpu_ops)
-        if self.target == TFLM and "flash_kib" in self.metrics and model.size_bytes:
-            out["flash_kib"] = model.size_bytes / 1024
+        if self.target == TFLM:
+            if "flash_kib" in self.metrics and model.size_bytes:
+                out["flash_kib"] = model.size_bytes / 1024
+            if "arena_kib" in self.metrics:
+                from perfsage.errors import MeasurementError
+                from perfsage.targets.tflm_planner import arena_bytes
+
+                try:
+                    out["arena_kib"] = arena_bytes(model) / 1024
+                except MeasurementError:
+                    pass  # an operator the replica has no rule for: the network's figure
         return out
 
     def _placement(self, model: Model):
@@ -223,8 +243,7 @@ class Pipeline:
         names = [source_name(s) for s in sources]
         models = [m for m, _ in read]
         graphs = [g for _, g in read]
-        figures = self.figures(models, graphs, names)
-        exact = tuple(self.exact(models[0])) if models else ()
+        figures, exact = self._figures(models, graphs, names)
         notes = [self.notes(model, graph) for model, graph in read]
         bounds = self._intervals(figures, graphs, notes, exact, level, names)
         out = []
@@ -233,7 +252,7 @@ class Pipeline:
             if any(n.kind in ("mostly-cpu", "vela-rejects") for n in notes[i]):
                 fig = {m: v for m, v in fig.items() if m not in NPU_TIME_METRICS}
                 interval = {m: v for m, v in interval.items() if m in fig}
-            out.append(Prediction(name, self.target, fig, notes[i], exact=exact,
+            out.append(Prediction(name, self.target, fig, notes[i], exact=exact[i],
                                   interval=interval if bounds else None,
                                   level=level if bounds else None))
         if measure_if_unsure is not None:
@@ -245,15 +264,17 @@ class Pipeline:
         return out
 
     def _intervals(self, figures: list[dict[str, float]], graphs: list[GraphFeatures],
-                   notes: list[list[Note]], exact: tuple[str, ...], level: float | None,
+                   notes: list[list[Note]], exact: list[tuple[str, ...]], level: float | None,
                    names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Metric -> (lo, hi) arrays over the models, or {} without a calibration or level."""
         if self.calibration is None or level is None or not figures:
             return {}
         columns = {m: np.array([f[m] for f in figures]) for m in self.metrics}
         bounds = self.calibration.intervals(columns, graphs, level,
-                                            notes=[[n.kind for n in ns] for ns in notes],
-                                            exact=exact)
+                                            notes=[[n.kind for n in ns] for ns in notes])
+        for i, computed in enumerate(exact):  # an exact figure's interval is the figure
+            for m in computed:
+                bounds[m][0][i] = bounds[m][1][i] = figures[i][m]
         check_finite({f"{m} interval bound": np.concatenate(b) for m, b in bounds.items()},
                      names * 2)
         return bounds
