@@ -82,9 +82,10 @@ def summary(records: list[dict]) -> str:
                      f"{min(macs):7.1f}-{max(macs):7.0f} {sum(m >= 0.5 for m in mb):8d} "
                      f"{cpu:8d}")
     n = len(records)
+    on_cpu = sum(not isinstance(r["vela"], str) and r["vela"] > 0 for r in records)
     lines.append(f"share >= 0.5 MB {sum(r['mb'] >= 0.5 for r in records) / n:.1%}, float32 "
                  f"{sum(r['dtype'] == 'float32' for r in records) / n:.1%}, Vela CPU ops > 0 "
-                 f"{sum(not isinstance(r['vela'], str) and r['vela'] > 0 for r in records) / n:.1%}")
+                 f"{on_cpu / n:.1%}")
     return "\n".join(lines)
 
 
