@@ -136,24 +136,35 @@ def cpu_placement(model: Model | Source, target: str) -> CpuPlacement:
         UnknownTargetError: no target has that name.
         UsageError: the target is not compiled by Vela.
     """
-    arch = _arch(target)
+    return cpu_placements(model, (target,))[target]
+
+
+def cpu_placements(model: Model | Source,
+                   targets: Iterable[str] = ETHOS_U_TARGETS) -> dict[str, CpuPlacement]:
+    """:func:`cpu_placement` for several targets; what they share is worked out once."""
+    archs = {target: _arch(target) for target in targets}
     model = _model(model)
     rejected = rejection(model)
-    found: list[CpuOperator] = []
-    total_ops = total_macs = 0
-    for sg in model.subgraphs:
-        macs = [operator_macs(sg, op) for op in sg.operators]
-        total_ops, total_macs = total_ops + len(sg.operators), total_macs + sum(macs)
-        if rejected is not None:
-            continue
+    macs = [[operator_macs(sg, op) for op in sg.operators] for sg in model.subgraphs]
+    total_ops, total_macs = sum(map(len, macs)), sum(map(sum, macs))
+    placed = {}
+    for target, arch in archs.items():
+        found = [] if rejected is not None else _cpu_operators(model, arch, macs)
+        placed[target] = CpuPlacement(target, tuple(found), total_ops, total_macs, rejected)
+    return placed
+
+
+def _cpu_operators(model: Model, arch: Arch, macs: list[list[int]]) -> list[CpuOperator]:
+    found = []
+    for sg, sg_macs in zip(model.subgraphs, macs, strict=True):
         reasons = [unsupported_reason(op, sg, arch) for op in sg.operators]
         removed = _removed_shape_ops(sg, reasons)
         for op, reason in zip(sg.operators, reasons, strict=True):
             if reason is not None and op.index not in removed:
                 ofm = sg.tensors[op.outputs[0]].name if op.outputs else ""
                 found.append(CpuOperator(sg.index, op.index, op.name, ofm, reason,
-                                         macs[op.index]))
-    return CpuPlacement(target, tuple(found), total_ops, total_macs, rejected)
+                                         sg_macs[op.index]))
+    return found
 
 
 def _removed_shape_ops(sg: Subgraph, reasons: list[str | None]) -> set[int]:
@@ -177,13 +188,6 @@ def _removed_shape_ops(sg: Subgraph, reasons: list[str | None]) -> set[int]:
         if readers and all(c in removed or (c, t) in dropped for c, t in readers):
             removed.add(op.index)
     return removed
-
-
-def cpu_placements(model: Model | Source,
-                   targets: Iterable[str] = ETHOS_U_TARGETS) -> dict[str, CpuPlacement]:
-    """:func:`cpu_placement` for several targets, the model read once."""
-    model = _model(model)
-    return {target: cpu_placement(model, target) for target in targets}
 
 
 def _reads_or_writes_float(sg: Subgraph, tensors: Iterable[int]) -> bool:
@@ -260,10 +264,9 @@ def model_notes(model: Model | Source, targets: Iterable[str] = ()) -> list[Mode
     """
     model = _model(model)
     notes = [n for n in (_precision_note(model), _custom_note(model)) if n is not None]
-    for target in targets:
-        if _accelerator(target) is None:
-            continue
-        note = _placement_note(cpu_placement(model, target))
+    vela_targets = [t for t in targets if _accelerator(t) is not None]
+    for placement in cpu_placements(model, vela_targets).values():
+        note = _placement_note(placement)
         if note is not None:
             notes.append(note)
     return notes
