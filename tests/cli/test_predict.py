@@ -190,3 +190,21 @@ def test_hostile_inputs_end_in_one_line(tmp_path):
     line = _error_line(cli("dataset", "generate", "--space", "nasbench201", "--count", "1",
                            "--out", str(EXAMPLES[0])))
     assert "is a file" in line
+
+
+def test_measure_if_unsure_answers_with_the_real_tool():
+    import perfsage
+    from perfsage.targets import get_target
+
+    kws = next(p for p in EXAMPLES if "kws" in p.name)
+    [sure] = perfsage.predictions([kws], TARGET, measure_if_unsure=1e9)
+    assert sure.source == "predicted" and sure.interval and sure.level == 0.9
+    lo, hi = sure.interval["latency_ms"]
+    assert lo < sure.figures["latency_ms"] < hi
+    result = cli("predict", "--json", "--measure-if-unsure", "0", str(kws), "-t", TARGET)
+    assert result.returncode == 0, result.stderr
+    [row] = json.loads(result.stdout)
+    assert row["source"] == "measured" and "latency_ms" in row["predicted"]
+    truth = get_target(TARGET).measure(kws.read_bytes())
+    assert row["measured"] == pytest.approx(truth)
+    assert "measured 1 of 1" in result.stderr
