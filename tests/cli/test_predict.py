@@ -208,3 +208,17 @@ def test_measure_if_unsure_answers_with_the_real_tool():
     truth = get_target(TARGET).measure(kws.read_bytes())
     assert row["measured"] == pytest.approx(truth)
     assert "measured 1 of 1" in result.stderr
+
+
+def test_tflm_arena_and_flash_are_computed_exactly():
+    import perfsage
+    from perfsage.targets import get_target
+
+    for path in EXAMPLES:
+        if "mobilenet" in path.name:
+            continue  # TFLM's reference int8 kernels abort on this model's random weights
+        [found] = perfsage.predictions([path], "cortex-m-tflm")
+        assert set(found.exact) == {"arena_kib", "flash_kib"}
+        truth = get_target("cortex-m-tflm").measure(path.read_bytes())
+        assert found.figures == pytest.approx(truth, abs=1e-9)
+        assert found.interval["arena_kib"] == (found.figures["arena_kib"],) * 2
