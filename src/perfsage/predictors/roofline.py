@@ -37,8 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from perfsage.graph import Model
-from perfsage.predictors.features import _LOG as _LOGGED  # the log1p-scaled node features
 from perfsage.predictors.features import (
+    _LOG_MASK,  # which node features are log1p-scaled
     GLOBAL_FEATURES,
     NODE_FEATURES,
     OP_TYPES,
@@ -147,10 +147,24 @@ class Roofline:
         return [names[i] for i in stack.argmax(axis=0)]
 
 
-def _raw(nodes: np.ndarray, name: str) -> np.ndarray:
-    """A node feature in its own units (counts come back from log1p)."""
-    column = nodes[:, _F[name]].astype(np.float64)
-    return np.rint(np.expm1(column)) if name in _LOGGED else column
+class _Nodes:
+    """A graph's node features in their own units, each column by name.
+
+    Counts come back from log1p and are rounded (they are integers); converted once for
+    all of the roofline's terms.
+    """
+
+    __slots__ = ("kind", "units", "edges", "graph_input_bytes")
+
+    def __init__(self, g: GraphFeatures) -> None:
+        self.kind = g.op_types
+        self.units = g.nodes.astype(np.float64)
+        self.units[:, _LOG_MASK] = np.rint(np.expm1(self.units[:, _LOG_MASK]))
+        self.edges = g.edges
+        self.graph_input_bytes = float(np.expm1(np.float64(g.globals[_GRAPH_INPUT_BYTES])))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.units[:, _F[name]]
 
 
 def _pad(x: np.ndarray, k: float) -> np.ndarray:
@@ -159,13 +173,17 @@ def _pad(x: np.ndarray, k: float) -> np.ndarray:
 
 def compute_cycles(g: GraphFeatures, hw: Hardware) -> np.ndarray:
     """NPU cycles each operator's arithmetic takes at full use of its padded blocks."""
-    nodes, kind = g.nodes, g.op_types
+    return _compute_cycles(_Nodes(g), hw)
+
+
+def _compute_cycles(x: _Nodes, hw: Hardware) -> np.ndarray:
+    kind = x.kind
     acc = hw.accelerator
     ub_h, ub_w, ub_c = acc.ofm_ublock
-    macs = _raw(nodes, "macs")
-    out_h, out_w, out_c = (_raw(nodes, k) for k in ("out_h", "out_w", "out_c"))
-    kh, kw = np.maximum(_raw(nodes, "kernel_h"), 1), np.maximum(_raw(nodes, "kernel_w"), 1)
-    out_elems = _raw(nodes, "out_elements")
+    macs = x["macs"]
+    out_h, out_w, out_c = x["out_h"], x["out_w"], x["out_c"]
+    kh, kw = np.maximum(x["kernel_h"], 1), np.maximum(x["kernel_w"], 1)
+    out_elems = x["out_elements"]
     cycles = np.zeros(len(kind))
 
     # Convolutions and matrix products: MACs with every dimension padded to its block.
@@ -188,7 +206,7 @@ def compute_cycles(g: GraphFeatures, hw: Hardware) -> np.ndarray:
     p = _POOL[kind]
     cycles[p] = (planes * np.maximum(kh * kw, _POOL_MIN_WINDOW))[p] / lanes
     r = _REDUCE[kind]
-    cycles[r] = _raw(nodes, "in_elements")[r] / lanes
+    cycles[r] = x["in_elements"][r] / lanes
 
     add, mul, simple, lut = _elementwise_cycles(hw)
     for mask, per_element in ((_ADD, add), (_MUL, mul), (_SIMPLE | _MOVE, simple), (_LUT, lut),
@@ -207,53 +225,56 @@ def _elementwise_cycles(hw: Hardware) -> tuple[float, float, float, float]:
     return table  # type: ignore[return-value]
 
 
-def _constant_bytes(g: GraphFeatures, hw: Hardware) -> np.ndarray:
+def _constant_bytes(x: _Nodes, hw: Hardware) -> np.ndarray:
     """Bytes of constants each operator reads from the weights' memory."""
-    nodes, kind = g.nodes, g.op_types
-    param_bytes = _raw(nodes, "param_bytes")
-    params = _raw(nodes, "params")
+    kind = x.kind
+    param_bytes = x["param_bytes"]
+    params = x["params"]
     weighted = _WEIGHTED[kind]
     read = np.where(weighted, param_bytes, 0.0)
     # Constant operands of other operators; a scalar is an immediate value, never read.
     operand = _OPERAND[kind] & (params > 1)
     if hw.accelerator.family in _REREAD_BROADCAST:
         per_element = param_bytes / np.maximum(params, 1)
-        out_c = np.maximum(_raw(nodes, "out_c"), 1)
-        elements = _raw(nodes, "out_elements") / out_c * _pad(out_c, _BROADCAST_BRICK)
+        out_c = np.maximum(x["out_c"], 1)
+        elements = x["out_elements"] / out_c * _pad(out_c, _BROADCAST_BRICK)
         burst = hw.memory(hw.weights_memory).burst_length_bytes
         transfers = burst / min(burst, _BROADCAST_BRICK)
         broadcast = np.maximum(elements * per_element * transfers, param_bytes)
-        streamed = _raw(nodes, "out_elements") / out_c > _BROADCAST_ONCE_POSITIONS
+        streamed = x["out_elements"] / out_c > _BROADCAST_ONCE_POSITIONS
         read = np.where(operand & streamed, broadcast, read)
     else:
         read = np.where(operand, param_bytes, read)
     return read
 
 
-def _feature_map_bytes(g: GraphFeatures) -> tuple[np.ndarray, np.ndarray]:
+def _feature_map_bytes(x: _Nodes) -> tuple[np.ndarray, np.ndarray]:
     """(bytes of graph inputs and outputs, bytes of the other feature maps) per operator."""
-    nodes, kind = g.nodes, g.op_types
-    n = len(kind)
-    moved = _raw(nodes, "input_bytes") + _raw(nodes, "output_bytes")
+    kind, n = x.kind, len(x.kind)
+    moved = x["input_bytes"] + x["output_bytes"]
     moved[_FREE[kind]] = 0.0
-    producers = np.bincount(g.edges[1], minlength=n) if g.edges.size else np.zeros(n)
-    reads_input = _raw(nodes, "activation_inputs") > producers
-    graph_in = np.expm1(float(g.globals[_GRAPH_INPUT_BYTES]))
-    writes_output = _raw(nodes, "consumers") == 0
-    io = np.where(reads_input, np.minimum(graph_in, _raw(nodes, "input_bytes")), 0.0)
-    io += np.where(writes_output, _raw(nodes, "output_bytes"), 0.0)
+    producers = np.bincount(x.edges[1], minlength=n) if x.edges.size else np.zeros(n)
+    reads_input = x["activation_inputs"] > producers
+    graph_in = x.graph_input_bytes
+    writes_output = x["consumers"] == 0
+    io = np.where(reads_input, np.minimum(graph_in, x["input_bytes"]), 0.0)
+    io += np.where(writes_output, x["output_bytes"], 0.0)
     io = np.minimum(io, moved)
     return io, moved - io
 
 
 def fused(g: GraphFeatures) -> np.ndarray:
     """Which operators are activations Vela fuses into the one operator they read from."""
-    kind, n = g.op_types, len(g.op_types)
-    if not g.edges.size:
+    return _fused(_Nodes(g))
+
+
+def _fused(x: _Nodes) -> np.ndarray:
+    kind, n = x.kind, len(x.kind)
+    if not x.edges.size:
         return np.zeros(n, dtype=bool)
-    producer, consumer = g.edges
+    producer, consumer = x.edges
     sole = np.bincount(consumer, minlength=n) == 1  # one producer...
-    only_reader = _raw(g.nodes, "consumers") == 1  # ...that nothing else reads
+    only_reader = x["consumers"] == 1  # ...that nothing else reads
     source = np.full(n, -1)
     source[consumer] = producer
     ok = sole & _FUSABLE[kind] & (source >= 0)
@@ -265,9 +286,10 @@ def estimate_features(g: GraphFeatures, hw: Hardware, on_npu: np.ndarray | None 
                       ) -> Roofline:
     """The roofline of a featurized graph; operators outside ``on_npu`` cost nothing."""
     n = len(g.op_types)
-    compute = compute_cycles(g, hw)
-    const = _constant_bytes(g, hw)
-    io, inner = _feature_map_bytes(g)
+    x = _Nodes(g)
+    compute = _compute_cycles(x, hw)
+    const = _constant_bytes(x, hw)
+    io, inner = _feature_map_bytes(x)
     live = np.expm1(graph_live_bytes(g).astype(np.float64)) if n else np.zeros(0)
     limit = float(hw.arena_cache_bytes)
     fast = hw.cache_memory
@@ -284,7 +306,7 @@ def estimate_features(g: GraphFeatures, hw: Hardware, on_npu: np.ndarray | None 
         fm_cycles += cycles
     weights = const / hw.bytes_per_cycle(hw.weights_memory)
     by_memory[hw.weights_memory] += weights
-    off = fused(g)
+    off = _fused(x)
     if on_npu is not None:
         off |= ~np.asarray(on_npu, dtype=bool)
     if off.any():
