@@ -120,6 +120,12 @@ def test_harder_graphs_get_wider_intervals(reference):
     width = hi - lo
     assert np.all(np.diff(width) >= 0) and width[-1] > 3 * width[0]
     assert np.all(lo <= 1) and np.all(hi >= 1)  # the prediction is inside its interval
+    # Further out than any calibration graph in a feature the score ignores: the widest bin.
+    unseen = iv.DIFFICULTY_FEATURES.index("unseen_types")
+    assert cal.metrics["latency_ms"].score.coef[unseen] == 0
+    x[0, unseen] = 0.5
+    lo2, hi2 = cal.bounds({"latency_ms": np.ones(4)}, x, 0.9)["latency_ms"]
+    assert hi2[0] - lo2[0] == pytest.approx(width[-1])
 
 
 def test_levels(reference):

@@ -71,6 +71,7 @@ DIFFICULTY_FEATURES = (
 #: Features that describe distance from the training data: their score weights are kept
 #: non-negative, so moving further out never narrows an interval.
 WIDENING = frozenset(DIFFICULTY_FEATURES[:8])
+_WIDENING_COLUMNS = np.array([i for i, f in enumerate(DIFFICULTY_FEATURES) if f in WIDENING])
 
 #: Operator types with at least this share of the training operators are common.
 COMMON_SHARE = 0.01
@@ -383,16 +384,24 @@ class MetricCalibration:
     q_lo: np.ndarray  # [len(LEVELS), bins]
     q_hi: np.ndarray
     counts: dict[str, list[int]]  # calibration graphs per group and bin
+    x_max: np.ndarray  # the calibration graphs' largest value of each WIDENING feature
 
     def bins(self, x: np.ndarray) -> np.ndarray:
-        """Bin of each row of difficulty features ``x``."""
-        return np.searchsorted(self.edges, self.score(x), side="right")
+        """Bin of each row of difficulty features ``x``.
+
+        A graph further from the training data than every calibration graph (in any
+        :data:`WIDENING` feature) is beyond what was calibrated and gets the widest bin.
+        """
+        b = np.searchsorted(self.edges, self.score(x), side="right")
+        beyond = (x[:, _WIDENING_COLUMNS] > self.x_max + 1e-6).any(axis=1)
+        return np.where(beyond, len(self.edges), b)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"space": self.space, "score": self.score.as_dict(), "edges": _round(self.edges),
                 "q_lo": [_round(row) for row in self.q_lo],
-                "q_hi": [_round(row) for row in self.q_hi], "counts": self.counts}
+                "q_hi": [_round(row) for row in self.q_hi], "counts": self.counts,
+                "x_max": _round(self.x_max)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MetricCalibration:
@@ -408,7 +417,8 @@ class MetricCalibration:
                 and np.all(q_lo >= 0) and np.all(q_hi >= 0) and np.all(np.isfinite(edges))):
             raise ValueError("tails must be finite and non-negative")
         return cls(d["space"], Score.from_dict(d["score"]), edges, q_lo, q_hi,
-                   {str(g): [int(c) for c in v] for g, v in d.get("counts", {}).items()})
+                   {str(g): [int(c) for c in v] for g, v in d.get("counts", {}).items()},
+                   _array(d["x_max"], len(_WIDENING_COLUMNS)))
 
 
 def fit_metric(x: np.ndarray, r: np.ndarray, groups: np.ndarray, space: str, *,
@@ -441,7 +451,8 @@ def fit_metric(x: np.ndarray, r: np.ndarray, groups: np.ndarray, space: str, *,
     q_hi[done] = np.maximum.accumulate(q_hi[done], axis=0)
     counts = {str(g): np.bincount(bins[groups == g], minlength=n).tolist()
               for g in np.unique(groups)}
-    return MetricCalibration(space, Score.fit(x, y, weight), edges, q_lo, q_hi, counts)
+    return MetricCalibration(space, Score.fit(x, y, weight), edges, q_lo, q_hi, counts,
+                             x[:, _WIDENING_COLUMNS].max(axis=0))
 
 
 def level_index(level: float) -> int:
