@@ -176,6 +176,15 @@ def _op_type(o: _Op, arch: Arch) -> str | None:
     return None
 
 
+def _static_shapes(o: _Op, arch: Arch) -> str | None:
+    """Only the first dimension of tensors can be dynamic."""
+    for t in (*o.ifms, *o.params, *o.ofms):
+        dims = t.shape_signature or ()
+        if any(d < 0 for d in dims[1:]):
+            return f"Only the first dimension of tensors can be dynamic ({t.name})"
+    return None
+
+
 def _tensor_dtypes(o: _Op, arch: Arch) -> str | None:
     """Feature maps must be int8, uint8, int16, int32 or int64 (bool too on U85)."""
     allowed = _FEATURE_MAP_DTYPES[arch.family]
@@ -234,6 +243,14 @@ def _quantized(o: _Op, arch: Arch) -> str | None:
         q = t.quantization
         if q is None or not q.scale or not q.zero_point:
             return f"Operation has tensor {t.name} with missing quantization parameters"
+    return None
+
+
+def _positive_scales(o: _Op, arch: Arch) -> str | None:
+    """Quantization scale of any tensor must be positive."""
+    for t in (*o.ifms, *o.ofms, *((o.weights,) if o.weights is not None else ())):
+        if t.quantization is not None and any(s <= 0 for s in t.quantization.scale):
+            return f"Quantization scale of any tensor must be positive ({t.name})"
     return None
 
 
@@ -477,10 +494,11 @@ def _lstm(o: _Op, arch: Arch) -> str | None:
 
 
 _GENERIC: tuple[Check, ...] = (
-    _op_type, _tensor_dtypes, _num_splits, _has_ifm_ofm, _has_shape, _fc_weight_shape,
-    _quantized, _per_axis_quant, _matching_quant, _zero_points, _weights_precision,
-    _weight_sum, _bias, _pooling, _transpose_conv, _int8_or_int16_ifm, _const_params,
-    _mean, _softmax, _pad_params, _transpose_rank, _strided_slice, _lstm,
+    _op_type, _static_shapes, _tensor_dtypes, _num_splits, _has_ifm_ofm, _has_shape,
+    _fc_weight_shape, _quantized, _positive_scales, _per_axis_quant, _matching_quant,
+    _zero_points, _weights_precision, _weight_sum, _bias, _pooling, _transpose_conv,
+    _int8_or_int16_ifm, _const_params, _mean, _softmax, _pad_params, _transpose_rank,
+    _strided_slice, _lstm,
 )
 
 
