@@ -215,6 +215,26 @@ def _hybrid_fc() -> Model:
     return Model([Subgraph(0, "main", tensors, [op], (0,), (3,))])
 
 
+def _float16_fc() -> Model:
+    """float16 weights dequantised at run time, as float16 post-training quantisation writes."""
+    tensors = [
+        Tensor(0, "x", (1, 16), "float32"),
+        Tensor(1, "w16", (4, 16), "float16", data=np.zeros(128, np.uint8)),
+        Tensor(2, "w", (4, 16), "float32"),
+        Tensor(3, "y", (1, 4), "float32"),
+    ]
+    ops = [Operator(0, "DEQUANTIZE", (1,), (2,)),
+           Operator(1, "FULLY_CONNECTED", (0, 2, -1), (3,), {"keep_num_dims": False})]
+    return Model([Subgraph(0, "main", tensors, ops, (0,), (3,))])
+
+
+def test_float16_model_is_a_float_model():
+    notes = model_notes(_float16_fc(), ["ethos-u85-256"])
+    assert [n.kind for n in notes] == ["float32", "mostly-cpu"]
+    assert "float16 weights" in notes[0].message
+    assert cpu_placement(_float16_fc(), "ethos-u85-256").cpu_ops == 2
+
+
 def test_hybrid_model_is_named_so():
     notes = model_notes(_hybrid_fc(), ["ethos-u55-128"])
     assert [n.kind for n in notes] == ["hybrid", "mostly-cpu"]
