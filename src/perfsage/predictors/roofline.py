@@ -53,6 +53,9 @@ ROOFLINE_COLUMNS = ("log_compute_cycles", "log_weight_cycles", "log_feature_map_
 
 _DOT_PRODUCT = 8  # int8 values one MAC lane sums per cycle (Vela: dpu_dot_product_width)
 _DEPTHWISE_KERNEL_STEP = 4  # kernel elements per depthwise step (Vela: num_kernel_steps)
+#: Cycles to write back one micro-block of accumulators, per 8 output channels: a depthwise
+#: step costs at least this (Vela: cycles_wb), which is what a global MEAN pays.
+_WRITEBACK_CYCLES = 32
 _POOL_MIN_WINDOW = 4  # Vela: max(4, kernel elements) cycles per pooling micro-block
 
 #: Cycles per output element of element-wise work, (ADD/SUB, MUL, other, lookup table),
@@ -66,13 +69,17 @@ _ELEMENTWISE_CYCLES = {
 }
 #: Families whose performance model reads a broadcast constant once per output element.
 _REREAD_BROADCAST = ("ethos-u55", "ethos-u65")
+#: Families without a matrix-product engine for two feature maps: Vela lowers BATCH_MATMUL
+#: to element-wise MULs and a sum, one MUL per MAC (Ethos-U85 multiplies natively).
+_ELEMENTWISE_MATMUL = ("ethos-u55", "ethos-u65")
 #: Such a re-read moves 16 channels of the constant at a time (channels padded to 16, 16
 #: bytes per transfer), so a memory with longer bursts pays a burst per transfer: Vela 5.2
 #: charges a per-channel MUL on a 32x32x56 map 524,288 off-chip flash cycles on
 #: ``ethos-u55-128`` (32x32x64 elements x 128-byte burst / 16 bytes).
 _BROADCAST_BRICK = 16
-#: Output planes up to this many positions read the constant once instead (Vela 5.2 streams
-#: it on 16x16 maps and larger, not on 8x8 ones and smaller).
+#: Output planes up to this many positions, and constants of one brick (16 channels or
+#: fewer), are read once instead (Vela 5.2 streams them on 16x16 maps and larger, not on
+#: 8x8 ones and smaller).
 _BROADCAST_ONCE_POSITIONS = 64
 
 
@@ -84,9 +91,11 @@ def _types(*names: str) -> np.ndarray:
 
 _MATMUL = _types("CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL", "CONV_3D")
 _SPATIAL = _types("CONV_2D", "TRANSPOSE_CONV", "CONV_3D")  # pad rows/columns to micro-blocks
+_TRANSPOSE_CONV = _types("TRANSPOSE_CONV")  # a convolution over the zero-upsampled input
+_BATCH_MATMUL = _types("BATCH_MATMUL")
 _DEPTHWISE = _types("DEPTHWISE_CONV_2D")
 _POOL = _types("AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D")
-_REDUCE = _types("MEAN", "SUM", "REDUCE_MAX", "ARG_MAX")
+_REDUCE = _types("MEAN", "SUM", "REDUCE_MAX", "ARG_MAX")  # a depthwise pass over the input
 _ADD = _types("ADD", "SUB", "SQUARED_DIFFERENCE")
 _MUL = _types("MUL", "DIV")
 _LUT = _types("LOGISTIC", "TANH", "HARD_SWISH", "GELU", "ELU", "EXP", "RSQRT", "SQRT",
@@ -103,9 +112,9 @@ _MOVE = _types("CONCATENATION", "MIRROR_PAD", "TRANSPOSE", "SLICE",
                "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "RESIZE_NEAREST_NEIGHBOR")
 _WEIGHTED = _MATMUL | _DEPTHWISE
 #: Operators whose constant inputs are data (an operand), not parameters such as a shape.
-_OPERAND = _ADD | _MUL | _types("MAXIMUM", "MINIMUM", "PRELU")
-#: Activations Vela fuses into the operator before them when they are its only reader: they
-#: then cost nothing of their own (the producer's output stage applies them).
+_OPERAND = _ADD | _MUL | _types("MAXIMUM", "MINIMUM")
+#: Activations Vela fuses into the operator before them when they are its only reader: the
+#: producer's output stage applies them, so the pair costs the larger of the two.
 _FUSABLE = _types("RELU", "RELU6", "LOGISTIC", "TANH", "LEAKY_RELU", "HARD_SWISH")
 _FUSES = _WEIGHTED | _POOL | _ADD | _MUL
 
@@ -193,22 +202,35 @@ def _compute_cycles(x: _Nodes, hw: Hardware) -> np.ndarray:
         out_c, 1))
     window = np.where(spatial, kh * kw, 1)
     # Input channels per group (the dot product's length), an integer: MACs come back
-    # from float32 log1p features a few parts in 10^7 off.
+    # from float32 log1p features a few parts in 10^7 off. A transposed convolution runs
+    # over the whole upsampled output with all its input channels.
     depth = np.maximum(np.rint(macs / (np.maximum(out_elems, 1) * window)), 1)
+    depth = np.where(_TRANSPOSE_CONV[kind], x["in_c"], depth)
     padded = rows * _pad(out_c, ub_c) * window * _pad(depth, _DOT_PRODUCT)
     cycles[m] = np.maximum(padded, macs)[m] / acc.macs_per_cycle
 
-    # Depthwise and pooling: one channel per lane, no dot product across channels.
+    # Depthwise, reductions and pooling: one channel per lane, no dot product across
+    # channels; a depthwise step of 4 kernel elements takes 4 cycles per micro-block of the
+    # output plane, and at least the accumulators' write-back.
+    ublocks = np.ceil(np.maximum(out_h, 1) / ub_h) * np.ceil(np.maximum(out_w, 1) / ub_w)
+    groups = np.ceil(np.maximum(out_c, 1) / ub_c)
+    per_step = np.maximum(_WRITEBACK_CYCLES * ub_c / _DOT_PRODUCT,
+                          ublocks * _DEPTHWISE_KERNEL_STEP * ub_h * ub_w * ub_c * _DOT_PRODUCT
+                          / acc.macs_per_cycle)
+    reduced = np.maximum(np.rint(x["in_elements"] / np.maximum(out_elems, 1)), 1)
+    window_elems = np.where(_REDUCE[kind], reduced, kh * kw)
+    steps = np.ceil(window_elems / _DEPTHWISE_KERNEL_STEP)
+    d = (_DEPTHWISE | _REDUCE)[kind]
+    cycles[d] = (groups * steps * per_step)[d]
     lanes = acc.macs_per_cycle / _DOT_PRODUCT
     planes = _pad(out_h, ub_h) * _pad(out_w, ub_w) * _pad(out_c, ub_c)
-    d = _DEPTHWISE[kind]
-    cycles[d] = (planes * _pad(kh * kw, _DEPTHWISE_KERNEL_STEP))[d] / lanes
     p = _POOL[kind]
     cycles[p] = (planes * np.maximum(kh * kw, _POOL_MIN_WINDOW))[p] / lanes
-    r = _REDUCE[kind]
-    cycles[r] = x["in_elements"][r] / lanes
 
     add, mul, simple, lut = _elementwise_cycles(hw)
+    if acc.family in _ELEMENTWISE_MATMUL:
+        b = _BATCH_MATMUL[kind]
+        cycles[b] = macs[b] * mul
     for mask, per_element in ((_ADD, add), (_MUL, mul), (_SIMPLE | _MOVE, simple), (_LUT, lut),
                               (_SOFTMAX, _SOFTMAX_STEPS * simple)):
         e = mask[kind]
@@ -241,7 +263,8 @@ def _constant_bytes(x: _Nodes, hw: Hardware) -> np.ndarray:
         burst = hw.memory(hw.weights_memory).burst_length_bytes
         transfers = burst / min(burst, _BROADCAST_BRICK)
         broadcast = np.maximum(elements * per_element * transfers, param_bytes)
-        streamed = x["out_elements"] / out_c > _BROADCAST_ONCE_POSITIONS
+        streamed = ((x["out_elements"] / out_c > _BROADCAST_ONCE_POSITIONS)
+                    & (out_c > _BROADCAST_BRICK))
         read = np.where(operand & streamed, broadcast, read)
     else:
         read = np.where(operand, param_bytes, read)
@@ -265,21 +288,22 @@ def _feature_map_bytes(x: _Nodes) -> tuple[np.ndarray, np.ndarray]:
 
 def fused(g: GraphFeatures) -> np.ndarray:
     """Which operators are activations Vela fuses into the one operator they read from."""
-    return _fused(_Nodes(g))
+    return _fused(_Nodes(g))[0]
 
 
-def _fused(x: _Nodes) -> np.ndarray:
+def _fused(x: _Nodes) -> tuple[np.ndarray, np.ndarray]:
+    """(fused activations, the operator each reads from: -1 where none)."""
     kind, n = x.kind, len(x.kind)
+    source = np.full(n, -1)
     if not x.edges.size:
-        return np.zeros(n, dtype=bool)
+        return np.zeros(n, dtype=bool), source
     producer, consumer = x.edges
     sole = np.bincount(consumer, minlength=n) == 1  # one producer...
     only_reader = x["consumers"] == 1  # ...that nothing else reads
-    source = np.full(n, -1)
     source[consumer] = producer
     ok = sole & _FUSABLE[kind] & (source >= 0)
     ok[ok] &= only_reader[source[ok]] & _FUSES[kind[source[ok]]]
-    return ok
+    return ok, source
 
 
 def estimate_features(g: GraphFeatures, hw: Hardware, on_npu: np.ndarray | None = None
@@ -306,7 +330,9 @@ def estimate_features(g: GraphFeatures, hw: Hardware, on_npu: np.ndarray | None 
         fm_cycles += cycles
     weights = const / hw.bytes_per_cycle(hw.weights_memory)
     by_memory[hw.weights_memory] += weights
-    off = _fused(x)
+    off, source = _fused(x)
+    # A fused activation's work moves into its producer's output stage, run in parallel.
+    compute[source[off]] = np.maximum(compute[source[off]], compute[off])
     if on_npu is not None:
         off |= ~np.asarray(on_npu, dtype=bool)
     if off.any():
