@@ -117,6 +117,11 @@ _OPERAND = _ADD | _MUL | _types("MAXIMUM", "MINIMUM")
 #: producer's output stage applies them, so the pair costs the larger of the two.
 _FUSABLE = _types("RELU", "RELU6", "LOGISTIC", "TANH", "LEAKY_RELU", "HARD_SWISH")
 _FUSES = _WEIGHTED | _POOL | _ADD | _MUL
+#: Ethos-U85 also chains a binary element-wise operator into the operator that produces one
+#: of its operands (a residual ADD after a convolution, a BatchNorm's ADD after its MUL):
+#: Vela 5.2 gives the chained operator no cycles of its own.
+_CHAINABLE = _ADD | _MUL
+_CHAINING_FAMILIES = ("ethos-u85",)
 
 _F = {name: i for i, name in enumerate(NODE_FEATURES)}
 _GRAPH_INPUT_BYTES = GLOBAL_FEATURES.index("input_bytes")
@@ -286,23 +291,28 @@ def _feature_map_bytes(x: _Nodes) -> tuple[np.ndarray, np.ndarray]:
     return io, moved - io
 
 
-def fused(g: GraphFeatures) -> np.ndarray:
-    """Which operators are activations Vela fuses into the one operator they read from."""
-    return _fused(_Nodes(g))[0]
+def fused(g: GraphFeatures, hw: Hardware) -> np.ndarray:
+    """Which operators Vela fuses into an operator they read from (none of their own cost)."""
+    return _fused(_Nodes(g), hw)[0]
 
 
-def _fused(x: _Nodes) -> tuple[np.ndarray, np.ndarray]:
-    """(fused activations, the operator each reads from: -1 where none)."""
+def _fused(x: _Nodes, hw: Hardware) -> tuple[np.ndarray, np.ndarray]:
+    """(fused operators, the operator each is fused into: -1 where none)."""
     kind, n = x.kind, len(x.kind)
     source = np.full(n, -1)
+    ok = np.zeros(n, dtype=bool)
     if not x.edges.size:
-        return np.zeros(n, dtype=bool), source
+        return ok, source
     producer, consumer = x.edges
-    sole = np.bincount(consumer, minlength=n) == 1  # one producer...
-    only_reader = x["consumers"] == 1  # ...that nothing else reads
-    source[consumer] = producer
-    ok = sole & _FUSABLE[kind] & (source >= 0)
-    ok[ok] &= only_reader[source[ok]] & _FUSES[kind[source[ok]]]
+    sole = np.bincount(consumer, minlength=n) == 1  # the activation reads one operator...
+    only_reader = x["consumers"] == 1  # ...which nothing else reads
+    into = only_reader[producer] & _FUSES[kind[producer]]
+    own = _FUSABLE[kind] & sole
+    if hw.accelerator.family in _CHAINING_FAMILIES:
+        own |= _CHAINABLE[kind]
+    edge = into & own[consumer]
+    source[consumer[edge]] = producer[edge]
+    ok[consumer[edge]] = True
     return ok, source
 
 
@@ -330,7 +340,7 @@ def estimate_features(g: GraphFeatures, hw: Hardware, on_npu: np.ndarray | None 
         fm_cycles += cycles
     weights = const / hw.bytes_per_cycle(hw.weights_memory)
     by_memory[hw.weights_memory] += weights
-    off, source = _fused(x)
+    off, source = _fused(x, hw)
     # A fused activation's work moves into its producer's output stage, run in parallel.
     compute[source[off]] = np.maximum(compute[source[off]], compute[off])
     if on_npu is not None:
