@@ -67,15 +67,16 @@ _ELEMENTWISE_CYCLES = {
     "ethos-u55-128": (1.5, 0.75, 0.5, 1.0), "ethos-u55-256": (0.75, 0.375, 0.25, 1.0),
     "ethos-u65-256": (0.75, 0.375, 0.25, 1.0), "ethos-u65-512": (0.375, 0.1875, 0.125, 0.5),
 }
-#: Families whose performance model reads a broadcast constant once per output element.
-_REREAD_BROADCAST = ("ethos-u55", "ethos-u65")
 #: Families without a matrix-product engine for two feature maps: Vela lowers BATCH_MATMUL
 #: to element-wise MULs and a sum, one MUL per MAC (Ethos-U85 multiplies natively).
 _ELEMENTWISE_MATMUL = ("ethos-u55", "ethos-u65")
-#: Such a re-read moves 16 channels of the constant at a time (channels padded to 16, 16
-#: bytes per transfer), so a memory with longer bursts pays a burst per transfer: Vela 5.2
-#: charges a per-channel MUL on a 32x32x56 map 524,288 off-chip flash cycles on
-#: ``ethos-u55-128`` (32x32x64 elements x 128-byte burst / 16 bytes).
+#: Families whose performance model reads a broadcast constant once per output element,
+#: with the bytes it moves per transfer. The channels are padded to 16 and each transfer
+#: pays a whole burst of the memory: Vela 5.2 charges a per-channel MUL on a 32x32x56 map
+#: 524,288 off-chip flash cycles on ``ethos-u55-128`` (32x32x64 elements x 128-byte burst /
+#: 16 bytes). Ethos-U65 moves 16 bytes per transfer on 32x32 maps but 32 on 16x16 ones
+#: (256,000 bytes of DRAM for 16x16x500): 32 is taken, to stay below Vela.
+_BROADCAST_TRANSFER = {"ethos-u55": 16, "ethos-u65": 32}
 _BROADCAST_BRICK = 16
 #: Output planes up to this many positions, and constants of one brick (16 channels or
 #: fewer), are read once instead (Vela 5.2 streams them on 16x16 maps and larger, not on
@@ -261,12 +262,13 @@ def _constant_bytes(x: _Nodes, hw: Hardware) -> np.ndarray:
     read = np.where(weighted, param_bytes, 0.0)
     # Constant operands of other operators; a scalar is an immediate value, never read.
     operand = _OPERAND[kind] & (params > 1)
-    if hw.accelerator.family in _REREAD_BROADCAST:
+    transfer = _BROADCAST_TRANSFER.get(hw.accelerator.family)
+    if transfer is not None:
         per_element = param_bytes / np.maximum(params, 1)
         out_c = np.maximum(x["out_c"], 1)
         elements = x["out_elements"] / out_c * _pad(out_c, _BROADCAST_BRICK)
         burst = hw.memory(hw.weights_memory).burst_length_bytes
-        transfers = burst / min(burst, _BROADCAST_BRICK)
+        transfers = burst / min(burst, transfer)
         broadcast = np.maximum(elements * per_element * transfers, param_bytes)
         streamed = ((x["out_elements"] / out_c > _BROADCAST_ONCE_POSITIONS)
                     & (out_c > _BROADCAST_BRICK))
