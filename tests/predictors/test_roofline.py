@@ -139,3 +139,39 @@ def test_node_columns():
     assert cols.shape == (len(g.op_types), len(ROOFLINE_COLUMNS))
     assert cols.dtype == np.float32 and np.isfinite(cols).all() and (cols >= 0).all()
     assert (cols[:, 0] > 0).sum() > len(g.op_types) // 2
+
+
+def test_vela_lowerings():
+    """A global MEAN pays the write-back floor; BATCH_MATMUL is a MUL per MAC on U55."""
+    from perfsage.predictors.block.vela_layers import per_operator
+
+    b = ModelBuilder(seed=0)
+    x = b.input((1, 16, 16, 32))
+    data = b.build([b.mean(b.conv2d(x, 32, 1, activation="relu"))])
+    model = read_model(data)
+    mean = [op.opcode for op in model.main.operators].index("MEAN")
+    r = estimate(model, hardware("ethos-u55-128"))
+    # 4 groups of 8 channels x 64 steps of 4 positions x 32 write-back cycles.
+    assert r.compute_cycles[mean] == 4 * 64 * 32
+    vela = per_operator(data, "ethos-u55-128")[mean, 0]
+    assert r.op_cycles[mean] <= vela <= 1.5 * r.op_cycles[mean]
+
+    b = ModelBuilder(seed=0)
+    q, k = b.input((1, 4, 64, 32)), b.input((1, 4, 32, 64))
+    model = read_model(b.build([b.batch_matmul(q, k)]))
+    macs = 4 * 64 * 64 * 32
+    assert estimate(model, hardware("ethos-u55-128")).compute_cycles[0] == macs * 0.75
+    assert estimate(model, hardware("ethos-u85-256")).compute_cycles[0] == macs / 256
+
+
+def test_u85_chains_a_residual_add():
+    b = ModelBuilder(seed=0)
+    x = b.input((1, 32, 32, 16))
+    data = b.build([b.add(b.conv2d(x, 16, 3), x)])
+    model = read_model(data)
+    assert [op.opcode for op in model.main.operators] == ["CONV_2D", "ADD"]
+    u85 = estimate(model, hardware("ethos-u85-256"))
+    assert u85.op_cycles[1] == 0 < u85.op_cycles[0]
+    assert estimate(model, hardware("ethos-u55-128")).op_cycles[1] > 0
+    assert u85.total_ms <= _vela(data, "ethos-u85-256").inference_time_s * 1e3
+    assert u85.op_ms.sum() == pytest.approx(u85.total_ms)

@@ -151,6 +151,11 @@ class Roofline:
         return float(self.op_cycles.sum())
 
     @property
+    def op_ms(self) -> np.ndarray:
+        """Each operator's cycles in milliseconds: the anchor of an additive readout."""
+        return self.op_cycles / self.core_clock_hz * 1e3
+
+    @property
     def total_ms(self) -> float:
         """The graph's time in milliseconds at the core clock."""
         return self.total_cycles / self.core_clock_hz * 1e3
