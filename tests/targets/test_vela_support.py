@@ -178,6 +178,11 @@ def test_placement_accepts_bytes_and_paths(models):
     assert by_path.total_ops == 17 and not by_path.mostly_cpu
 
 
+def test_ir_without_details_is_refused(models):
+    with pytest.raises(UsageError, match="details=True"):
+        cpu_placement(read_model(models["op_zoo_int8"], details=False), "ethos-u55-128")
+
+
 def test_non_vela_and_unknown_targets_are_refused(models):
     with pytest.raises(UsageError, match="not compiled by Vela"):
         cpu_placement(models["op_zoo_int8"], "cortex-m-tflm")

@@ -121,7 +121,20 @@ def _arch(target: str) -> Arch:
 
 
 def _model(model: Model | Source) -> Model:
-    return model if isinstance(model, Model) else read_model(model)
+    """The IR of ``model``, read with details (Vela's checks need quantisation and names).
+
+    Raises:
+        UsageError: ``model`` is an IR read with ``details=False``.
+    """
+    if not isinstance(model, Model):
+        return read_model(model)
+    tensors = [t for sg in model.subgraphs for t in sg.tensors]
+    if tensors and not any(t.name for t in tensors) and any(
+            t.quantization is None and t.dtype in ("int8", "uint8", "int16") for t in tensors):
+        raise UsageError("the model IR has no tensor names or quantisation (read with "
+                         "details=False); read it with details=True to place it with Vela's "
+                         "checks")
+    return model
 
 
 def cpu_placement(model: Model | Source, target: str) -> CpuPlacement:
