@@ -52,6 +52,9 @@ from perfsage.targets.hardware import Hardware
 ROOFLINE_COLUMNS = ("log_compute_cycles", "log_weight_cycles", "log_feature_map_cycles")
 
 _DOT_PRODUCT = 8  # int8 values one MAC lane sums per cycle (Vela: dpu_dot_product_width)
+#: Families whose input channels are not assumed padded to the dot product: Vela's
+#: Ethos-U85 model charges a 5x5 convolution over 3 channels 0.56x of the 8-padded figure.
+_UNPADDED_INPUT = ("ethos-u85",)
 _DEPTHWISE_KERNEL_STEP = 4  # kernel elements per depthwise step (Vela: num_kernel_steps)
 #: Cycles to write back one micro-block of accumulators, per 8 output channels: a depthwise
 #: step costs at least this (Vela: cycles_wb), which is what a global MEAN pays.
@@ -217,7 +220,8 @@ def _compute_cycles(x: _Nodes, hw: Hardware) -> np.ndarray:
     # over the whole upsampled output with all its input channels.
     depth = np.maximum(np.rint(macs / (np.maximum(out_elems, 1) * window)), 1)
     depth = np.where(_TRANSPOSE_CONV[kind], x["in_c"], depth)
-    padded = rows * _pad(out_c, ub_c) * window * _pad(depth, _DOT_PRODUCT)
+    in_pad = 1 if acc.family in _UNPADDED_INPUT else _DOT_PRODUCT
+    padded = rows * _pad(out_c, ub_c) * window * _pad(depth, in_pad)
     cycles[m] = np.maximum(padded, macs)[m] / acc.macs_per_cycle
 
     # Depthwise, reductions and pooling: one channel per lane, no dot product across
