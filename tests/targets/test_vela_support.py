@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -176,6 +177,8 @@ def test_placement_accepts_bytes_and_paths(models):
     assert by_bytes == by_path
     assert [op.opcode for op in by_path.operators] == ["DEPTH_TO_SPACE"]
     assert by_path.total_ops == 17 and not by_path.mostly_cpu
+    data = json.loads(json.dumps(by_path.as_dict()))
+    assert data["cpu_ops"] == 1 and data["operators"][0]["reason"] == "Unsupported opType"
 
 
 def test_ir_without_details_is_refused(models):

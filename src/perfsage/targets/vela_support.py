@@ -83,6 +83,13 @@ class CpuPlacement:
         """True when more than :data:`MOSTLY_CPU_SHARE` of the operators or MACs is on the CPU."""
         return max(self.cpu_op_share, self.cpu_mac_share) > MOSTLY_CPU_SHARE
 
+    def as_dict(self) -> dict[str, object]:
+        """The placement as plain JSON data, derived figures included."""
+        return {"target": self.target, "cpu_ops": self.cpu_ops, "total_ops": self.total_ops,
+                "cpu_op_share": self.cpu_op_share, "cpu_mac_share": self.cpu_mac_share,
+                "mostly_cpu": self.mostly_cpu, "rejected": self.rejected,
+                "operators": [asdict(op) for op in self.operators]}
+
 
 @dataclass(frozen=True, slots=True)
 class ModelNote:
