@@ -8,17 +8,22 @@ bytes (its node features, :mod:`perfsage.predictors.features`):
   computes in: output channels to its micro-block depth (8), input channels to the 8-wide
   dot product, output rows and columns to its micro-block (2x1 on Ethos-U55-128, 2x2 on
   Ethos-U65-256). So 17 channels cost as many cycles as 24 (the sawtooth). Depthwise
-  convolutions and pools have no dot product over channels and run at an eighth of the
-  rate, a depthwise kernel in steps of 4 elements, a pool window of at least 4 (Vela's
+  convolutions, reductions and pools have no dot product over channels and run at an
+  eighth of the rate, a depthwise window in steps of 4 elements with at least the
+  accumulators' write-back per step, a pool window of at least 4 (Vela's
   ``_estimate_conv_cycles``). Element-wise operators cost cycles per output element from
-  Vela's ``output_cycles_per_elem`` tables (``architecture_features.py``).
+  Vela's ``output_cycles_per_elem`` tables (``architecture_features.py``). Where Vela
+  lowers or fuses operators the estimate follows: a transposed convolution runs over its
+  upsampled output, BATCH_MATMUL is a MUL per MAC on Ethos-U55 and U65, an activation runs
+  in its producer's output stage, Ethos-U85 chains a residual ADD into its producer.
 * **weights**: bytes of the constant tensors an operator reads (weights, biases, per-channel
   constants) over the bandwidth of the memory the memory mode puts them in
   (``const_mem_area``: off-chip flash on Ethos-U55 ``Shared_Sram``, DRAM in the
   ``Dedicated_Sram`` modes). A constant operand broadcast over an element-wise operator
   (the per-channel MUL and ADD of a BatchNorm the converter could not fold) is read once
-  per output element on Ethos-U55 and U65, as Vela's performance model counts it: that is
-  what makes a DenseNet with unfolded BatchNorms spend most of its time reading flash.
+  per output element on Ethos-U55 and U65, in short transfers that each pay a whole burst,
+  as Vela's performance model counts it: that is what makes a DenseNet with unfolded
+  BatchNorms spend most of its time reading flash.
 * **feature maps**: activation bytes read and written over the bandwidth of the memory
   they live in. With the arena in SRAM (``Shared_Sram``) that is SRAM. With SRAM as a
   cache in front of an arena in DRAM (``Dedicated_Sram``), the graph's inputs and outputs
@@ -27,7 +32,9 @@ bytes (its node features, :mod:`perfsage.predictors.features`):
 
 An operator's cycles are ``max(compute, cycles of each memory)``, memories working in
 parallel (bytes in one memory add up), as Vela's per-layer ``Op Cycles`` are the largest of
-its NPU and per-memory access cycles; the graph's are the sum over operators.
+its NPU and per-memory access cycles; the graph's are the sum over operators. On the
+search spaces and real models of ``benchmarks/roofline_vs_vela.py`` the total stays below
+Vela's estimate on almost every model (docs/perfsage.md has the figures).
 """
 
 from __future__ import annotations
