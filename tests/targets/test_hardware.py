@@ -185,3 +185,19 @@ def test_missing_sections_and_limits():
               acc="ethos-u55-128")
     with pytest.raises(HardwareError, match="not a readable ini"):
         _mini("Small", "no section header")
+
+
+def test_bundled_ini_combinations_vela_refuses():
+    """A U55 system (flash on AXI1) cannot put its arena there, in Vela as here."""
+    from ethosu.vela.architecture_features import ArchitectureFeatures
+    from ethosu.vela.errors import ConfigOptionError
+
+    options = VelaOptions("ethos-u55-128", "Ethos_U55_High_End_Embedded", "Dedicated_Sram")
+    with pytest.raises(HardwareError, match="arena_mem_area maps to OffChipFlash"):
+        from_options(options)
+    with pytest.raises(ConfigOptionError):
+        ArchitectureFeatures([str(config_path())], options.accelerator_config,
+                             options.system_config, options.memory_mode, 3, False, None)
+    sram_only = from_options(VelaOptions("ethos-u55-128", "Ethos_U55_High_End_Embedded",
+                                         "Sram_Only"))
+    assert sram_only.weights_memory == "OnChipFlash" and sram_only.feature_map_memory == "Sram"
