@@ -70,12 +70,14 @@ _POOL_MIN_WINDOW = 4  # Vela: max(4, kernel elements) cycles per pooling micro-b
 
 #: Cycles per output element of element-wise work, (ADD/SUB, MUL, other, lookup table),
 #: from Vela's ``output_cycles_per_elem`` (indices 5, 3, 7) and ``activation_cycles_per_elem``
-#: (index 0) in ``architecture_features._generate_output_perf_tables``. Ethos-U85's tables
-#: live in Vela's C++ core: it is given Ethos-U65-256's, scaled by MACs per cycle.
+#: (index 0) in ``architecture_features._generate_output_perf_tables``, but for Ethos-U65-256's
+#: lookup table: Vela 5.2's C++ core charges it 0.5 cycles per element, not the Python
+#: table's 1.0 (a LOGISTIC on 64x64x96: 197,248 cycles). Ethos-U85's tables live in the C++
+#: core only: it is given Ethos-U65-256's, scaled by MACs per cycle.
 _ELEMENTWISE_CYCLES = {
     "ethos-u55-32": (6.0, 3.0, 2.0, 1.0), "ethos-u55-64": (3.0, 1.5, 1.0, 1.0),
     "ethos-u55-128": (1.5, 0.75, 0.5, 1.0), "ethos-u55-256": (0.75, 0.375, 0.25, 1.0),
-    "ethos-u65-256": (0.75, 0.375, 0.25, 1.0), "ethos-u65-512": (0.375, 0.1875, 0.125, 0.5),
+    "ethos-u65-256": (0.75, 0.375, 0.25, 0.5), "ethos-u65-512": (0.375, 0.1875, 0.125, 0.5),
 }
 #: Families without a matrix-product engine for two feature maps: Vela lowers BATCH_MATMUL
 #: to element-wise MULs and a sum, one MUL per MAC (Ethos-U85 multiplies natively).
