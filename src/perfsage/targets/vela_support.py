@@ -3,15 +3,15 @@
 Vela 5.2.0 compiles every Ethos-U target with its C++ core (Regor). The Python checks in
 ``ethosu.vela.tflite_supported_operators`` belong to the deprecated legacy core: they do
 not decide placement, and reading a MobileNetV2-224 with Vela's reader and running them
-costs ~0.18 s (the weight-sum check walks every weight in Python), about half a whole
+costs ~0.2 s (the weight-sum check walks every weight in Python), about half a whole
 compilation (0.3-0.4 s). A prediction must cost a few milliseconds, so Regor's checks are
-restated over our IR in :mod:`perfsage.targets.vela_checks` (~0.2 ms per model); the
-operator types each accelerator runs still come from Vela itself.
+restated over our IR in :mod:`perfsage.targets.vela_checks` (about 0.5 ms per target on a
+MobileNetV2-224); the operator types each accelerator runs still come from Vela itself.
 
 ``cpu_ops`` here equals the ``CPU operators = N`` of Vela's summary on every model
 ``benchmarks/vela_support_speed.py`` checks (examples, every search space in int8 and
-float32, Keras-converted models); ``tests/targets/test_vela_support.py`` pins a dozen
-against the real Vela.
+float32, Keras-converted models), and a refusal is predicted where Vela refuses;
+``tests/targets/test_vela_support.py`` pins a dozen models against the real Vela.
 
     from perfsage.targets.vela_support import cpu_placement, model_notes
     placement = cpu_placement(model, "ethos-u55-128")   # .cpu_ops, .operators, .rejected
@@ -154,7 +154,8 @@ def cpu_placement(model: Model | Source, target: str) -> CpuPlacement:
     Raises:
         ModelFileError: ``model`` is a path or bytes that are not a valid TFLite model.
         UnknownTargetError: no target has that name.
-        UsageError: the target is not compiled by Vela.
+        UsageError: the target is not compiled by Vela, or ``model`` is an IR read with
+            ``details=False``.
     """
     return cpu_placements(model, (target,))[target]
 
