@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ai_edge_litert import schema_py_generated as fb
 from helpers.tflite_edit import edit
 
 from perfsage.builder import ModelBuilder
@@ -76,13 +77,12 @@ def _padding_models() -> dict[str, bytes]:
 
 
 def _with_unused_tensors(data: bytes, n: int) -> bytes:
+    """``data`` with ``n`` int8 tensors no operator touches (TFLM still plans them)."""
     def change(model) -> None:
-        sg = model.subgraphs[0]
         for i in range(n):
-            tensor = sg.tensors[sg.outputs[0]]
-            tensor = type(tensor)()
-            tensor.shape, tensor.type, tensor.name = [1, 4], 9, f"unused{i}".encode()
-            sg.tensors.append(tensor)
+            tensor = fb.TensorT()
+            tensor.shape, tensor.type, tensor.name = [1, 4], fb.TensorType.INT8, f"unused{i}"
+            model.subgraphs[0].tensors.append(tensor)
     return edit(data, change)
 
 
