@@ -192,7 +192,6 @@ KERNELS: dict[str, Callable[[Operator, Subgraph], KernelArena]] = {
     "CAST": _fixed(((8, 4),)),
     "SHAPE": _fixed(((4, 4),)),
     "LESS": _fixed((), (24,)),
-    "LOGICAL_AND": _fixed(),
     "GATHER": _fixed(((8, 4),), (20,)),
     "L2_NORMALIZATION": _fixed(((4, 4),), (4,)),
     "LEAKY_RELU": _fixed(((4, 4),), (24,)),
