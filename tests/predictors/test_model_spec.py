@@ -195,7 +195,7 @@ def test_a_spec_of_another_version_is_refused(tmp_path):
 def test_node_inputs_are_the_named_columns_in_order():
     model = PerfSAGEModel.load(weights_dir(TARGET))
     spec = model.spec
-    batch = Batch.of(_graphs())
+    batch = Batch(_graphs())
     x = spec.node_inputs(batch)
     assert x.shape == (len(batch.op_types), len(spec.node_columns)) and x.dtype == np.float32
     column = {name: x[:, i] for i, name in enumerate(spec.node_columns)}

@@ -7,7 +7,6 @@ so any change here means a new feature version and retrained weights, not a new 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -159,12 +158,12 @@ def test_runtime_matches_the_reference_implementation():
     args = (np.zeros(n_node, np.float32), scaling[0] * 4, np.zeros(n_global, np.float32),
             scaling[1] * 4)
     # The shipped spec with this test's scaling, plain columns and no structured readouts.
-    plain = dataclasses.replace(
-        load_model("ethos-u55-128").spec, node_columns=spec.node_columns("features"),
+    plain = load_model("ethos-u55-128").spec._replace(
+        node_columns=spec.node_columns("features"),
         groups=spec.column_groups(spec.node_columns("features")), node_mu=tuple(args[0]),
         node_sigma=tuple(args[1]), global_mu=tuple(args[2]), global_sigma=tuple(args[3]),
         additive=(), peak=(), rate_init=None, type_dropout=0.0, layers=4)
-    network = runtime.Network.of(plain, w)
+    network = runtime.Network(plain, w)
     for batch in (graphs, graphs[:1], graphs[::-1]):
         expected = _reference_forward(w, 4, batch, args[0], args[1], args[2], args[3])
         got = runtime.forward(network, batch)

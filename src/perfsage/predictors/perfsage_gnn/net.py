@@ -1,24 +1,27 @@
 """The network, in PyTorch Geometric (training only; ``runtime`` mirrors it in NumPy).
 
-Both are built from a ``spec.ModelSpec``: its node columns, readouts, scaling and
-constants (``spec.SUM_SCALE``, ``NODE_SHARE_LOG``, ``RATE_BOUND``, named below).
+Both are built from one ``spec.ModelSpec`` (:meth:`PerfSAGENet.from_spec`): its node
+columns, readouts, scaling and constants (``spec.NET_CONSTANTS``: ``SUM_SCALE``,
+``NODE_SHARE_LOG``, ``RATE_BOUND``, whose roles are below).
 
 Each operator's type embedding and standardised features go through a linear layer, then
 ``layers`` rounds of GraphSAGE message passing in both edge directions (one SAGEConv over
 producer->consumer edges, one over their reverse) with residual connections. The readout
 concatenates sum pooling (latency and energy add up over layers), mean and max pooling and
-the graph's global features, and an MLP predicts every metric at once.
+the graph's global features (sum pooling times ``SUM_SCALE``), and an MLP predicts every
+metric at once.
 
 With ``readout="additive"`` the additive metrics (``outputs.ADDITIVE_METRICS``) are instead
 a sum over operators of a per-operator cost predicted from each operator's embedding, plus
 the pooled head's output as a per-network overhead: total = sum_i exp(c_i) + exp(o). A
 network of unseen size or depth then costs what its operators cost, which is what lets the
-prediction carry over to search spaces never seen in training.
+prediction carry over to search spaces never seen in training. Without rates, costs start
+near an equal share of a typical total (``NODE_SHARE_LOG``).
 
 With ``rates`` (additive readout only) an operator's cost is anchored to what it does:
 ``c_i = sum_k r_k * exp(d_ik) * b_ik`` over the ``features.COST_BASIS`` quantities b (its
-MACs, activation bytes, weight bytes, 1), where ``r_k`` are learnt network-wide rates started from a
-non-negative least-squares fit to the training totals and ``d_ik`` a per-operator
+MACs, activation bytes, weight bytes, 1), where ``r_k`` are learnt network-wide rates started
+from a non-negative least-squares fit to the training totals and ``d_ik`` a per-operator
 correction bounded to +-``RATE_BOUND`` (as is the overhead's, around its own rate). Costs
 then grow with MACs and bytes by construction, which is what an unseen search space can
 still be trusted to share with the training ones.

@@ -26,7 +26,7 @@ class PerfSAGEModel:
         self.tensors = tensors
         self.config = config
         self.spec = read_spec(config, tensors, source)
-        self._network = runtime.Network.of(self.spec, tensors)
+        self._network = runtime.Network(self.spec, tensors)
 
     @classmethod
     def load(cls, folder: str | Path) -> PerfSAGEModel:

@@ -10,7 +10,7 @@ one product (their weights summed).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -40,8 +40,7 @@ def _linear(w: dict[str, np.ndarray], name: str, x: np.ndarray) -> np.ndarray:
     return y + bias if bias is not None else y
 
 
-@dataclass(frozen=True, slots=True)
-class _Neighbours:
+class _Neighbours(NamedTuple):
     """Mean over each node's neighbours in one edge direction, built once per batch.
 
     Most operators have exactly one neighbour, so the mean starts as one gather of every
@@ -106,45 +105,37 @@ def _type_map(spec: ModelSpec) -> np.ndarray | None:
                      for i, name in enumerate([*OP_TYPES, "unknown"])], dtype=np.int64)
 
 
-@dataclass(frozen=True, slots=True)
 class Network:
     """A spec and its tensors, with what every prediction multiplies prepared once.
 
-    Build it with :meth:`of`; the tensors must have passed ``config.read_spec``'s checks.
+    The tensors must have passed ``config.read_spec``'s checks against the spec. (A plain
+    class, not a dataclass: prediction imports this module on every start.)
     """
 
-    spec: ModelSpec
-    weights: dict[str, np.ndarray]
-    node_mu: np.ndarray  # float32, like every array below
-    node_sigma: np.ndarray
-    global_mu: np.ndarray
-    global_sigma: np.ndarray
-    additive: tuple[np.ndarray, ...] | None  # (metric indices, mu, sigma) of the readout
-    peak: tuple[np.ndarray, ...] | None
-    type_map: np.ndarray | None  # renames operator types before the embedding
-    type_rows: np.ndarray  # lin_in's output for each operator type's embedding, bias added
-    lin_in_columns: np.ndarray  # lin_in's weights on the node columns, transposed
-    rounds: tuple[tuple[np.ndarray, ...], ...]  # _round_weights of each round
-    sum_scale: np.float32
-    node_share_log: np.float32
-    rate_bound: np.float32
+    __slots__ = ("spec", "weights", "node_mu", "node_sigma", "global_mu", "global_sigma",
+                 "additive", "peak", "type_map", "type_rows", "lin_in_columns", "rounds",
+                 "sum_scale", "node_share_log", "rate_bound")
 
-    @classmethod
-    def of(cls, spec: ModelSpec, weights: dict[str, np.ndarray]) -> Network:
-        """The network ``spec`` describes, with ``weights``."""
+    def __init__(self, spec: ModelSpec, weights: dict[str, np.ndarray]) -> None:
         def f32(values: tuple[float, ...]) -> np.ndarray:
             return np.asarray(values, dtype=np.float32)
 
+        self.spec, self.weights = spec, weights
+        self.node_mu, self.node_sigma = f32(spec.node_mu), f32(spec.node_sigma)
+        self.global_mu, self.global_sigma = f32(spec.global_mu), f32(spec.global_sigma)
+        #: (metric indices, mu, sigma) of each structured readout, None without it
+        self.additive, self.peak = _readout(spec, spec.additive), _readout(spec, spec.peak)
+        self.type_map = _type_map(spec)  # renames operator types before the embedding
         lin_in, embed = weights["lin_in.weight"], weights["embed.weight"]
         split = embed.shape[1]
+        #: lin_in's output for each operator type's embedding, bias added
+        self.type_rows = embed @ lin_in[:, :split].T + weights["lin_in.bias"]
+        self.lin_in_columns = lin_in[:, split:].T  # lin_in's weights on the node columns
+        self.rounds = tuple(_round_weights(weights, i) for i in range(spec.layers))
         constants = spec.net_constants
-        return cls(
-            spec, weights, f32(spec.node_mu), f32(spec.node_sigma), f32(spec.global_mu),
-            f32(spec.global_sigma), _readout(spec, spec.additive), _readout(spec, spec.peak),
-            _type_map(spec), embed @ lin_in[:, :split].T + weights["lin_in.bias"],
-            lin_in[:, split:].T, tuple(_round_weights(weights, i) for i in range(spec.layers)),
-            np.float32(constants["sum_scale"]), np.float32(constants["node_share_log"]),
-            np.float32(constants["rate_bound"]))
+        self.sum_scale = np.float32(constants["sum_scale"])
+        self.node_share_log = np.float32(constants["node_share_log"])
+        self.rate_bound = np.float32(constants["rate_bound"])
 
 
 def _pool(h: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -233,7 +224,7 @@ def _encode(net: Network, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
 
 def forward(net: Network, graphs: list[GraphFeatures]) -> np.ndarray:
     """Standardised outputs for a batch of graphs, one row per graph."""
-    batch = Batch.of(graphs)
+    batch = Batch(graphs)
     h, z = _encode(net, batch)
     if net.peak:
         z = _peak(net, h, z, batch)
@@ -246,7 +237,7 @@ def operator_costs(net: Network, graph: GraphFeatures) -> tuple[np.ndarray, np.n
     They add up to what :func:`forward` predicts (in the metrics' units, not standardised);
     the network must have an additive readout.
     """
-    batch = Batch.of([graph])
+    batch = Batch([graph])
     h, z = _encode(net, batch)
     cost, overhead = _log_costs(net, h, z, batch.nodes)
     return np.exp(cost.astype(np.float64)), np.exp(overhead[0].astype(np.float64))

@@ -18,8 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -46,28 +45,26 @@ NET_CONSTANTS = {"sum_scale": SUM_SCALE, "node_share_log": NODE_SHARE_LOG,
                  "rate_bound": RATE_BOUND}
 
 
-@dataclass(slots=True)
 class Batch:
-    """Graphs concatenated for one pass: nodes renumbered, each graph a run of rows."""
+    """Graphs concatenated for one pass: nodes renumbered, each graph a run of rows.
 
-    op_types: np.ndarray  # int64 [nodes]
-    nodes: np.ndarray  # float32 [nodes, len(NODE_FEATURES)], as featurize gives them
-    edges: np.ndarray  # int64 [2, edges], renumbered into the batch
-    starts: np.ndarray  # first row of each graph
-    sizes: np.ndarray  # operators of each graph
-    globals: np.ndarray  # float32 [graphs, len(GLOBAL_FEATURES)]
-    _live: np.ndarray | None = field(default=None, repr=False)
+    A plain class, not a dataclass: prediction imports this module on every start.
+    """
 
-    @classmethod
-    def of(cls, graphs: Sequence[GraphFeatures]) -> Batch:
-        """One batch of ``graphs``, in their order."""
+    __slots__ = ("op_types", "nodes", "edges", "starts", "sizes", "globals", "_live")
+
+    def __init__(self, graphs: Sequence[GraphFeatures]) -> None:
         sizes = np.array([len(g.op_types) for g in graphs])
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         offsets = np.repeat(starts, [g.edges.shape[1] for g in graphs])
-        edges = np.concatenate([g.edges for g in graphs], axis=1) + offsets
-        return cls(np.concatenate([g.op_types for g in graphs]),
-                   np.concatenate([g.nodes for g in graphs]), edges, starts, sizes,
-                   np.stack([g.globals for g in graphs]))
+        self.op_types = np.concatenate([g.op_types for g in graphs])  # int64 [nodes]
+        #: float32 [nodes, len(NODE_FEATURES)], as featurize gives them
+        self.nodes = np.concatenate([g.nodes for g in graphs])
+        #: int64 [2, edges], renumbered into the batch
+        self.edges = np.concatenate([g.edges for g in graphs], axis=1) + offsets
+        self.starts, self.sizes = starts, sizes  # each graph's first row and operators
+        self.globals = np.stack([g.globals for g in graphs])  # float32 [graphs, globals]
+        self._live: np.ndarray | None = None
 
     @property
     def live(self) -> np.ndarray:
@@ -78,8 +75,7 @@ class Batch:
         return self._live
 
 
-@dataclass(frozen=True, slots=True)
-class ColumnGroup:
+class ColumnGroup(NamedTuple):
     """Node columns that come together, by name, and how a batch gives their values."""
 
     name: str
@@ -138,14 +134,15 @@ def node_columns(*names: str) -> tuple[str, ...]:
     return tuple(c for n in names for c in by_name[n].columns)
 
 
-@dataclass(frozen=True, slots=True)
-class ModelSpec:
+class ModelSpec(NamedTuple):
     """A trained network's spec, checked (``config.parse_spec``): what every part reads.
 
     ``mu``/``sigma``/``modes``/``constants`` scale the outputs (``outputs.decode``);
     ``node_*``/``global_*`` standardise the inputs; ``additive`` and ``peak`` name the
     metrics of the two structured readouts (``net`` explains them), ``rate_init`` the
-    starting cost rates of the additive one (None: no rates).
+    starting cost rates of the additive one (None: no rates). Immutable; a NamedTuple
+    rather than a frozen dataclass because prediction imports it on every start, and
+    building a 27-field frozen dataclass class costs milliseconds.
     """
 
     source: str  # the config file, for messages

@@ -97,7 +97,7 @@ def _spec(train: GraphSet, val: GraphSet, target: str, hyper: Hyper,
     peak_metrics = peak(scale) if hyper.peak else []
     additive_metrics = additive(scale) if hyper.readout == "additive" else []
     columns = _columns(hyper, peak_metrics)
-    nodes = node_inputs(Batch.of(train.graphs), column_groups(columns))
+    nodes = node_inputs(Batch(train.graphs), column_groups(columns))
     glob = np.stack([g.globals for g in train.graphs])
 
     def std(a: np.ndarray) -> list[float]:
@@ -144,7 +144,7 @@ def _pyg(data: GraphSet, spec: ModelSpec) -> list:
     from torch_geometric.data import Data
 
     y = torch.from_numpy(encode(data.labels, spec.scale))
-    batch = Batch.of(data.graphs)
+    batch = Batch(data.graphs)
     x = ((spec.node_inputs(batch) - np.asarray(spec.node_mu))
          / np.asarray(spec.node_sigma)).astype(np.float32)
     glob = ((batch.globals - np.asarray(spec.global_mu))
