@@ -19,6 +19,7 @@ figure (a lower bound) and the worst violation. Results go to a JSONL file one l
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -89,6 +90,21 @@ def vela(data: bytes, target: str) -> dict:
             "layer_cycles": per_operator(data, target)[:, 0].tolist()}
 
 
+def current(row: dict, data: bytes) -> bool:
+    """True when ``row`` was measured on these very bytes.
+
+    A cached Keras model rebuilt, or a space whose builder changed, gives other bytes under
+    the same name; rows from before hashes were kept are checked by operator count.
+    """
+    if "sha256" in row:
+        return row["sha256"] == hashlib.sha256(data).hexdigest()
+    if "layer_cycles" not in row:
+        return True  # a skipped model: nothing to compare
+    from perfsage.graph import read_model
+
+    return len(read_model(data).main.operators) == len(row["layer_cycles"])
+
+
 def roofline(data: bytes, row: dict) -> dict:
     """The roofline of one model against the Vela figures in ``row``."""
     from perfsage.graph import read_model
@@ -150,6 +166,7 @@ def report(done: dict[tuple[str, str], dict], seed: int) -> None:
     """The table: per target, each group and all together (rooflines computed now)."""
     sources = {n: s for n, _, s in models(10**6, seed, True, only={m for m, _ in done})}
     cache: dict[str, bytes] = {}
+    stale = 0
     for (name, _), row in done.items():
         if "vela_ms" in row and name in sources:
             if name not in cache:
@@ -157,7 +174,13 @@ def report(done: dict[tuple[str, str], dict], seed: int) -> None:
                     cache[name] = _bytes(name, row["group"], sources[name], seed)
                 except OSError:  # deleted since: leave the model out
                     continue
-            row.update(roofline(cache[name], row))
+            if current(row, cache[name]):
+                row.update(roofline(cache[name], row))
+            else:
+                stale += 1
+    if stale:
+        print(f"\n{stale} rows measured on models that have changed since are left out; "
+              "run again to measure them anew")
     print("\n| target | models | n | Spearman ρ (log) | Pearson r (log) | median Vela/roofline "
           "| MAPE of roofline × median | roofline ≤ Vela | worst Vela/roofline (model) "
           "| ops roofline ≤ Vela |")
@@ -190,8 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     done = _load(args.out)
     if not args.report_only:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        todo = [(n, g, s) for n, g, s in models(args.count, args.seed, not args.no_keras)
-                if any((n, t) not in done for t in targets)]
+        todo = list(models(args.count, args.seed, not args.no_keras))
         start = time.time()
         with args.out.open("a") as out:
             for k, (name, group, source) in enumerate(todo):
@@ -201,13 +223,14 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"[{k + 1}/{len(todo)}] {name}: {exc}", flush=True)
                     continue
                 for target in targets:
-                    if (name, target) in done:
+                    if (name, target) in done and current(done[(name, target)], data):
                         continue
                     try:
                         row = vela(data, target)
                     except Exception as exc:  # a model Vela fails on: note it, go on
                         row = {"skipped": " ".join(f"{type(exc).__name__}: {exc}".split())[:200]}
-                    row.update(model=name, group=group, target=target)
+                    row.update(model=name, group=group, target=target,
+                               sha256=hashlib.sha256(data).hexdigest())
                     done[(name, target)] = row
                     out.write(json.dumps(row) + "\n")
                     out.flush()
