@@ -156,6 +156,8 @@ def test_migration_derives_columns_from_the_old_keys_and_keeps_every_number():
         kept = {k: v for k, v in old.items() if k not in ("align", "peak", "trained")}
         assert {k: new[k] for k in kept} == kept
         assert new["trained"] == {**old["trained"], "data_sha256": None}
+    bare = migrated({k: v for k, v in old.items() if k != "trained"})  # fit() without info
+    assert bare["trained"] == {"dataset": None, "holdout_space": None, "data_sha256": None}
 
 
 @pytest.mark.parametrize("edit", ["a number", "the column order", "the weights' hash"])
@@ -226,7 +228,8 @@ def test_training_writes_a_sealed_spec_with_the_data_fingerprint(trained):
     assert config["spec_version"] == 2 and config["spec_sha256"] == spec_module.spec_sha256(config)
     fingerprint = config["trained"]["data_sha256"]
     assert isinstance(fingerprint, str) and len(fingerprint) == 64
-    assert PerfSAGEModel.load(trained).spec.data_sha256 == fingerprint
+    spec = PerfSAGEModel.load(trained).spec
+    assert (spec.data_sha256, spec.dataset, spec.holdout_space) == (fingerprint, None, None)
 
     def data(labels: list[float]) -> GraphSet:
         return GraphSet([], {"latency_ms": np.array(labels)}, np.array(["s", "s"]),

@@ -131,6 +131,8 @@ BAD_VALUES = {
     "hidden off": (_set(64, "hyper", "hidden"), r"'lin_in.weight'.*hyper.hidden"),
     "a fingerprint of the wrong type": (_set(7, "trained", "data_sha256"),
                                         r"'trained.data_sha256'.*a string or null"),
+    "no held-out space recorded": (_delete("trained", "holdout_space"),
+                                   r"missing field 'trained.holdout_space'"),
     "a metric too many": (lambda c: (c["metrics"].append("dram_kib"), c["mu"].append(0.0),
                                      c["sigma"].append(1.0), c["modes"].update(dram_kib="log")),
                           r"'head.4.weight'.*\[6, 128\].*7 metrics"),
@@ -172,6 +174,7 @@ def test_every_shipped_config_parses_to_what_it_says(target):
     assert list(spec.additive) == raw["additive"] and list(spec.peak) == raw["peak"]
     assert list(spec.node_columns) == raw["node_columns"]
     assert spec.layers == raw["hyper"]["layers"] and spec.sha256 == raw["spec_sha256"]
+    assert (spec.dataset, spec.holdout_space) == (raw["trained"]["dataset"], None)
     assert spec.source == str(weights_dir(target) / "config.json")
 
 

@@ -120,6 +120,8 @@ def parse_spec(raw: Any, source: str = "weights config") -> ModelSpec:
         embed=hyper.integer("embed", minimum=1),
         type_dropout=hyper.fraction("type_dropout"),
         domain=_domain(f), data_sha256=trained.optional_text("data_sha256"),
+        dataset=trained.optional_text("dataset"),
+        holdout_space=trained.optional_text("holdout_space"),
         sha256=raw.get("spec_sha256"),
     )
 

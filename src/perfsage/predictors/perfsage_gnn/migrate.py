@@ -38,7 +38,8 @@ def migrated(old: dict[str, Any]) -> dict[str, Any]:
                            *(["alignment"] if align else []))
     kept = {k: v for k, v in old.items() if k not in _DERIVED}
     hyper = {"type_dropout": 0.0, **old.get("hyper", {})}  # absent: written before dropout
-    trained = {**old.get("trained", {}), "data_sha256": None}
+    trained = {"dataset": None, "holdout_space": None, **old.get("trained", {}),
+               "data_sha256": None}
     spec = {"format": old.get("format"), "spec_version": SPEC_VERSION, **kept,
             "constants": old.get("constants", {}), "additive": old.get("additive", []),
             "peak": peak, "rate_init": old.get("rate_init"), "node_columns": list(columns),

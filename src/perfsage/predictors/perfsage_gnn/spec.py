@@ -167,7 +167,9 @@ class ModelSpec(NamedTuple):
     embed: int  # operator type embedding width
     type_dropout: float  # > 0: operator types never trained on are read as unknown
     domain: dict[str, Any] | None  # the training domain (predictors.domain), if recorded
-    data_sha256: str | None  # fingerprint of the training data, when known
+    data_sha256: str | None  # fingerprint of the training data (data_sha256), when known
+    dataset: str | None  # the dataset trained on, as its training run named it
+    holdout_space: str | None  # the search space left out of training, if one was
     sha256: str | None  # spec_sha256; None for a spec not yet written
 
     @property

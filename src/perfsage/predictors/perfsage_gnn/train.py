@@ -112,7 +112,8 @@ def _spec(train: GraphSet, val: GraphSet, target: str, hyper: Hyper,
         "global_columns": list(GLOBAL_FEATURES), "global_mu": glob.mean(axis=0).tolist(),
         "global_sigma": std(glob), "net_constants": dict(NET_CONSTANTS),
         "domain": training_domain(train.graphs), "hyper": asdict(hyper),
-        "trained": {**(info or {}), "train_graphs": len(train), "val_graphs": len(val),
+        "trained": {"dataset": None, "holdout_space": None, **(info or {}),
+                    "train_graphs": len(train), "val_graphs": len(val),
                     "data_sha256": data_sha256(target, {"train": train, "val": val})},
     }
 
