@@ -122,6 +122,7 @@ BAD_VALUES = {
         lambda c: c.update(node_columns=c["node_columns"][:-6], node_mu=c["node_mu"][:33],
                            node_sigma=c["node_sigma"][:33]),
         r"'lin_in.weight'.*\[128, 71\].*33 node columns"),
+    "no columns": (_set([], "node_columns"), r"'node_columns' names no column"),
     "global columns": (_set("ops", "global_columns", 6), r"'global_columns' differs"),
     "a constant missing": (_delete("net_constants", "rate_bound"), r"'net_constants' names"),
     "a zero constant": (_set(0, "net_constants", "sum_scale"),

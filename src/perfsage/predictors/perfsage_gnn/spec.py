@@ -98,9 +98,11 @@ def column_groups(columns: Sequence[str]) -> tuple[ColumnGroup, ...]:
     """The groups ``columns`` is made of, in its order.
 
     Raises:
-        ValueError: ``columns`` is not a run of whole groups, each at most once; the
-            message names the first column that does not fit.
+        ValueError: ``columns`` is empty or not a run of whole groups, each at most once;
+            the message names the first column that does not fit.
     """
+    if not columns:
+        raise ValueError("names no column")
     groups: list[ColumnGroup] = []
     i = 0
     while i < len(columns):
