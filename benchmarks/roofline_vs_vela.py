@@ -13,7 +13,8 @@ Vela's NPU estimate nothing; models Vela rejects or runs mostly on the CPU are l
 Prints, per target and group of models: Spearman's rho and Pearson's r of log latency,
 the median ratio Vela / roofline, the share of models where the roofline is at most Vela's
 figure (a lower bound) and the worst violation. Results go to a JSONL file one line per
-(model, target), so a killed run resumes where it stopped.
+(model, target), so a killed run resumes where it stopped, with a copy of each model file
+measured beside it (``<out>.models/``: the Keras cache may be rebuilt meanwhile).
 """
 
 from __future__ import annotations
@@ -162,25 +163,43 @@ def _stats(rows: list[dict]) -> dict:
     }
 
 
-def report(done: dict[tuple[str, str], dict], seed: int) -> None:
-    """The table: per target, each group and all together (rooflines computed now)."""
+def _stored(store: Path, row: dict) -> Path:
+    return store / f"{row.get('sha256', 'none')}.tflite"
+
+
+def report(done: dict[tuple[str, str], dict], seed: int, store: Path) -> None:
+    """The table: per target, each group and all together (rooflines computed now).
+
+    Model files (examples, Keras) are read from the copies kept in ``store`` when measured,
+    so a Keras cache rebuilt since changes nothing; space models are built again.
+    """
     sources = {n: s for n, _, s in models(10**6, seed, True, only={m for m, _ in done})}
     cache: dict[str, bytes] = {}
-    stale = 0
+    stale = missing = 0
     for (name, _), row in done.items():
-        if "vela_ms" in row and name in sources:
+        if "vela_ms" not in row:
+            continue
+        kept = _stored(store, row)
+        if kept.is_file():
+            data = kept.read_bytes()
+        elif name in sources:
             if name not in cache:
                 try:
                     cache[name] = _bytes(name, row["group"], sources[name], seed)
-                except OSError:  # deleted since: leave the model out
-                    continue
-            if current(row, cache[name]):
-                row.update(roofline(cache[name], row))
-            else:
-                stale += 1
-    if stale:
-        print(f"\n{stale} rows measured on models that have changed since are left out; "
-              "run again to measure them anew")
+                except OSError:  # deleted since, and no copy kept
+                    cache[name] = b""
+            data = cache[name]
+        else:
+            data = b""
+        if not data:
+            missing += 1
+        elif current(row, data):
+            row.update(roofline(data, row))
+        else:
+            stale += 1
+    if stale or missing:
+        print(f"\nleft out: {stale} rows measured on models that have changed since (run "
+              f"again to measure them anew), {missing} whose model file is gone")
     print("\n| target | models | n | Spearman ρ (log) | Pearson r (log) | median Vela/roofline "
           "| MAPE of roofline × median | roofline ≤ Vela | worst Vela/roofline (model) "
           "| ops roofline ≤ Vela |")
@@ -211,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     os.nice(10)
     targets = args.target or list(TARGETS)
     done = _load(args.out)
+    store = args.out.with_suffix(".models")
     if not args.report_only:
+        store.mkdir(parents=True, exist_ok=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         todo = list(models(args.count, args.seed, not args.no_keras))
         start = time.time()
@@ -232,10 +253,12 @@ def main(argv: list[str] | None = None) -> int:
                     row.update(model=name, group=group, target=target,
                                sha256=hashlib.sha256(data).hexdigest())
                     done[(name, target)] = row
+                    if isinstance(source, Path) and not _stored(store, row).is_file():
+                        _stored(store, row).write_bytes(data)  # the cache may be rebuilt
                     out.write(json.dumps(row) + "\n")
                     out.flush()
                 print(f"[{k + 1}/{len(todo)}] {name} {time.time() - start:.0f} s", flush=True)
-    report(done, args.seed)
+    report(done, args.seed, store)
     return 0
 
 
