@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     pipe = Pipeline(weights=weights)
     model = pipe.network
     data = load_graphset(args.dataset, model.target)
-    holdout = model.config.get("trained", {}).get("holdout_space")
+    holdout = model.spec.holdout_space
     if split != "all":
         data = data.subset(splits(data, holdout)[split])
     pred = pipe.columns(data.graphs)
