@@ -243,20 +243,25 @@ def main(argv: list[str] | None = None) -> int:
                 except OSError as exc:  # a cached Keras model deleted meanwhile
                     print(f"[{k + 1}/{len(todo)}] {name}: {exc}", flush=True)
                     continue
+                sha = hashlib.sha256(data).hexdigest()
                 for target in targets:
-                    if (name, target) in done and current(done[(name, target)], data):
-                        continue
-                    try:
-                        row = vela(data, target)
-                    except Exception as exc:  # a model Vela fails on: note it, go on
-                        row = {"skipped": " ".join(f"{type(exc).__name__}: {exc}".split())[:200]}
-                    row.update(model=name, group=group, target=target,
-                               sha256=hashlib.sha256(data).hexdigest())
+                    row = done.get((name, target))
+                    if row is not None and current(row, data):
+                        if "sha256" in row:
+                            continue
+                        row["sha256"] = sha  # a row from before hashes: now it has one
+                    else:
+                        try:
+                            row = vela(data, target)
+                        except Exception as exc:  # a model Vela fails on: note it, go on
+                            row = {"skipped": " ".join(
+                                f"{type(exc).__name__}: {exc}".split())[:200]}
+                        row.update(model=name, group=group, target=target, sha256=sha)
                     done[(name, target)] = row
-                    if isinstance(source, Path) and not _stored(store, row).is_file():
-                        _stored(store, row).write_bytes(data)  # the cache may be rebuilt
                     out.write(json.dumps(row) + "\n")
                     out.flush()
+                if isinstance(source, Path) and not (store / f"{sha}.tflite").is_file():
+                    (store / f"{sha}.tflite").write_bytes(data)  # the cache may be rebuilt
                 print(f"[{k + 1}/{len(todo)}] {name} {time.time() - start:.0f} s", flush=True)
     report(done, args.seed, store)
     return 0
