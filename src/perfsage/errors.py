@@ -26,6 +26,18 @@ class ModelFileError(PerfSageError):
         return type(self), (self.source, self.problem)
 
 
+class ConversionError(PerfSageError):
+    """A model in another format (ONNX, PyTorch, Keras) could not be converted to int8 TFLite."""
+
+    def __init__(self, source: str | Path | None, problem: str) -> None:
+        self.source = str(source) if source is not None else "<module>"
+        self.problem = " | ".join(p.strip() for p in problem.splitlines() if p.strip())
+        super().__init__(f"{self.source}: {self.problem}")
+
+    def __reduce__(self):
+        return type(self), (self.source, self.problem)
+
+
 class UsageError(PerfSageError):
     """A command or function was called with an invalid value."""
 

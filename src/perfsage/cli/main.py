@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                         "TFLite Micro)"),
     "inspect": ("perfsage.cli.inspect", "every layer of models: op, shape, MACs, params, "
                                         "bytes"),
+    "convert": ("perfsage.cli.convert", "ONNX, PyTorch (.pt2), Keras, SavedModel to int8 TFLite"),
     "targets": ("perfsage.cli.targets", "hardware targets, their metrics and settings"),
     "dataset": ("perfsage.cli.dataset", "generate, label, summarise and export datasets"),
     "train": ("perfsage.cli.train", "train the PerfSAGE network on a dataset's labels"),
