@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.table import Table
 
 from perfsage.cli import format as fmt
+from perfsage.convert import as_tflite
 from perfsage.errors import PerfSageError
 from perfsage.graph import Model, ModelCost, Tensor, analyze, read_model
 
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     reports, failed = [], False
     for path in args.models:
         try:
-            model = read_model(path)
+            model = read_model(as_tflite(path))  # another format: its int8 conversion
             cost = analyze(model)
         except PerfSageError as exc:
             fmt.error(str(exc))

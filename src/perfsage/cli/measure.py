@@ -56,6 +56,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Measure the models on every target in worker processes, with progress and limits."""
     from perfsage.cli.progress import Reporter
+    from perfsage.convert import as_tflite
     from perfsage.graph import read_model
     from perfsage.targets import MeasurePool, get_target, target_names
 
@@ -68,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
     targets = [get_target(name) for name in dict.fromkeys(args.target)]  # unknown: exit 2
     items = []
     for path in args.models:
-        read_model(path)  # a missing or corrupt file: one line, exit 2
-        items.append((str(path), path.read_bytes()))
+        tflite = as_tflite(path)  # another format (ONNX, .pt2, Keras): its int8 conversion
+        read_model(tflite)  # a missing or corrupt file: one line, exit 2
+        items.append((str(path), tflite.read_bytes()))
 
     results: dict[str, list] = {key: [] for key, _ in items}
     total = len(items) * len(targets)

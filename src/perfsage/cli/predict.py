@@ -48,6 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Predict each model on each target; a bad model file is one line, the rest go on."""
     from perfsage.api import pipeline, predictions
+    from perfsage.convert import as_tflite
 
     targets = list(dict.fromkeys(args.target))
     if args.weights is not None and len(targets) > 1:
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     good = []
     for path in args.models:  # a bad file is one line; the others are predicted
         try:
+            path = as_tflite(path)  # another format (ONNX, .pt2, Keras): its int8 conversion
             pipes[0].read(path)
         except PerfSageError as exc:
             fmt.error(str(exc))

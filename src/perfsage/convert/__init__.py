@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from perfsage.convert import cache, calibration, formats
+from perfsage.convert import formats
 from perfsage.convert.formats import detect, is_tflite
 from perfsage.errors import ConversionError
 
@@ -30,6 +30,8 @@ def _calibration(value) -> tuple[list | None, bytes | None]:
     """The user's calibration arrays (from a path, an array or a list of arrays) and their key."""
     if value is None:
         return None, None
+    from perfsage.convert import calibration
+
     if isinstance(value, str | Path):
         arrays = calibration.load(value)
     else:
@@ -65,7 +67,8 @@ def as_tflite(model, *, calibration=None, example_inputs=None) -> Path:
 
     Anything :func:`detect` does not recognise (a missing file, a corrupt one) is returned
     unchanged, so the TFLite reader reports it as it always has. Converted models are cached
-    under ``$PERFSAGE_CACHE/converted`` (default ``~/.cache/perfsage/converted``), keyed by
+    as ``$PERFSAGE_CACHE/converted/KEY/NAME.tflite`` (default cache
+    ``~/.cache/perfsage``), NAME being the source's file name and KEY a hash of
     the model's bytes, the calibration samples and the converters' versions.
 
     Args:
@@ -81,6 +84,8 @@ def as_tflite(model, *, calibration=None, example_inputs=None) -> Path:
         _refuse_pickle(path)
         if detect(path) is None:
             return path
+    from perfsage.convert import cache
+
     given, calibration_key = _calibration(calibration)
     fmt = _format(model, example_inputs)
     if fmt == formats.TORCH_MODULE:
@@ -88,10 +93,11 @@ def as_tflite(model, *, calibration=None, example_inputs=None) -> Path:
     else:
         source, options = Path(model), ""
     name = cache.key(source, fmt, options, calibration_key)
-    found = cache.lookup(name)
+    stem = type(model).__name__ if fmt == formats.TORCH_MODULE else Path(model).name
+    found = cache.lookup(name, stem)
     if found is not None:
         return found
-    return cache.store(name, _convert(model, fmt, given, example_inputs))
+    return cache.store(name, stem, _convert(model, fmt, given, example_inputs))
 
 
 def _format(model, example_inputs) -> str:

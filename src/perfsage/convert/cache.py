@@ -62,18 +62,22 @@ def key(source: Path | bytes, fmt: str, options: str, calibration: bytes | None)
     return digest.hexdigest()
 
 
-def lookup(name: str) -> Path | None:
+def _file(name: str, stem: str) -> Path:
+    """``<cache>/<key>/<stem>.tflite``: the key finds it, the stem tells a reader what it is."""
+    return cache_dir() / name / f"{stem or 'model'}.tflite"
+
+
+def lookup(name: str, stem: str) -> Path | None:
     """The cached model of key ``name``, or None."""
-    path = cache_dir() / f"{name}.tflite"
+    path = _file(name, stem)
     return path if path.is_file() else None
 
 
-def store(name: str, data: bytes) -> Path:
+def store(name: str, stem: str, data: bytes) -> Path:
     """Write a converted model under its key, atomically (a killed writer leaves no half file)."""
-    folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{name}.tflite"
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+    target = _file(name, stem)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -1,0 +1,102 @@
+"""PyTorch and ONNX models through litert-torch: int8 TFLite that Vela and PerfSAGE take.
+
+The issue's bar: a PyTorch network exported to ONNX and to ``.pt2`` goes through
+``perfsage predict`` and ``perfsage measure`` (exit 0 both), and the two agree within 15 %
+on ethos-u55-128.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from helpers.processes import perfsage
+from perfsage.convert import as_tflite
+from perfsage.errors import ConversionError, UsageError
+from perfsage.graph import read_model
+
+pytest.importorskip("litert_torch")
+torch = pytest.importorskip("torch")
+
+import nets  # noqa: E402 - after the skips
+
+#: Operators a full-integer conversion may leave in float: none here.
+COMPUTE = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MEAN"}
+
+
+def _int8_compute(path) -> list[str]:
+    model = read_model(path)
+    sg = model.subgraphs[0]
+    ops = [op for op in sg.operators if op.opcode in COMPUTE]
+    assert ops, [op.opcode for op in sg.operators]
+    return sorted({sg.tensors[op.outputs[0]].dtype for op in ops})
+
+
+@pytest.mark.slow
+def test_module_is_converted_once_and_cached():
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 8, 3)
+
+        def forward(self, x):
+            return torch.relu(self.conv(x))
+
+    torch.manual_seed(0)
+    module, x = Tiny().eval(), torch.randn(1, 3, 16, 16)
+    path = as_tflite(module, example_inputs=(x,))
+    assert path.name == "Tiny.tflite" and _int8_compute(path) == ["int8"]
+    written = path.stat().st_mtime_ns
+    again = as_tflite(module, example_inputs=x)
+    assert again == path and again.stat().st_mtime_ns == written  # from the cache
+    with torch.no_grad():
+        module.conv.bias.add_(1.0)
+    assert as_tflite(module, example_inputs=(x,)) != path  # new weights, new key
+
+
+@pytest.mark.slow
+def test_user_calibration_samples_change_the_model(tmp_path):
+    torch.manual_seed(0)
+    module, x = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU()).eval(), \
+        torch.randn(1, 4)
+    samples = tmp_path / "samples.npy"
+    np.save(samples, np.full((3, 4), 50.0, np.float32))
+    own = as_tflite(module, example_inputs=(x,), calibration=samples)
+    default = as_tflite(module, example_inputs=(x,))
+    assert own != default
+    scale = {str(p): read_model(p).inputs[0].quantization.scale[0] for p in (own, default)}
+    assert scale[str(own)] > 5 * scale[str(default)]  # inputs near 50 widen the input range
+    with pytest.raises(UsageError, match="--calibration"):
+        np.save(samples, np.zeros((3, 5), np.float32))
+        as_tflite(module, example_inputs=(x,), calibration=samples)
+
+
+@pytest.mark.slow
+def test_a_failing_export_is_one_line_naming_the_tool():
+    class DataDependent(torch.nn.Module):
+        def forward(self, x):
+            return x[x > 0]  # a data-dependent shape: no static TFLite graph
+
+    with pytest.raises(ConversionError) as found:
+        as_tflite(DataDependent(), example_inputs=(torch.randn(1, 8),))
+    assert "\n" not in str(found.value) and "could not convert it" in str(found.value)
+
+
+@pytest.mark.slow
+@pytest.mark.vela
+@pytest.mark.parametrize("fmt", ["onnx", "pt2"])
+def test_exported_file_predict_and_measure_agree(fmt, tmp_path):
+    source = (nets.save_onnx if fmt == "onnx" else nets.save_pt2)(tmp_path / f"net.{fmt}")
+    out = tmp_path / "net.tflite"
+    made = perfsage("convert", str(source), "--out", str(out))
+    assert made.returncode == 0, made.stderr
+    assert made.stdout == "" and _int8_compute(out) == ["int8"]
+    predicted = perfsage("predict", str(source), "-t", "ethos-u55-128", "--json")
+    measured = perfsage("measure", str(source), "-t", "ethos-u55-128", "--json")
+    assert predicted.returncode == 0, predicted.stderr
+    assert measured.returncode == 0, measured.stderr
+    figure = json.loads(predicted.stdout)[0]["figures"]["latency_ms"]
+    truth = json.loads(measured.stdout)["results"][0]["metrics"]["latency_ms"]
+    assert abs(figure - truth) <= 0.15 * truth, (figure, truth)
