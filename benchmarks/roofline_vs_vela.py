@@ -122,6 +122,7 @@ def roofline(data: bytes, row: dict) -> dict:
     # Vela charges an operator's lowering to the last named row: compare where it is > 0.
     named = layers > 0
     return {"roof_ms": roof.total_ms, "roof_s": roof_s, "ops_compared": int(named.sum()),
+            "floor_ms": hardware(row["target"]).cycles_to_ms(roof.floor_cycles),
             "ops_below": int((roof.op_cycles[named] <= layers[named] * (1 + _TOLERANCE)).sum()),
             "sram_overflow_bytes": roof.sram_overflow_bytes}
 
@@ -143,8 +144,10 @@ def _stats(rows: list[dict]) -> dict:
 
     roof = np.array([r["roof_ms"] for r in rows])
     vela = np.array([r["vela_ms"] for r in rows])
+    floor = np.array([r["floor_ms"] for r in rows])
     ok = (roof > 0) & (vela > 0)
-    roof, vela, names = roof[ok], vela[ok], [r["model"] for r, k in zip(rows, ok, strict=True) if k]
+    roof, vela, floor = roof[ok], vela[ok], floor[ok]
+    names = [r["model"] for r, k in zip(rows, ok, strict=True) if k]
     if len(roof) < 2:
         return {"n": int(len(roof))}
     ratio = vela / roof
@@ -159,6 +162,8 @@ def _stats(rows: list[dict]) -> dict:
         "scaled_mape": float(np.mean(np.abs(roof * np.median(ratio) / vela - 1))),
         "below": float(np.mean(roof <= vela * (1 + _TOLERANCE))),
         "worst_ratio": float(ratio[worst]), "worst_model": names[worst],
+        "floor_below": float(np.mean(floor <= vela * (1 + _TOLERANCE))),
+        "floor_worst": float(np.min(vela / np.maximum(floor, 1e-12))),
         "ops_below": sum(r["ops_below"] for r in rows) / ops if ops else math.nan,
     }
 
@@ -202,8 +207,8 @@ def report(done: dict[tuple[str, str], dict], seed: int, store: Path) -> None:
               f"again to measure them anew), {missing} whose model file is gone")
     print("\n| target | models | n | Spearman ρ (log) | Pearson r (log) | median Vela/roofline "
           "| MAPE of roofline × median | roofline ≤ Vela | worst Vela/roofline (model) "
-          "| ops roofline ≤ Vela |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| ops roofline ≤ Vela | floor ≤ Vela (worst Vela/floor) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for target in TARGETS:
         rows = [r for (_, t), r in done.items() if t == target and "roof_ms" in r]
         groups = sorted({r["group"] for r in rows})
@@ -215,7 +220,8 @@ def report(done: dict[tuple[str, str], dict], seed: int, store: Path) -> None:
                   f"{s['pearson_log']:.3f} | {s['median_ratio']:.2f} | "
                   f"{100 * s['scaled_mape']:.1f} % | {100 * s['below']:.0f} % "
                   f"| {s['worst_ratio']:.2f} ({s['worst_model']}) | "
-                  f"{100 * s['ops_below']:.0f} % |")
+                  f"{100 * s['ops_below']:.0f} % | {100 * s['floor_below']:.0f} % "
+                  f"({s['floor_worst']:.2f}) |")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,6 +56,7 @@ def test_below_vela_on_real_models(target):
         roof = estimate(read_model(data), hw)
         assert roof.total_ms <= vela_ms <= 5 * roof.total_ms, (name, roof.total_ms, vela_ms)
         assert np.all(roof.op_cycles >= roof.compute_cycles)
+        assert roof.compute_cycles.sum() <= roof.floor_cycles <= roof.total_cycles
 
 
 def _batch_norm(size: int) -> bytes:

@@ -172,6 +172,17 @@ class Roofline:
         """The graph's time in milliseconds at the core clock."""
         return self.total_cycles / self.core_clock_hz * 1e3
 
+    @property
+    def floor_cycles(self) -> float:
+        """The larger of the summed compute and each memory's summed traffic.
+
+        Below :attr:`total_cycles`, and safer as a lower bound: a schedule that fetches an
+        operator's weights while its predecessor computes (Vela buffers weights so) can beat
+        the sum of per-operator maxima, never this.
+        """
+        sums = [self.compute_cycles.sum(), *(c.sum() for c in self.memory_cycles.values())]
+        return float(max(sums))
+
     def bound_by(self) -> list[str]:
         """Per operator, what limits it: "compute" or the name of the slowest memory."""
         names = ["compute", *self.memory_cycles]
