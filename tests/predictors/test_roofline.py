@@ -140,6 +140,7 @@ def test_node_columns():
     assert cols.shape == (len(g.op_types), len(ROOFLINE_COLUMNS))
     assert cols.dtype == np.float32 and np.isfinite(cols).all() and (cols >= 0).all()
     assert (cols[:, 0] > 0).sum() > len(g.op_types) // 2
+    assert np.all(cols[:, 3] >= cols[:, 0])  # an operator's roofline covers its compute
 
 
 def test_vela_lowerings():

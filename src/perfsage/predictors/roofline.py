@@ -55,8 +55,10 @@ from perfsage.predictors.features import (
 )
 from perfsage.targets.hardware import Hardware
 
-#: Columns :func:`node_columns` adds for a network: log1p of each cost in NPU cycles.
-ROOFLINE_COLUMNS = ("log_compute_cycles", "log_weight_cycles", "log_feature_map_cycles")
+#: Columns :func:`node_columns` adds for a network: log1p of each cost in NPU cycles, the
+#: last the operator's roofline (the anchor of an additive readout, ``Roofline.op_cycles``).
+ROOFLINE_COLUMNS = ("log_compute_cycles", "log_weight_cycles", "log_feature_map_cycles",
+                    "log_op_cycles")
 
 _DOT_PRODUCT = 8  # int8 values one MAC lane sums per cycle (Vela: dpu_dot_product_width)
 #: Families whose input channels are not assumed padded to the dot product: Vela's
@@ -403,5 +405,5 @@ def node_columns(g: GraphFeatures, hw: Hardware) -> np.ndarray:
     ``features.channel_alignment``, so adding them changes no existing column.
     """
     r = estimate_features(g, hw)
-    return np.log1p(np.column_stack([r.compute_cycles, r.weight_cycles,
-                                     r.feature_map_cycles])).astype(np.float32)
+    return np.log1p(np.column_stack([r.compute_cycles, r.weight_cycles, r.feature_map_cycles,
+                                     r.op_cycles])).astype(np.float32)
