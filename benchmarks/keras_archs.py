@@ -357,10 +357,10 @@ def regnetx(image: int = 128, widths: tuple[int, ...] = (24, 56, 152, 368),
     return keras.Model(inp, L.Dense(classes, activation="softmax")(x), name="regnetx")
 
 
-def lstm_kws(units: int = 64, classes: int = 12) -> keras.Model:
-    """LSTM keyword spotter on 49x10 MFCCs (Hello Edge's LSTM baseline)."""
+def lstm_kws(units: int = 64, classes: int = 12, unroll: bool = False) -> keras.Model:
+    """LSTM keyword spotter on 49x10 MFCCs (Hello Edge's LSTM baseline), fused or unrolled."""
     inp = _input((49, 10))
-    x = L.LSTM(units)(inp)
+    x = L.LSTM(units, unroll=unroll)(inp)
     return keras.Model(inp, L.Dense(classes, activation="softmax")(x), name="lstm_kws")
 
 

@@ -4,8 +4,9 @@
 
 Models nobody here designed, for the benchmarks that must measure on real architectures
 (speed in bench_cli_speed.py, accuracy in real_models.py). Weights are random (no download
-reaches this machine; drawn as :func:`fan_in_weights` says, with a fixed seed, so a build is
-byte-for-byte repeatable) and the int8 calibration uses random inputs; Vela's and TFLite
+reaches this machine), drawn with a fixed seed so a build is byte-for-byte repeatable, and
+scaled so activations keep the order trained ones have (:func:`fan_in_weights`,
+:func:`calibrate_batch_norm`); the int8 calibration uses random inputs. Vela's and TFLite
 Micro's figures depend on shapes, operators and weight bytes, not on trained values.
 Built files are cached under out/keras-zoo by name. TensorFlow comes from the test extra.
 """
@@ -68,6 +69,7 @@ MODELS: dict[str, tuple[str, Callable]] = {
     "tcn_kws_98x40_wide": ("temporal-conv", _arch("tcn", steps=98, features=40, filters=64,
                                                   dilations=(1, 2, 4, 8, 16), classes=12)),
     "lstm_kws_64": ("recurrent", _arch("lstm_kws")),
+    "lstm_kws_64_unrolled": ("recurrent", _arch("lstm_kws", unroll=True)),
     "gru_kws_64": ("recurrent", _arch("gru_kws")),
     "vit_tiny_32_p4": ("vit", _arch("vit")),
     "vit_small_64_p8": ("vit", _arch("vit", image=64, patch=8, dim=128, depth=6, heads=4)),
@@ -152,6 +154,32 @@ def fan_in_weights(model, seed: int = SEED) -> None:
         layer.kernel.assign(rng.normal(0.0, np.sqrt(2.0 / fan_in), shape).astype("float32"))
 
 
+def calibrate_batch_norm(model, seed: int = SEED, samples: int = 4) -> None:
+    """Set each BatchNorm's moving statistics to those of its input on random data.
+
+    An untrained BatchNorm is the identity, so activations still drift with depth where
+    gates halve them (squeeze-excite's sigmoid, swish near zero: EfficientNet's logits end
+    near 1e-6 even with :func:`fan_in_weights`). Trained BatchNorms normalise; giving them
+    the statistics of their inputs keeps activations, and so int8 scales, of the order
+    trained ones have. One forward pass in training mode, where every BatchNorm normalises
+    with its batch's statistics, gives each its input as calibrated upstream layers make it.
+    """
+    import keras
+    import numpy as np
+
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not norms:
+        return
+    probe = keras.Model(model.inputs, [layer.input for layer in norms])
+    shape = (samples, *model.inputs[0].shape[1:])
+    data = np.random.default_rng(seed).uniform(-1, 1, shape).astype("float32")
+    for layer, seen in zip(norms, probe(data, training=True), strict=True):
+        seen = np.asarray(seen)
+        axes = tuple(i for i in range(seen.ndim) if i != layer.axis % seen.ndim)
+        layer.moving_mean.assign(seen.mean(axis=axes).astype("float32"))
+        layer.moving_variance.assign(seen.var(axis=axes).astype("float32"))
+
+
 def build(name: str) -> Path:
     """The int8 .tflite file of ``name``, converted once and cached."""
     path = CACHE / f"{name}.tflite"
@@ -165,6 +193,7 @@ def build(name: str) -> Path:
         keras.utils.set_random_seed(SEED)
         model = make()
         fan_in_weights(model)
+        calibrate_batch_norm(model)
         data = convert(model, quantize="int8", seed=SEED, samples=2)
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(data)

@@ -31,6 +31,7 @@ import argparse
 import csv
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -145,10 +146,13 @@ def build(name: str) -> tuple[Path | None, str]:
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     if proc.returncode == 0 and path.is_file():
         return path, ""
-    lines = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
-    failed = [ln for ln in lines if " FAILED: " in ln]
-    return None, (failed[-1].split(" FAILED: ", 1)[1] if failed else
-                  (lines[-1] if lines else f"exit status {proc.returncode}"))[:300]
+    failed = [ln for ln in proc.stdout.splitlines() if " FAILED: " in ln]
+    if failed:
+        return None, failed[-1].split(" FAILED: ", 1)[1][:300]
+    if proc.returncode < 0:
+        return None, f"the converter crashed ({signal.Signals(-proc.returncode).name})"
+    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+    return None, (lines[-1] if lines else f"exit status {proc.returncode}")[:300]
 
 
 def sha256(path: Path) -> str:
@@ -299,7 +303,7 @@ def score(plan: Plan) -> tuple[list[Score], dict, dict[tuple[str, str], str]]:
     conv = plan.hashes[CONVERTER]
     for name in plan.names:
         row = plan.labels.get((name, CONVERTER, conv))
-        if name not in plan.files and row is not None:
+        if name not in plan.files and row is not None and row["status"] == "error":
             unscored[(name, CONVERTER)] = f"not converted: {row['message']}"
     for target in plan.targets:
         labelled = {}
@@ -324,6 +328,16 @@ def score(plan: Plan) -> tuple[list[Score], dict, dict[tuple[str, str], str]]:
                 scores.append(Score(name, keras_zoo.MODELS[name][0], target, metric,
                                     float(row[metric]), fig[metric], cpu_ops))
     return scores, notes, unscored
+
+
+def weights_digest(target: str) -> str:
+    """First 12 hex digits of the SHA-256 over a target's shipped weights folder (which weights)."""
+    from perfsage.predictors.shipped import weights_dir
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in weights_dir(target).rglob("*") if p.is_file()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _stats(group: list[Score]) -> dict[str, object]:
@@ -413,7 +427,10 @@ def report(scores: list[Score], notes: dict, unscored: dict, plan: Plan,
              "our target settings and predicted with the shipped weights. No family here is "
              "in any training set. Errors are signed, predicted against measured; SRAM and "
              "arena errors relative to max(measured, 32 KiB); models Vela runs partly on "
-             "the CPU count at Vela's figures.", "", "### Per target", "", *headline(scores)]
+             "the CPU count at Vela's figures. Shipped weights scored (SHA-256 of each "
+             "folder, first 12 digits): " + ", ".join(
+                 f"{t} `{weights_digest(t)}`" for t in plan.targets) + ".", "",
+             "### Per target", "", *headline(scores)]
     for target in plan.targets:
         if not any(s.target == target for s in scores):
             continue
