@@ -138,6 +138,33 @@ def ours_attention() -> bytes:
     return b.build([attention(b, b.input((1, 16, 32)), 2)])
 
 
+KERAS_CNN = {"family": "keras_cnn", "resolution": 32, "classes": 10, "preprocess": "normalize",
+             "stages": 3, "base": 16, "convs": [2, 1, 1], "bn": "post", "head": "flatten",
+             "hidden": 128, "seed": 1}
+
+
+def keras_keras_cnn():
+    """The zoo's ``keras_cnn`` family member above, written in Keras."""
+    import numpy as np
+
+    k, L, tf, inp = _start((32, 32, 3))
+    x = L.Normalization(mean=np.linspace(-0.1, 0.1, 3),
+                        variance=np.linspace(0.45, 0.6, 3) ** 2)(inp)
+    for i, n in enumerate(KERAS_CNN["convs"]):
+        for _ in range(n):
+            x = _bn(k)(L.Conv2D(16 * 2**i, 3, padding="same", activation="relu",
+                                bias_initializer=BIAS)(x))
+        x = L.MaxPooling2D(2)(x)
+    x = L.Dense(128, activation="relu", bias_initializer=BIAS)(L.Flatten()(x))
+    return k.Model(inp, L.Softmax()(L.Dense(10, bias_initializer=BIAS)(x)))
+
+
+def ours_keras_cnn() -> bytes:
+    from perfsage.spaces import get_space
+
+    return get_space("zoo").build(KERAS_CNN)
+
+
 ARCHS = {
     "conv_relu_bn": (keras_conv_relu_bn, ours_conv_relu_bn),
     "normalization": (keras_normalization, ours_normalization),
@@ -147,6 +174,7 @@ ARCHS = {
     "shuffle_split": (keras_shuffle_split, ours_shuffle_split),
     "gelu": (keras_gelu, ours_gelu),
     "attention": (keras_attention, ours_attention),
+    "keras_cnn": (keras_keras_cnn, ours_keras_cnn),  # a whole zoo model
 }
 
 
