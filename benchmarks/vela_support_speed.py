@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python benchmarks/vela_support_speed.py [--per-space 25] [--float-per-space 8]
          [--random-graphs 120] [--seed 7] [--extra FILE.tflite ...] [--legacy FILE.tflite]
+     .venv/bin/python benchmarks/vela_support_speed.py --store DATASET_FOLDER [--every 1]
 
 Models: examples/models, ``--per-space`` int8 and ``--float-per-space`` float32 builds of
 every search space (``--random-graphs`` of random-graphs), and any ``--extra`` files (e.g.
@@ -12,6 +13,10 @@ median time of our placement per model (all three targets, the IR already read) 
 Vela's compilation. ``--legacy`` also times Vela's deprecated Python checks on one model
 (its TFLite reader plus ``TFLiteSemantic`` and ``TFLiteSupportedOperators``), the
 in-process alternative to our restatement.
+
+``--store`` instead compares with the ``cpu_ops`` labels a dataset store already holds
+(Vela run by ``perfsage dataset annotate``), every ``--every``-th model, without running
+Vela; labels Vela could not produce (status error) are counted apart.
 """
 
 from __future__ import annotations
@@ -22,13 +27,14 @@ import statistics
 import time
 from pathlib import Path
 
+from perfsage.dataset.store import DatasetError, Store
 from perfsage.errors import MeasurementError
 from perfsage.graph import read_model
 from perfsage.spaces import get_space, space_names
 from perfsage.targets import get_target
 from perfsage.targets.vela_run import run_vela
 from perfsage.targets.vela_summary import parse_summary
-from perfsage.targets.vela_support import ETHOS_U_TARGETS, cpu_placement
+from perfsage.targets.vela_support import ETHOS_U_TARGETS, cpu_placement, cpu_placements
 
 _WARNING = re.compile(r"Warning \(supported operators\) operator: (\S+), ofm: '(.*)'\n"
                       r"Reason: (.*)\n")
@@ -81,6 +87,45 @@ def legacy_seconds(path: str) -> float:
     return time.perf_counter() - start
 
 
+def against_store(folder: str, every: int) -> None:
+    """Our cpu_ops against the labels of a dataset store."""
+    with Store(folder) as store:
+        labels: dict[int, dict[str, float | None]] = {}
+        for label in store.labels():
+            if label.target in ETHOS_U_TARGETS:
+                value = label.metrics["cpu_ops"] if label.status == "ok" else None
+                labels.setdefault(label.model_id, {})[label.target] = value
+        ids = sorted(labels)[::every]
+        agree = compared = vela_failed = rebuilt_differently = 0
+        seconds: list[float] = []
+        for n, model_id in enumerate(ids, 1):
+            try:
+                model = read_model(store.model_bytes(model_id))
+            except DatasetError:
+                rebuilt_differently += 1
+                continue
+            start = time.perf_counter()
+            placed = cpu_placements(model)
+            seconds.append(time.perf_counter() - start)
+            for target, want in labels[model_id].items():
+                if want is None:
+                    vela_failed += 1
+                    continue
+                got = None if placed[target].rejected else placed[target].cpu_ops
+                compared += 1
+                agree += got == want
+                if got != want:
+                    print(f"DIFFER model {model_id} {target}: ours {got}, label {want}")
+            if n % 1000 == 0:
+                print(f"... {n}/{len(ids)} models, {agree}/{compared} agree", flush=True)
+    print(f"{len(ids)} models of {folder}: cpu_ops equal to the label on {agree}/{compared} "
+          f"(model, target) pairs ({100 * agree / max(compared, 1):.2f} %); "
+          f"{vela_failed} labels where Vela failed; {rebuilt_differently} models skipped "
+          f"(the builder no longer rebuilds them bit for bit)")
+    print(f"our placement, three targets, IR read: median "
+          f"{1e3 * statistics.median(seconds):.2f} ms per model")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,7 +135,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--extra", nargs="*", default=[])
     parser.add_argument("--legacy", help="time Vela's legacy Python checks on this model")
+    parser.add_argument("--store", help="compare with this dataset store's labels instead")
+    parser.add_argument("--every", type=int, default=1, help="with --store: every n-th model")
     args = parser.parse_args()
+    if args.store:
+        against_store(args.store, args.every)
+        return
 
     found = models(args)
     cpu_placement(next(iter(found.values())), ETHOS_U_TARGETS[0])  # imports Vela's tables
