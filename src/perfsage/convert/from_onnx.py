@@ -29,7 +29,7 @@ from pathlib import Path
 
 from perfsage.convert.calibration import InputSpec, fixed_shape
 from perfsage.convert.from_torch import quantize_and_convert
-from perfsage.convert.runner import converting, require
+from perfsage.convert.runner import converting, quiet, require
 
 #: The highest opset onnx2torch 1.5 converts every common operator at.
 OPSET = 17
@@ -44,7 +44,8 @@ def _onnx2torch():
     require("torch", _WHAT)
     stand_in = False
     try:
-        import torchvision  # noqa: F401 - only whether it imports matters
+        with quiet():
+            import torchvision  # noqa: F401 - only whether it imports matters
     except Exception:  # a ModuleNotFoundError or torchvision's own RuntimeError
         for name in [n for n in sys.modules if n.split(".")[0] == "torchvision"]:
             del sys.modules[name]

@@ -64,6 +64,7 @@ def converting(source: object, converter: str) -> Iterator[None]:
 def require(module: str, what: str):
     """Import ``module`` of the convert extra, or raise MissingExtraError naming the extra."""
     try:
-        return import_module(module)
+        with quiet():  # torchao, TensorFlow and absl announce themselves on import
+            return import_module(module)
     except ModuleNotFoundError as exc:
         raise MissingExtraError(f"{what} (it imports {exc.name})", "convert") from None
