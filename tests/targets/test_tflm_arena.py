@@ -76,6 +76,23 @@ def _padding_models() -> dict[str, bytes]:
     return models
 
 
+def _variable_models() -> dict[str, bytes]:
+    """ADD of an input and a variable tensor: TFLM keeps the variable in the tail."""
+    models = {}
+    for shape in ((1, 4, 4, 8), (1, 3, 5, 7)):  # 105 bytes: the variable's padding counts
+        b = ModelBuilder(seed=0)
+        x, y = b.input(shape), b.input(shape)
+        data = b.build([b.add(x, y)])
+
+        def change(model) -> None:
+            sg = model.subgraphs[0]
+            sg.tensors[sg.inputs[1]].isVariable = True
+            sg.inputs = sg.inputs[:1]
+
+        models[f"variable/{'x'.join(map(str, shape))}"] = edit(data, change)
+    return models
+
+
 def _with_unused_tensors(data: bytes, n: int) -> bytes:
     """``data`` with ``n`` int8 tensors no operator touches (TFLM still plans them)."""
     def change(model) -> None:
@@ -89,7 +106,7 @@ def _with_unused_tensors(data: bytes, n: int) -> bytes:
 @pytest.fixture(scope="module")
 def measured() -> dict[str, tuple[bytes, int | None]]:
     """Every model of these tests with TFLM's arena bytes (None where TFLM fails)."""
-    models = _space_models() | _padding_models()
+    models = _space_models() | _padding_models() | _variable_models()
     models |= {f"examples/{p.stem}": p.read_bytes() for p in sorted(EXAMPLES.glob("*.tflite"))}
     out = {}
     # Worker processes: TFLM aborts the process on some models (a softmax input scale
@@ -120,8 +137,10 @@ def test_exact_on_the_example_models(measured):
 
 
 @pytest.mark.tflm
-def test_exact_whichever_kernel_allocates_first(measured):
-    rows = {k: v for k, v in measured.items() if k.startswith("d2s+relu/")}
+@pytest.mark.parametrize("group", ["d2s+relu", "variable"])
+def test_exact_on_padding_and_variable_cases(measured, group):
+    rows = {k: v for k, v in measured.items() if k.startswith(f"{group}/")}
+    assert len(rows) == 2
     assert {k: arena_bytes(data) for k, (data, _) in rows.items()} == \
         {k: arena for k, (_, arena) in rows.items()}
 
