@@ -191,7 +191,6 @@ KERNELS: dict[str, Callable[[Operator, Subgraph], KernelArena]] = {
     "ARG_MIN": _fixed(((4, 4),)),
     "CAST": _fixed(((8, 4),)),
     "SHAPE": _fixed(((4, 4),)),
-    "LESS": _fixed((), (24,)),
     "GATHER": _fixed(((8, 4),), (20,)),
     "L2_NORMALIZATION": _fixed(((4, 4),), (4,)),
     "LEAKY_RELU": _fixed(((4, 4),), (24,)),
