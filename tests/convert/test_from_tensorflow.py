@@ -76,3 +76,29 @@ def test_keras_file_through_predict_inspect_and_measure(saved):
         proc = perfsage(command[0], str(saved / "net.keras"), *command[1:], "--json")
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)
+
+
+def test_float_tflite_is_requantized_on_request(tmp_path):
+    from helpers import keras_models
+
+    float_model = tmp_path / "float.tflite"
+    float_model.write_bytes(keras_models.convert(_model(), quantize="float32"))
+    assert as_tflite(float_model) == float_model
+    int8 = as_tflite(float_model, quantize=True)
+    assert int8 != float_model and int8.name == "float.tflite.tflite"
+    assert _dtypes(int8) == {"int8"}
+    assert as_tflite(int8, quantize=True) == int8  # already int8: as it is
+
+
+def test_hybrid_tflite_cannot_be_requantized(tmp_path):
+    from helpers import keras_models
+
+    hybrid = tmp_path / "hybrid.tflite"
+    tf = keras_models.tf()
+    inputs = keras.Input((64,), batch_size=1)  # weights large enough to be quantised
+    dense = keras.Model(inputs, keras.layers.Dense(64)(keras.layers.Dense(64)(inputs)))
+    converter = tf.lite.TFLiteConverter.from_keras_model(dense)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no samples: dynamic-range
+    hybrid.write_bytes(converter.convert())
+    with pytest.raises(ConversionError, match="original float model"):
+        as_tflite(hybrid, quantize=True)

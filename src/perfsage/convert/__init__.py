@@ -62,8 +62,11 @@ def convert_bytes(model, *, calibration=None, example_inputs=None) -> bytes:
     return _convert(model, fmt, given, example_inputs)
 
 
-def as_tflite(model, *, calibration=None, example_inputs=None) -> Path:
+def as_tflite(model, *, calibration=None, example_inputs=None, quantize: bool = False) -> Path:
     """A TFLite path for ``model``: the path itself for a TFLite file, else its conversion.
+
+    With ``quantize``, a float32 ``.tflite`` is replaced by its int8 version
+    (:mod:`perfsage.convert.requantize`); an int8 one is returned as it is.
 
     Anything :func:`detect` does not recognise (a missing file, a corrupt one) is returned
     unchanged, so the TFLite reader reports it as it always has. Converted models are cached
@@ -75,6 +78,7 @@ def as_tflite(model, *, calibration=None, example_inputs=None) -> Path:
         model: a path or a ``torch.nn.Module`` (then ``example_inputs`` is required).
         calibration: as for :func:`convert_bytes`.
         example_inputs: as for :func:`convert_bytes`.
+        quantize: also replace a float32 ``.tflite`` by its int8 version.
 
     Raises:
         ConversionError, MissingExtraError, UsageError: as for :func:`convert_bytes`.
@@ -82,6 +86,8 @@ def as_tflite(model, *, calibration=None, example_inputs=None) -> Path:
     if isinstance(model, str | Path):
         path = Path(model)
         _refuse_pickle(path)
+        if quantize and is_tflite(path):
+            return _requantized(path, calibration)
         if detect(path) is None:
             return path
     from perfsage.convert import cache
@@ -98,6 +104,26 @@ def as_tflite(model, *, calibration=None, example_inputs=None) -> Path:
     if found is not None:
         return found
     return cache.store(name, stem, _convert(model, fmt, given, example_inputs))
+
+
+def _requantized(path: Path, calibration) -> Path:
+    """The int8 version of a float .tflite (cached), or the path of an int8 one."""
+    from perfsage.convert import cache
+    from perfsage.convert.requantize import from_float_tflite, precision
+
+    found = precision(path)
+    if found is None:
+        return path
+    if found == "hybrid":
+        raise ConversionError(path, "a hybrid model (int8 weights, float activations) cannot "
+                                    "be requantised: convert the original float model with "
+                                    "perfsage convert")
+    given, calibration_key = _calibration(calibration)
+    name = cache.key(path, formats.TFLITE, "requantize", calibration_key)
+    found = cache.lookup(name, path.name)
+    if found is not None:
+        return found
+    return cache.store(name, path.name, from_float_tflite(path, given))
 
 
 def _format(model, example_inputs) -> str:
