@@ -63,3 +63,21 @@ def test_importing_convert_loads_no_converter():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(("blocked", "name", "command"), [
+    ("onnx2torch", "net.onnx", ["convert", "--out", "net.tflite"]),
+    ("torch", "net.pt2", ["predict", "-t", "ethos-u55-128"]),
+])
+def test_without_the_extra_one_line_names_it(tmp_path, blocked, name, command):
+    model = tmp_path / name
+    model.write_bytes(b"PK\x03\x04 never read")
+    code = (f"import sys; sys.modules[{blocked!r}] = None\n"
+            "from perfsage.cli.main import main\n"
+            f"main([{command[0]!r}, {str(model)!r}, *{command[1:]!r}])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [proc.stderr.strip()]
+    assert f"(it imports {blocked}) needs the optional dependencies of perfsage[convert]: " \
+           "pip install 'perfsage[convert]'" in proc.stderr

@@ -23,6 +23,7 @@ either operator fails with a one-line message instead.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import types
 from pathlib import Path
@@ -30,6 +31,7 @@ from pathlib import Path
 from perfsage.convert.calibration import InputSpec, fixed_shape
 from perfsage.convert.from_torch import quantize_and_convert
 from perfsage.convert.runner import converting, quiet, require
+from perfsage.errors import MissingExtraError
 
 #: The highest opset onnx2torch 1.5 converts every common operator at.
 OPSET = 17
@@ -39,9 +41,15 @@ _WHAT = "converting ONNX models"
 
 def _onnx2torch():
     """Import onnx2torch, standing in for torchvision only where torchvision cannot import."""
-    if "onnx2torch" in sys.modules:
+    if sys.modules.get("onnx2torch") is not None:
         return sys.modules["onnx2torch"]
     require("torch", _WHAT)
+    try:  # absent: the extra's line, before any import (torchvision's trouble) is tried
+        missing = importlib.util.find_spec("onnx2torch") is None
+    except (ValueError, AttributeError):  # None in sys.modules: blocked on purpose
+        missing = True
+    if missing:
+        raise MissingExtraError(f"{_WHAT} (it imports onnx2torch)", "convert")
     stand_in = False
     try:
         with quiet():
