@@ -93,9 +93,9 @@ _ELEMENTWISE_MATMUL = ("ethos-u55", "ethos-u65")
 _BROADCAST_TRANSFER = {"ethos-u55": 16, "ethos-u65": 32}
 _BROADCAST_BRICK = 16
 #: Output planes up to this many positions, and constants of one brick (16 channels or
-#: fewer), are read once instead (Vela 5.2 streams them on 16x16 maps and larger, not on
-#: 8x8 ones and smaller).
-_BROADCAST_ONCE_POSITIONS = 64
+#: fewer), are read once instead: Vela 5.2 streams them on 16x16 maps and larger, not on
+#: 8x8 ones, and on 12x12 ones (Keras' DenseNet121 at 96 px) a quarter as much.
+_BROADCAST_ONCE_POSITIONS = 14 * 14
 
 
 def _types(*names: str) -> np.ndarray:
