@@ -172,6 +172,13 @@ def test_an_operator_without_a_rule_is_refused():
         arena_bytes(b.build([b.gelu(x)]))
 
 
+def test_a_transpose_tflm_refuses_is_refused():
+    b = ModelBuilder(seed=0)
+    x = b.input((1, 2, 2, 2, 2, 2))
+    with pytest.raises(MeasurementError, match="TRANSPOSE takes 1 to 5"):
+        arena_bytes(b.build([b.transpose(x, (0, 1, 2, 3, 5, 4))]))
+
+
 def test_a_model_with_several_subgraphs_is_refused():
     def add_subgraph(model) -> None:
         model.subgraphs.append(model.subgraphs[0])

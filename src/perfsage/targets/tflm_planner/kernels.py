@@ -116,6 +116,9 @@ def _batch_matmul(op: Operator, sg: Subgraph) -> KernelArena:
     ``adj_x``): a TfLiteEvalTensor, its dims and all its data, persistent.
     """
     lhs, rhs = (sg.tensors[i] for i in op.inputs[:2])
+    if not (2 <= len(lhs.shape) <= 5 and 2 <= len(rhs.shape) <= 5):
+        raise MeasurementError("cortex-m-tflm", "TFLite Micro's BATCH_MATMUL takes 2 to 5 "
+                                                "dimensions")
     prepare: list[int] = []
     if lhs.dtype in ("int8", "int16"):
         prepare.append(28)
@@ -125,6 +128,15 @@ def _batch_matmul(op: Operator, sg: Subgraph) -> KernelArena:
             prepare += [24, 4 + 4 * len(tensor.shape), tensor_bytes(tensor)]
     prepare.append(4 + 4 * max(len(lhs.shape), len(rhs.shape)))
     return KernelArena(options=((3, 1),), init=(32,), prepare=tuple(prepare))
+
+
+def _transpose(op: Operator, sg: Subgraph) -> KernelArena:
+    """TRANSPOSE: nothing allocated; TFLM's kernel takes 1 to 5 dimensions."""
+    rank = len(sg.tensors[op.inputs[0]].shape)
+    if not 1 <= rank <= 5:
+        raise MeasurementError("cortex-m-tflm", f"TFLite Micro's TRANSPOSE takes 1 to 5 "
+                                                f"dimensions, not {rank}")
+    return KernelArena()
 
 
 def _softmax(op: Operator, sg: Subgraph) -> KernelArena:
@@ -184,7 +196,7 @@ KERNELS: dict[str, Callable[[Operator, Subgraph], KernelArena]] = {
     "SQUARED_DIFFERENCE": _fixed((), (112,)),
     "RSQRT": _fixed((), (28,)),
     "TANH": _fixed((), (16,)),
-    "TRANSPOSE": _fixed(),
+    "TRANSPOSE": _transpose,
     "SPLIT": _fixed(((4, 4),)),
     "SPLIT_V": _fixed(((4, 4),)),
     "ARG_MAX": _fixed(((4, 4),)),
