@@ -22,7 +22,11 @@ of real architectures).
   ``ceil((n + 1) * tau) / n`` for the tail level ``tau = (1 + level) / 2``; a group with too
   few graphs in a bin borrows the neighbouring bins (a wider bin). A harder bin is never
   narrower than an easier one, so a graph further outside the training domain gets a
-  wider interval.
+  wider interval, and a graph further out than every calibration graph gets the widest.
+* Real models come from architecture families no calibration graph belongs to. With the
+  zoo's families as clusters, each family is left out in turn and the excess of its
+  misses over the tails it would have got is added to the bins the zoo is present in
+  (:func:`_inflation`), so a new family is covered as the left-out ones were.
 
 Quantiles are stored for the levels in :data:`LEVELS`; another level uses the next one up
 (never narrower than asked). ``benchmarks/calibrate_intervals.py`` writes
@@ -67,6 +71,7 @@ DIFFICULTY_FEATURES = (
     "outside", "beyond_range", "unseen_types", "rare_types", "other_bits", "node_outliers",
     "cpu_note", "mostly_cpu_note", "misaligned", "branching", "log_macs", "log_params",
     "log_operators", "log_peak_bytes",
+    *(f"share_{name.lower()}" for name in (*OP_TYPES, "unknown")),
 )
 #: Features that describe distance from the training data: their score weights are kept
 #: non-negative, so moving further out never narrows an interval.
@@ -76,9 +81,11 @@ _WIDENING_COLUMNS = np.array([i for i, f in enumerate(DIFFICULTY_FEATURES) if f 
 #: Operator types with at least this share of the training operators are common.
 COMMON_SHARE = 0.01
 #: Bins of the difficulty score (Mondrian categories).
-BINS = 6
+BINS = 10
 #: A group is represented in a bin from this many calibration graphs on.
 MIN_PRESENCE = 10
+#: Clusters needed to estimate how much wider a new cluster's interval must be.
+MIN_CLUSTERS = 4
 #: |r| floor in the score's regression target (0.1 %): below it residuals are all alike.
 _ABS_FLOOR = 1e-3
 _RIDGE = 1.0
@@ -222,6 +229,10 @@ def difficulty_features(graphs: Sequence[GraphFeatures], reference: Reference,
     out[:, col["branching"]] = edges / count
     out[:, [col["log_macs"], col["log_params"], col["log_operators"],
             col["log_peak_bytes"]]] = glob[:, _SIZES]
+    # The operator mix: which kind of network this is.
+    first = col["share_" + _NAMES[0].lower()]
+    np.add.at(out, (owner, first + types), 1.0)
+    out[:, first:] /= count[:, None]
     return out
 
 
@@ -255,14 +266,15 @@ class Score:
         z = (x - mu) / sigma
         y_mu = float(w @ y)
         constrained = np.array([f in WIDENING for f in DIFFICULTY_FEATURES])
+        zw = z * w[:, None]
+        gram = zw.T @ z + _RIDGE / len(y) * np.eye(len(mu))
+        moment = zw.T @ (y - y_mu)
         coef = np.zeros(x.shape[1])
         for _ in range(x.shape[1] + 1):
             coef[:] = 0.0
             a = np.flatnonzero(active)
             if len(a):
-                za = z[:, a]
-                gram = (za * w[:, None]).T @ za + _RIDGE / len(y) * np.eye(len(a))
-                coef[a] = np.linalg.solve(gram, (za * w[:, None]).T @ (y - y_mu))
+                coef[a] = np.linalg.solve(gram[np.ix_(a, a)], moment[a])
             negative = constrained & active & (coef < 0)
             if not negative.any():
                 break
@@ -328,13 +340,14 @@ def bin_quantiles(r: np.ndarray, bins: np.ndarray, groups: np.ndarray, n_bins: i
     is present in takes the tails of all groups together.
     """
     q = np.zeros((n_bins, 2))
+    codes = np.unique(groups, return_inverse=True)[1]
+    counts = np.zeros((codes.max(initial=-1) + 1, n_bins), dtype=np.int64)
+    np.add.at(counts, (codes, bins), 1)
     for k in range(n_bins):
         tails = []
-        for g in np.unique(groups):
-            mine = groups == g
-            if np.count_nonzero(mine & (bins == k)) >= MIN_PRESENCE:
-                tails.append(_widened(r[mine], bins[mine], k, n_bins, level)
-                             or _extremes(r[mine]))
+        for g in np.flatnonzero(counts[:, k] >= MIN_PRESENCE):
+            mine = codes == g
+            tails.append(_widened(r[mine], bins[mine], k, n_bins, level) or _extremes(r[mine]))
         if not tails:
             tails.append(_widened(r, bins, k, n_bins, level) or _extremes(r))
         q[k] = np.max(np.array(tails), axis=0)
@@ -385,6 +398,7 @@ class MetricCalibration:
     q_hi: np.ndarray
     counts: dict[str, list[int]]  # calibration graphs per group and bin
     x_max: np.ndarray  # the calibration graphs' largest value of each WIDENING feature
+    inflation: np.ndarray  # [len(LEVELS), 2]: added to the tails for unseen clusters (>= 0)
 
     def bins(self, x: np.ndarray) -> np.ndarray:
         """Bin of each row of difficulty features ``x``.
@@ -401,7 +415,8 @@ class MetricCalibration:
         return {"space": self.space, "score": self.score.as_dict(), "edges": _round(self.edges),
                 "q_lo": [_round(row) for row in self.q_lo],
                 "q_hi": [_round(row) for row in self.q_hi], "counts": self.counts,
-                "x_max": _round(self.x_max)}
+                "x_max": _round(self.x_max),
+                "inflation": [_round(row) for row in self.inflation]}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MetricCalibration:
@@ -418,18 +433,17 @@ class MetricCalibration:
             raise ValueError("tails must be finite and non-negative")
         return cls(d["space"], Score.from_dict(d["score"]), edges, q_lo, q_hi,
                    {str(g): [int(c) for c in v] for g, v in d.get("counts", {}).items()},
-                   _array(d["x_max"], len(_WIDENING_COLUMNS)))
+                   _array(d["x_max"], len(_WIDENING_COLUMNS)),
+                   np.asarray(d["inflation"], dtype=np.float64).reshape(len(LEVELS), 2))
 
 
-def fit_metric(x: np.ndarray, r: np.ndarray, groups: np.ndarray, space: str, *,
-               n_bins: int = BINS, folds: int = 5, levels: Sequence[float] = LEVELS,
-               seed: int = 0) -> MetricCalibration:
-    """Calibrate one metric from difficulty features ``x`` and residuals ``r`` (finite).
+def _fit_bins(x: np.ndarray, r: np.ndarray, groups: np.ndarray, space: str, n_bins: int,
+              folds: int, done: list[int], seed: int) -> tuple[MetricCalibration, np.ndarray]:
+    """The score, its bins and their tails at the levels ``done`` (rows of LEVELS).
 
     The score is cross-fitted: each graph's bin comes from a score fitted without its fold,
     so the residuals the tails are taken from were not used to rank them; the stored score
-    is then fitted on every graph. Levels not in ``levels`` are left at 0 (tests and
-    cross-validation ask for a few).
+    is then fitted on every graph. Returns the calibration and each graph's bin.
     """
     weight = _balanced(groups)
     y = np.log(np.abs(r) + _ABS_FLOOR)
@@ -443,16 +457,68 @@ def fit_metric(x: np.ndarray, r: np.ndarray, groups: np.ndarray, space: str, *,
     bins = np.searchsorted(edges, oof, side="right")
     n = len(edges) + 1
     q_lo, q_hi = np.zeros((len(LEVELS), n)), np.zeros((len(LEVELS), n))
-    done = sorted({level_index(level) for level in levels})
     for i in done:
         q_lo[i], q_hi[i] = bin_quantiles(r, bins, groups, n, LEVELS[i])
-    # A higher level is never narrower (a group may count at one level and not the next).
-    q_lo[done] = np.maximum.accumulate(q_lo[done], axis=0)
-    q_hi[done] = np.maximum.accumulate(q_hi[done], axis=0)
     counts = {str(g): np.bincount(bins[groups == g], minlength=n).tolist()
               for g in np.unique(groups)}
-    return MetricCalibration(space, Score.fit(x, y, weight), edges, q_lo, q_hi, counts,
-                             x[:, _WIDENING_COLUMNS].max(axis=0))
+    cal = MetricCalibration(space, Score.fit(x, y, weight), edges, q_lo, q_hi, counts,
+                            x[:, _WIDENING_COLUMNS].max(axis=0), np.ones((len(LEVELS), 2)))
+    return cal, bins
+
+
+def _inflation(x: np.ndarray, r: np.ndarray, groups: np.ndarray, clusters: np.ndarray,
+               space: str, n_bins: int, folds: int, done: list[int],
+               seed: int) -> np.ndarray:
+    """How much wider the tails must be to cover a cluster none of the calibration saw.
+
+    Each cluster (a family of architectures) is left out in turn and calibrated without;
+    how far its graphs' residuals pass the tails they get is measured (log units), and
+    the conformal quantile of those excesses over every cluster's graphs is what is added
+    to each tail ([len(LEVELS), 2]: lower and upper, at least 0) so that a new family's
+    interval holds at the level as the left-out ones' did (cross-conformal over clusters,
+    after Barber et al., Ann. Statist. 2021). A family's miss is mostly its own bias, the
+    same in any bin, so the widening is added, not a factor on each bin's tails.
+    """
+    ratios: dict[int, list[list[np.ndarray]]] = {i: [[], []] for i in done}
+    for c in np.unique(clusters[clusters != ""]):
+        held = clusters == c
+        sub, _ = _fit_bins(x[~held], r[~held], groups[~held], space, n_bins, folds, done, seed)
+        b = sub.bins(x[held])
+        for i in done:
+            ratios[i][0].append(-r[held] - sub.q_lo[i, b])
+            ratios[i][1].append(r[held] - sub.q_hi[i, b])
+    out = np.zeros((len(LEVELS), 2))
+    for i in done:
+        tau = (1 + LEVELS[i]) / 2
+        for tail in (0, 1):
+            s = np.sort(np.concatenate(ratios[i][tail]))
+            k = min(tail_rank(len(s), tau), len(s))
+            out[i, tail] = max(s[k - 1], 0.0)
+    return out
+
+
+def fit_metric(x: np.ndarray, r: np.ndarray, groups: np.ndarray, space: str, *,
+               clusters: np.ndarray | None = None, n_bins: int = BINS, folds: int = 5,
+               levels: Sequence[float] = LEVELS, seed: int = 0) -> MetricCalibration:
+    """Calibrate one metric from difficulty features ``x`` and residuals ``r`` (finite).
+
+    With ``clusters`` (a name per graph, "" for none; e.g. the zoo's families), the tails
+    of the bins the clustered graphs are present in are widened by :func:`_inflation`, so
+    that a family never calibrated on is covered as the left-out families were. Levels
+    not in ``levels`` are left at 0 (tests and cross-validation ask for a few). A higher
+    level or a harder bin is never narrower.
+    """
+    done = sorted({level_index(level) for level in levels})
+    cal, bins = _fit_bins(x, r, groups, space, n_bins, folds, done, seed)
+    q_lo, q_hi = cal.q_lo, cal.q_hi
+    if clusters is not None and len(np.unique(clusters[clusters != ""])) >= MIN_CLUSTERS:
+        cal.inflation[:] = _inflation(x, r, groups, clusters, space, n_bins, folds, done, seed)
+        present = np.bincount(bins[clusters != ""], minlength=q_lo.shape[1]) >= MIN_PRESENCE
+        q_lo[:, present] += cal.inflation[:, :1]
+        q_hi[:, present] += cal.inflation[:, 1:]
+    for q in (q_lo, q_hi):
+        q[done] = np.maximum.accumulate(np.maximum.accumulate(q[done], axis=0), axis=1)
+    return cal
 
 
 def level_index(level: float) -> int:
@@ -483,7 +549,8 @@ class IntervalCalibration:
     @classmethod
     def fit(cls, target: str, reference: Reference, x: np.ndarray,
             labels: Mapping[str, np.ndarray], predicted: Mapping[str, np.ndarray],
-            groups: np.ndarray, *, modes: Mapping[str, str] | None = None,
+            groups: np.ndarray, *, clusters: np.ndarray | None = None,
+            modes: Mapping[str, str] | None = None,
             levels: Sequence[float] = LEVELS, n_bins: int = BINS, seed: int = 0,
             info: dict[str, Any] | None = None) -> IntervalCalibration:
         """Calibrate every metric of ``predicted`` on graphs with ``labels``.
@@ -495,6 +562,8 @@ class IntervalCalibration:
             labels: metric -> measured values, row-aligned with ``x``.
             predicted: metric -> the weights' predictions (every metric is calibrated).
             groups: each graph's population (e.g. "task", "random", "zoo").
+            clusters: each graph's cluster ("" for none), e.g. its zoo family: a new
+                family's interval is widened as left-out families needed (fit_metric).
             modes: metric -> the weights' output mode; "log" metrics get log residuals,
                 the others log1p ones. By default "log" where every value is positive.
             levels: the levels to calibrate (all of :data:`LEVELS` to save).
@@ -509,7 +578,8 @@ class IntervalCalibration:
             space = "log" if mode == "log" else "log1p"
             r = residuals(y, pred, space)
             ok = np.isfinite(r)
-            metrics[m] = fit_metric(x[ok], r[ok], np.asarray(groups)[ok], space,
+            cl = None if clusters is None else np.asarray(clusters)[ok]
+            metrics[m] = fit_metric(x[ok], r[ok], np.asarray(groups)[ok], space, clusters=cl,
                                     n_bins=n_bins, levels=levels, seed=seed)
         return cls(target, reference, metrics, info)
 
