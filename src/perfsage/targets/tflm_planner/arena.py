@@ -21,6 +21,7 @@ from perfsage.targets.tflm_planner.greedy import planned_peak_bytes
 from perfsage.targets.tflm_planner.kernels import (
     KERNELS,
     NO_TFLM_KERNEL,
+    TARGET,
     KernelArena,
     tensor_bytes,
 )
@@ -37,7 +38,6 @@ _TFLITE_TENSOR = 64
 _AFFINE_QUANTIZATION = 24
 _POINTER = 8
 
-TARGET = "cortex-m-tflm"
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from perfsage.errors import MeasurementError
 from perfsage.graph.ir import Operator, Subgraph, Tensor
 
+#: The target whose figure this is, for errors.
+TARGET = "cortex-m-tflm"
+
 #: Bytes per element as TFLM's ``TfLiteTypeSizeOf`` gives them.
 TYPE_BYTES = {
     "float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int4": 1, "int8": 1,
@@ -117,8 +120,7 @@ def _batch_matmul(op: Operator, sg: Subgraph) -> KernelArena:
     """
     lhs, rhs = (sg.tensors[i] for i in op.inputs[:2])
     if not (2 <= len(lhs.shape) <= 5 and 2 <= len(rhs.shape) <= 5):
-        raise MeasurementError("cortex-m-tflm", "TFLite Micro's BATCH_MATMUL takes 2 to 5 "
-                                                "dimensions")
+        raise MeasurementError(TARGET, "TFLite Micro's BATCH_MATMUL takes 2 to 5 dimensions")
     prepare: list[int] = []
     if lhs.dtype in ("int8", "int16"):
         prepare.append(28)
@@ -134,8 +136,8 @@ def _transpose(op: Operator, sg: Subgraph) -> KernelArena:
     """TRANSPOSE: nothing allocated; TFLM's kernel takes 1 to 5 dimensions."""
     rank = len(sg.tensors[op.inputs[0]].shape)
     if not 1 <= rank <= 5:
-        raise MeasurementError("cortex-m-tflm", f"TFLite Micro's TRANSPOSE takes 1 to 5 "
-                                                f"dimensions, not {rank}")
+        raise MeasurementError(TARGET, f"TFLite Micro's TRANSPOSE takes 1 to 5 dimensions, "
+                                       f"not {rank}")
     return KernelArena()
 
 
@@ -155,7 +157,7 @@ def _float_exp(op: Operator, sg: Subgraph) -> KernelArena:
     """EXP: nothing allocated; TFLM's EXP kernel takes float32 only."""
     dtype = sg.tensors[op.inputs[0]].dtype
     if dtype != "float32":
-        raise MeasurementError("cortex-m-tflm", f"TFLite Micro's EXP takes float32, not {dtype}")
+        raise MeasurementError(TARGET, f"TFLite Micro's EXP takes float32, not {dtype}")
     return KernelArena()
 
 
