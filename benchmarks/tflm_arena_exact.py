@@ -147,10 +147,10 @@ def _speed(args: argparse.Namespace) -> None:
             models[f"zoo/{i}"] = zoo.build(zoo.sample_seeded(args.seed, i))
     print(f"\n{'model':40} {'operators':>9} {'tensors':>8} {'median ms':>10}")
     for key, data in models.items():
-        model = read_model(data)
         try:
+            model = read_model(data)
             arena_bytes(model)
-        except PerfSageError:
+        except PerfSageError:  # unreadable, or refused: nothing to time
             continue
         times = []
         for _ in range(30):

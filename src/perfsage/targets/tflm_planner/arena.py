@@ -39,7 +39,6 @@ _AFFINE_QUANTIZATION = 24
 _POINTER = 8
 
 
-
 @dataclass(frozen=True, slots=True)
 class ArenaPlan:
     """The arena TFLM would use for a model: head (planned buffers) and tail (persistent)."""

@@ -53,18 +53,27 @@ def planned_peak_bytes(sizes: list[int], first: list[int], last: list[int]) -> i
     peak = 0
     for i in order.tolist():
         size = sizes[i]
-        candidate = 0
-        # Placed neighbours in order of offset; the first gap that holds the buffer wins.
-        for offset, end in sorted((offsets[j], ends[j]) for j in neighbours[i]):
-            if offset - candidate >= size:
-                break
-            if end > candidate:
-                candidate = end
+        candidate = _first_fit(size, [(offsets[j], ends[j]) for j in neighbours[i]])
         offsets[i] = candidate
         ends[i] = candidate + size
         if ends[i] > peak:
             peak = ends[i]
     return peak
+
+
+def _first_fit(size: int, placed: list[tuple[int, int]]) -> int:
+    """The lowest offset where ``size`` bytes fit among ``placed`` (offset, end) buffers.
+
+    TFLM walks the placed buffers in order of offset and takes the first gap, between the
+    highest end so far and the next buffer's start, that holds the new one.
+    """
+    candidate = 0
+    for offset, end in sorted(placed):
+        if offset - candidate >= size:
+            break
+        if end > candidate:
+            candidate = end
+    return candidate
 
 
 #: Above this many (buffer, earlier live neighbour) pairs the placement runs in NumPy, one
@@ -84,14 +93,9 @@ def _place_dense(sizes: list[int], order: np.ndarray, rows: np.ndarray, cols: np
     for i in order.tolist():
         size = sizes[i]
         lo, hi = bounds[i], bounds[i + 1]
-        candidate = 0
         if hi - lo <= _SHORT:
-            for offset, end in sorted((offset_list[j], end_list[j])
-                                      for j in cols[lo:hi].tolist()):
-                if offset - candidate >= size:
-                    break
-                if end > candidate:
-                    candidate = end
+            candidate = _first_fit(size, [(offset_list[j], end_list[j])
+                                          for j in cols[lo:hi].tolist()])
         else:
             near = cols[lo:hi]
             by_offset = np.argsort(offsets[near], kind="stable")
