@@ -78,12 +78,16 @@ def _clusters(data: cd.Labelled) -> np.ndarray:
     return np.where(data.groups == "zoo", data.names, "")
 
 
+#: Groups that count in every difficulty bin (``--zoo-everywhere``).
+EVERYWHERE: tuple[str, ...] = ()
+
+
 def _fit(target, reference, x, data, pred, modes, index, levels):
     return IntervalCalibration.fit(target, reference, x[index],
                                    {m: v[index] for m, v in data.labels.items()},
                                    {m: v[index] for m, v in pred.items()},
                                    data.groups[index], clusters=_clusters(data)[index],
-                                   modes=modes, levels=levels)
+                                   everywhere=EVERYWHERE, modes=modes, levels=levels)
 
 
 def cross_validate(target, reference, x, data, pred, modes) -> dict:
@@ -164,7 +168,8 @@ def target_report(target: str, data: cd.Labelled, train_graphs, write: bool) -> 
             "note": "EdgeDLPerf-26k test split (task spaces, random graphs) and the zoo; "
                     "benchmarks/calibrate_intervals.py"}
     cal = IntervalCalibration.fit(target, reference, x, data.labels, pred, data.groups,
-                                  clusters=_clusters(data), modes=modes, info=info)
+                                  clusters=_clusters(data), everywhere=EVERYWHERE, modes=modes,
+                                  info=info)
     cal.weights_sha256 = model.config["weights_sha256"]
     if write:
         cal.save(weights_dir(target))
@@ -270,8 +275,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-sample", type=int, default=2000,
                     help="training graphs the reference statistics come from")
     ap.add_argument("--write", action="store_true", help="save intervals.json with each weights")
+    ap.add_argument("--zoo-everywhere", action="store_true",
+                    help="the zoo counts in every difficulty bin (wider: no interval is as "
+                         "narrow as the task spaces' own)")
     ap.add_argument("--no-doc", action="store_true")
     args = ap.parse_args(argv)
+    global EVERYWHERE
+    EVERYWHERE = ("zoo",) if args.zoo_everywhere else ()
     start = time.time()
     args.cache.mkdir(parents=True, exist_ok=True)
     with Store(args.dataset) as store:

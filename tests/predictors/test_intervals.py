@@ -104,10 +104,17 @@ def test_widest_group_present_sets_the_bin():
     q_lo, q_hi = iv.bin_quantiles(r, bins, groups, 1, 0.9)
     task_only = iv.conformal_tails(r[:500], 0.9)
     assert q_hi[0] > 10 * task_only[1]
-    # Too few zoo graphs to count (under MIN_PRESENCE): the task graphs decide.
+    # Too few zoo graphs to count (under MIN_PRESENCE): the task graphs decide...
     few = np.r_[r[:500], r[500:505]]
     q_lo, q_hi = iv.bin_quantiles(few, np.zeros(505, int), groups[:505], 1, 0.9)
     assert q_hi[0] < 5 * task_only[1]
+    # ... unless the zoo counts everywhere: then its nearest bins speak for it.
+    two = np.r_[np.zeros(505, int), np.ones(40, int)]
+    spread = np.r_[few, rng.normal(0, 0.5, 40)]
+    zoo = np.r_[groups[:505], ["zoo"] * 40]
+    narrow = iv.bin_quantiles(spread, two, zoo, 2, 0.9)[1][0]
+    wide = iv.bin_quantiles(spread, two, zoo, 2, 0.9, everywhere=["zoo"])[1][0]
+    assert narrow < 5 * task_only[1] < wide
 
 
 # -- calibrating and covering -------------------------------------------------------------------

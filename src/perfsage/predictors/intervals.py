@@ -330,19 +330,22 @@ def _widened(r: np.ndarray, bins: np.ndarray, k: int, n_bins: int,
 
 
 def bin_quantiles(r: np.ndarray, bins: np.ndarray, groups: np.ndarray, n_bins: int,
-                  level: float) -> tuple[np.ndarray, np.ndarray]:
+                  level: float, everywhere: Iterable[str] = ()) -> tuple[np.ndarray, np.ndarray]:
     """Per bin, the widest tails over the groups present in it, never narrowing with ``k``.
 
-    A group counts in a bin from :data:`MIN_PRESENCE` graphs on; with fewer than the level
-    needs, its tails come from the bin widened by its neighbours (:func:`_widened`), and
+    A group counts in a bin from :data:`MIN_PRESENCE` graphs on (the groups ``everywhere``
+    in every bin: real architectures can be as easy to rank as our spaces' graphs and
+    still be missed by more); with fewer than the level needs, its tails come from the bin
+    widened by its neighbours (:func:`_widened`), and
     with fewer in all bins together, from its extreme residuals (no finite-sample
     guarantee is possible then; the widest it has seen is the honest guess). A bin no group
     is present in takes the tails of all groups together.
     """
     q = np.zeros((n_bins, 2))
-    codes = np.unique(groups, return_inverse=True)[1]
-    counts = np.zeros((codes.max(initial=-1) + 1, n_bins), dtype=np.int64)
+    names, codes = np.unique(groups, return_inverse=True)
+    counts = np.zeros((len(names), n_bins), dtype=np.int64)
     np.add.at(counts, (codes, bins), 1)
+    counts[np.isin(names, list(everywhere))] = MIN_PRESENCE
     for k in range(n_bins):
         tails = []
         for g in np.flatnonzero(counts[:, k] >= MIN_PRESENCE):
@@ -438,7 +441,8 @@ class MetricCalibration:
 
 
 def _fit_bins(x: np.ndarray, r: np.ndarray, groups: np.ndarray, space: str, n_bins: int,
-              folds: int, done: list[int], seed: int) -> tuple[MetricCalibration, np.ndarray]:
+              folds: int, done: list[int], seed: int,
+              everywhere: Iterable[str] = ()) -> tuple[MetricCalibration, np.ndarray]:
     """The score, its bins and their tails at the levels ``done`` (rows of LEVELS).
 
     The score is cross-fitted: each graph's bin comes from a score fitted without its fold,
@@ -458,7 +462,7 @@ def _fit_bins(x: np.ndarray, r: np.ndarray, groups: np.ndarray, space: str, n_bi
     n = len(edges) + 1
     q_lo, q_hi = np.zeros((len(LEVELS), n)), np.zeros((len(LEVELS), n))
     for i in done:
-        q_lo[i], q_hi[i] = bin_quantiles(r, bins, groups, n, LEVELS[i])
+        q_lo[i], q_hi[i] = bin_quantiles(r, bins, groups, n, LEVELS[i], everywhere)
     counts = {str(g): np.bincount(bins[groups == g], minlength=n).tolist()
               for g in np.unique(groups)}
     cal = MetricCalibration(space, Score.fit(x, y, weight), edges, q_lo, q_hi, counts,
@@ -467,8 +471,8 @@ def _fit_bins(x: np.ndarray, r: np.ndarray, groups: np.ndarray, space: str, n_bi
 
 
 def _inflation(x: np.ndarray, r: np.ndarray, groups: np.ndarray, clusters: np.ndarray,
-               space: str, n_bins: int, folds: int, done: list[int],
-               seed: int) -> np.ndarray:
+               space: str, n_bins: int, folds: int, done: list[int], seed: int,
+               everywhere: Iterable[str] = ()) -> np.ndarray:
     """How much wider the tails must be to cover a cluster none of the calibration saw.
 
     Each cluster (a family of architectures) is left out in turn and calibrated without;
@@ -482,7 +486,8 @@ def _inflation(x: np.ndarray, r: np.ndarray, groups: np.ndarray, clusters: np.nd
     ratios: dict[int, list[list[np.ndarray]]] = {i: [[], []] for i in done}
     for c in np.unique(clusters[clusters != ""]):
         held = clusters == c
-        sub, _ = _fit_bins(x[~held], r[~held], groups[~held], space, n_bins, folds, done, seed)
+        sub, _ = _fit_bins(x[~held], r[~held], groups[~held], space, n_bins, folds, done, seed,
+                           everywhere)
         b = sub.bins(x[held])
         for i in done:
             ratios[i][0].append(-r[held] - sub.q_lo[i, b])
@@ -498,22 +503,27 @@ def _inflation(x: np.ndarray, r: np.ndarray, groups: np.ndarray, clusters: np.nd
 
 
 def fit_metric(x: np.ndarray, r: np.ndarray, groups: np.ndarray, space: str, *,
-               clusters: np.ndarray | None = None, n_bins: int = BINS, folds: int = 5,
-               levels: Sequence[float] = LEVELS, seed: int = 0) -> MetricCalibration:
+               clusters: np.ndarray | None = None, everywhere: Iterable[str] = (),
+               n_bins: int = BINS, folds: int = 5, levels: Sequence[float] = LEVELS,
+               seed: int = 0) -> MetricCalibration:
     """Calibrate one metric from difficulty features ``x`` and residuals ``r`` (finite).
 
     With ``clusters`` (a name per graph, "" for none; e.g. the zoo's families), the tails
     of the bins the clustered graphs are present in are widened by :func:`_inflation`, so
-    that a family never calibrated on is covered as the left-out families were. Levels
+    that a family never calibrated on is covered as the left-out families were. Groups in
+    ``everywhere`` count in every bin (:func:`bin_quantiles`). Levels
     not in ``levels`` are left at 0 (tests and cross-validation ask for a few). A higher
     level or a harder bin is never narrower.
     """
     done = sorted({level_index(level) for level in levels})
-    cal, bins = _fit_bins(x, r, groups, space, n_bins, folds, done, seed)
+    everywhere = set(everywhere)
+    cal, bins = _fit_bins(x, r, groups, space, n_bins, folds, done, seed, everywhere)
     q_lo, q_hi = cal.q_lo, cal.q_hi
     if clusters is not None and len(np.unique(clusters[clusters != ""])) >= MIN_CLUSTERS:
-        cal.inflation[:] = _inflation(x, r, groups, clusters, space, n_bins, folds, done, seed)
+        cal.inflation[:] = _inflation(x, r, groups, clusters, space, n_bins, folds, done, seed,
+                                      everywhere)
         present = np.bincount(bins[clusters != ""], minlength=q_lo.shape[1]) >= MIN_PRESENCE
+        present |= bool(everywhere & set(groups[clusters != ""]))
         q_lo[:, present] += cal.inflation[:, :1]
         q_hi[:, present] += cal.inflation[:, 1:]
     for q in (q_lo, q_hi):
@@ -550,7 +560,7 @@ class IntervalCalibration:
     def fit(cls, target: str, reference: Reference, x: np.ndarray,
             labels: Mapping[str, np.ndarray], predicted: Mapping[str, np.ndarray],
             groups: np.ndarray, *, clusters: np.ndarray | None = None,
-            modes: Mapping[str, str] | None = None,
+            everywhere: Iterable[str] = (), modes: Mapping[str, str] | None = None,
             levels: Sequence[float] = LEVELS, n_bins: int = BINS, seed: int = 0,
             info: dict[str, Any] | None = None) -> IntervalCalibration:
         """Calibrate every metric of ``predicted`` on graphs with ``labels``.
@@ -564,6 +574,7 @@ class IntervalCalibration:
             groups: each graph's population (e.g. "task", "random", "zoo").
             clusters: each graph's cluster ("" for none), e.g. its zoo family: a new
                 family's interval is widened as left-out families needed (fit_metric).
+            everywhere: groups that count in every bin, however few of their graphs it holds.
             modes: metric -> the weights' output mode; "log" metrics get log residuals,
                 the others log1p ones. By default "log" where every value is positive.
             levels: the levels to calibrate (all of :data:`LEVELS` to save).
@@ -580,6 +591,7 @@ class IntervalCalibration:
             ok = np.isfinite(r)
             cl = None if clusters is None else np.asarray(clusters)[ok]
             metrics[m] = fit_metric(x[ok], r[ok], np.asarray(groups)[ok], space, clusters=cl,
+                                    everywhere=everywhere,
                                     n_bins=n_bins, levels=levels, seed=seed)
         return cls(target, reference, metrics, info)
 
