@@ -289,3 +289,9 @@ def test_a_bug_of_ours_is_not_blamed_on_the_file(monkeypatch):
     monkeypatch.setattr(reader, "_options_at_once", broken)
     with pytest.raises(TypeError, match="a bug in PerfSAGE"):
         read_model(ZOO)
+
+
+def test_a_fully_connected_input_smaller_than_one_row_is_accepted_as_litert_runs_it(tmp_path):
+    path = tmp_path / "small_fc_input.tflite"
+    path.write_bytes(edit(ZOO.read_bytes(), _shape(15, "inputs", 0, [1, 1])))
+    read_model(path)  # ConvNeXt's converted layer scale has such an operator
