@@ -102,3 +102,14 @@ def test_hybrid_tflite_cannot_be_requantized(tmp_path):
     hybrid.write_bytes(converter.convert())
     with pytest.raises(ConversionError, match="original float model"):
         as_tflite(hybrid, quantize=True)
+
+
+def test_convert_command_requantizes_a_float_tflite(tmp_path):
+    from helpers import keras_models
+
+    float_model = tmp_path / "float.tflite"
+    float_model.write_bytes(keras_models.convert(_model(), quantize="float32"))
+    out = tmp_path / "int8.tflite"
+    proc = perfsage("convert", str(float_model), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert _dtypes(out) == {"int8"}

@@ -20,7 +20,7 @@ from perfsage.graph import read_model
 pytest.importorskip("litert_torch")
 torch = pytest.importorskip("torch")
 
-import nets  # noqa: E402 - after the skips
+import torch_nets as nets  # noqa: E402 - after the skips
 
 #: Operators a full-integer conversion may leave in float: none here.
 COMPUTE = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MEAN"}

@@ -1,7 +1,8 @@
 """`perfsage convert`: an ONNX, PyTorch (.pt2), Keras or SavedModel model to an int8 .tflite.
 
 The conversion `predict`, `measure` and `inspect` do on their own, written to a file: the
-model they predict is exactly this one. Needs the optional extra ``perfsage[convert]``;
+model they predict is exactly this one. A float32 .tflite is requantised to int8; an int8
+one is copied as it is. Needs the optional extra ``perfsage[convert]``;
 docs/formats.md lists the converter used for each format.
 """
 
@@ -18,7 +19,8 @@ from perfsage.errors import UsageError
 def configure(parser: argparse.ArgumentParser) -> None:
     """Options of `perfsage convert`."""
     parser.add_argument("model", type=Path, metavar="MODEL",
-                        help=".onnx, .pt2 (torch.export), .keras, .h5 or a SavedModel folder")
+                        help=".onnx, .pt2 (torch.export), .keras, .h5, a SavedModel folder or a "
+                             "float32 .tflite")
     parser.add_argument("--out", "-o", type=Path, required=True, metavar="FILE",
                         help="where to write the int8 .tflite model")
     parser.add_argument("--calibration", type=Path, metavar="NPY",
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out: {args.out} is a folder; give a file name (model.tflite)")
     if args.calibration is not None and not args.calibration.is_file():
         raise UsageError(f"--calibration: {args.calibration}: no such file")
-    converted = as_tflite(args.model, calibration=args.calibration)
+    converted = as_tflite(args.model, calibration=args.calibration, quantize=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(converted, args.out)
     print(f"perfsage: wrote {args.out} ({args.out.stat().st_size:,} bytes)", file=sys.stderr)

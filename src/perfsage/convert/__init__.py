@@ -94,11 +94,8 @@ def as_tflite(model, *, calibration=None, example_inputs=None, quantize: bool = 
 
     given, calibration_key = _calibration(calibration)
     fmt = _format(model, example_inputs)
-    if fmt == formats.TORCH_MODULE:
-        source, options = _module_key(model, example_inputs), ""
-    else:
-        source, options = Path(model), ""
-    name = cache.key(source, fmt, options, calibration_key)
+    source = _module_key(model, example_inputs) if fmt == formats.TORCH_MODULE else Path(model)
+    name = cache.key(source, fmt, "", calibration_key)
     stem = type(model).__name__ if fmt == formats.TORCH_MODULE else Path(model).name
     found = cache.lookup(name, stem)
     if found is not None:
@@ -153,22 +150,23 @@ def _refuse_pickle(path: Path) -> None:
 
 
 def _module_key(module, example_inputs) -> bytes:
-    """Bytes that identify a module: its class, parameters, buffers and input shapes."""
-    import numpy as np
-
-    torch = __import__("torch")
-    inputs = (example_inputs,) if torch.is_tensor(example_inputs) else tuple(example_inputs)
+    """Bytes that identify a module: its classes' source, parameters, buffers, input shapes."""
     import inspect
 
-    kind = type(module)
-    parts = [f"{kind.__module__}.{kind.__qualname__}".encode(), repr(module).encode()]
-    for cls in {type(m) for m in module.modules()}:
+    import numpy as np
+    import torch
+
+    inputs = (example_inputs,) if torch.is_tensor(example_inputs) else tuple(example_inputs)
+    classes = sorted({type(m) for m in module.modules()},
+                     key=lambda c: f"{c.__module__}.{c.__qualname__}")
+    parts = [repr(module).encode()]
+    for cls in classes:
         try:
             parts.append(inspect.getsource(cls).encode())
-        except (OSError, TypeError):  # defined in a notebook or C: its repr stands for it
-            parts.append(cls.__qualname__.encode())
+        except (OSError, TypeError):  # defined in a notebook or C: its name stands for it
+            parts.append(f"{cls.__module__}.{cls.__qualname__}".encode())
     parts += [f"{t.dtype}{tuple(t.shape)}".encode() for t in inputs]
-    for name, tensor in list(module.state_dict().items()):
+    for name, tensor in module.state_dict().items():
         parts.append(name.encode())
         parts.append(np.ascontiguousarray(tensor.detach().cpu().float().numpy()).tobytes())
     return b"|".join(parts)
