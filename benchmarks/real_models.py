@@ -355,6 +355,11 @@ def _group(scores: list[Score], *keys: str) -> dict[tuple, list[Score]]:
     return out
 
 
+def _signed(percent: float) -> str:
+    """A signed whole percentage, without a sign on zero."""
+    return "0" if round(percent) == 0 else f"{percent:+.0f}"
+
+
 def _num(value: float) -> str:
     return f"{value:.4g}"
 
@@ -367,7 +372,7 @@ def headline(scores: list[Score]) -> list[str]:
         st = _stats(group)
         bar = f"≤ {BARS[metric]:g}" if metric in BARS else "–"
         lines.append(f"| {target} | {metric} | {st['n']} | {st['mape']:.1f} | {st['median']:.1f} "
-                     f"| {st['worst']:+.0f} ({st['worst_model']}) | {st['beyond']} | {bar} |")
+                     f"| {_signed(st['worst'])} ({st['worst_model']}) | {st['beyond']} | {bar} |")
     return lines
 
 
@@ -387,8 +392,24 @@ def family_table(scores: list[Score], target: str) -> list[str]:
                 continue
             st = _stats(group)
             n = max(n, st["n"])
-            cells.append(f"{st['mape']:.1f} ({st['worst']:+.0f})")
+            cells.append(f"{st['mape']:.1f} ({_signed(st['worst'])})")
         lines.append(f"| {family} | {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def notes_table(scores: list[Score], notes: dict, targets: list[str]) -> list[str]:
+    """Whether the notes warn where the misses are: models beyond the bar, with and without."""
+    lines = [f"| target | models | with a note | beyond ±{WORST_BAR:g} % (latency or SRAM / "
+             "arena) | of those, with a note |", "|---|---|---|---|---|"]
+    for target in targets:
+        mine = [s for s in scores if s.target == target]
+        models = {s.model for s in mine}
+        if not models:
+            continue
+        noted = {m for m in models if notes.get((target, m))}
+        missed = {s.model for s in mine if s.metric in BARS and abs(s.error_pct) > WORST_BAR}
+        lines.append(f"| {target} | {len(models)} | {len(noted)} | {len(missed)} | "
+                     f"{len(missed & noted)} |")
     return lines
 
 
@@ -435,6 +456,9 @@ def report(scores: list[Score], notes: dict, unscored: dict, plan: Plan,
         if not any(s.target == target for s in scores):
             continue
         lines += ["", f"### {target}: per family", "", *family_table(scores, target)]
+    lines += ["", "### Do the notes warn where the misses are?", "",
+              "Notes from `perfsage.predictions` (kinds per model in the tables below).", "",
+              *notes_table(scores, notes, plan.targets)]
     for target in plan.targets:
         if not any(s.target == target for s in scores):
             continue
