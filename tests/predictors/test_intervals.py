@@ -262,6 +262,14 @@ def test_damaged_or_foreign_files_raise(reference, tmp_path):
         iv.IntervalCalibration.load(tmp_path)
 
 
+def test_too_few_calibration_graphs(reference):
+    x, pred, y, groups = synthetic(60, 0)
+    y[:20] = np.nan  # e.g. no NPU figure where the CPU runs the model
+    with pytest.raises(UsageError, match="40 calibration graphs"):
+        iv.IntervalCalibration.fit("ethos-u55-128", reference, x, {"latency_ms": y},
+                                   {"latency_ms": pred}, groups, levels=(0.9,))
+
+
 def test_metric_without_calibration_is_refused(reference):
     cal = fitted(reference, levels=(0.9,))
     with pytest.raises(WeightsError, match="sram_kib"):

@@ -84,6 +84,8 @@ COMMON_SHARE = 0.01
 BINS = 10
 #: A group is represented in a bin from this many calibration graphs on.
 MIN_PRESENCE = 10
+#: Calibration graphs a metric needs at the least.
+MIN_GRAPHS = 50
 #: Clusters needed to estimate how much wider a new cluster's interval must be.
 MIN_CLUSTERS = 4
 #: |r| floor in the score's regression target (0.1 %): below it residuals are all alike.
@@ -589,6 +591,9 @@ class IntervalCalibration:
             space = "log" if mode == "log" else "log1p"
             r = residuals(y, pred, space)
             ok = np.isfinite(r)
+            if ok.sum() < MIN_GRAPHS:
+                raise UsageError(f"{m}: {int(ok.sum())} calibration graphs with a finite "
+                                 f"residual; at least {MIN_GRAPHS} are needed")
             cl = None if clusters is None else np.asarray(clusters)[ok]
             metrics[m] = fit_metric(x[ok], r[ok], np.asarray(groups)[ok], space, clusters=cl,
                                     everywhere=everywhere,
