@@ -312,3 +312,13 @@ def test_new_family_is_covered_with_cluster_inflation(reference):
     assert np.all(cal.metrics["latency_ms"].inflation[iv.LEVELS.index(0.9)] > 0)
     assert covered["plain"] + 0.1 < covered["inflated"], covered
     assert covered["inflated"] >= 0.8, covered
+
+
+def test_graph_without_operators(reference):
+    from perfsage.predictors.features import GLOBAL_FEATURES, NODE_FEATURES, GraphFeatures
+
+    empty = GraphFeatures(np.zeros(0, np.int64), np.zeros((0, len(NODE_FEATURES)), np.float32),
+                          np.zeros((2, 0), np.int64), np.zeros(len(GLOBAL_FEATURES), np.float32))
+    cal = fitted(reference, levels=(0.9,))
+    lo, hi = cal.intervals({"latency_ms": np.ones(1)}, [empty], 0.9)["latency_ms"]
+    assert np.isfinite([lo[0], hi[0]]).all() and lo[0] <= 1 <= hi[0]
