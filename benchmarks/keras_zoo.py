@@ -190,6 +190,7 @@ def build(name: str) -> Path:
 
         family, make = MODELS[name]
         CACHE.mkdir(parents=True, exist_ok=True)
+        keras.backend.clear_session()  # layer names (kept in the file) restart from zero
         keras.utils.set_random_seed(SEED)
         model = make()
         fan_in_weights(model)
