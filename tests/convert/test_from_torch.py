@@ -84,6 +84,32 @@ def test_a_failing_export_is_one_line_naming_the_tool():
     assert "\n" not in str(found.value) and "could not convert it" in str(found.value)
 
 
+@pytest.mark.slow
+def test_onnx_shape_arguments_become_static(tmp_path):
+    """Resize, a dynamic batch's Shape-Gather-Reshape, Unsqueeze and Expand: what exporters
+    write for interpolate, ``x.view(x.size(0), -1)`` and broadcasting."""
+    class Head(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+            self.fc = torch.nn.Linear(8 * 8 * 8, 5)
+
+        def forward(self, x):
+            y = torch.nn.functional.interpolate(self.conv(x), scale_factor=0.5,
+                                                mode="bilinear")
+            y = torch.nn.functional.silu(y).view(y.size(0), -1)
+            return self.fc(y).unsqueeze(1).expand(-1, 3, -1).reshape(1, 15)
+
+    path = tmp_path / "head.onnx"
+    torch.onnx.export(Head().eval(), (torch.randn(1, 3, 16, 16),), str(path), dynamo=False,
+                      input_names=["image"], dynamic_axes={"image": {0: "batch"}})
+    model = read_model(as_tflite(path))
+    ops = [op.opcode for op in model.main.operators]
+    assert {"CONV_2D", "RESIZE_BILINEAR", "FULLY_CONNECTED"} <= set(ops), ops
+    assert model.inputs[0].shape == (1, 3, 16, 16)
+    assert _int8_compute(as_tflite(path)) == ["int8"]
+
+
 def _latency_ms(source) -> tuple[float, float]:
     """Predicted and measured ethos-u55-128 latency of a model file, through the CLI."""
     predicted = perfsage("predict", str(source), "-t", "ethos-u55-128", "--json")

@@ -10,10 +10,21 @@ Picked on evidence, in this environment (torch 2.13, TensorFlow 2.21, NumPy 2):
   (:mod:`perfsage.convert.from_torch`): one quantiser and one converter for both formats.
 
 Two preparations make current exporters' files readable by onnx2torch 1.5, whose converters
-stop at opset 17 for some operators: the model is converted down to opset 17 with ONNX's
-own version converter, and ``Identity`` nodes that merely rename an initializer (PyTorch's
-exporter writes them for shared constants) are replaced by the initializer, since
-onnx2torch reads convolution weights from initializers only.
+stop at opset 17 for some operators: nodes of constant inputs (``Constant``, ``Identity``
+renaming a shared weight, ``ConstantOfShape`` of a fixed shape) are folded into
+initializers with ONNX's reference evaluator, since onnx2torch reads convolution weights
+from initializers only; then the model is converted down to opset 17 with ONNX's own
+version converter (where it has an adapter for every operator; else it is kept as it is).
+
+onnx2torch keeps ONNX's shape arguments as tensors (Reshape's shape, Squeeze's and
+Unsqueeze's axes, Resize's scales, Expand's shape, Tile's repeats) and reads them at run
+time, which ``torch.export`` cannot trace ("data-dependent expression"). A TFLite model has
+static shapes anyway, so after onnx2torch the shapes are propagated once through the
+module (``torch.fx``'s ShapeProp) with the example inputs, and those operators become
+their static PyTorch equivalents (:func:`static_shapes`); the ``Shape``/``Gather``/
+``Concat`` chains that computed the arguments are then dead and removed. Pad and Slice
+with tensor arguments are not rewritten yet and fail in ``torch.export`` with a one-line
+message.
 
 onnx2torch imports torchvision for two operators (NonMaxSuppression, RoiAlign). PyPI's
 torchvision fails to import beside a CPU build of torch ("operator torchvision::nms does
@@ -78,26 +89,57 @@ def _torchvision_stand_in():
     return package, ops
 
 
+#: Operators never folded though their inputs are constant: their output is random.
+_RANDOM = {"RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli", "Dropout"}
+
+
 def prepare(model):
-    """Opset 17 and initializers in place of Identity nodes that only rename them."""
-    onnx = require("onnx", _WHAT)
+    """Constant subgraphs folded, then opset 17 where ONNX's version converter can reach it."""
     version_converter = require("onnx.version_converter", _WHAT)
+    model = fold_constants(model)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), OPSET)
     if opset > OPSET:
-        model = version_converter.convert_version(model, OPSET)
-    initializers = {t.name: t for t in model.graph.initializer}
+        try:
+            model = version_converter.convert_version(model, OPSET)
+        except RuntimeError:  # no adapter for some operator: onnx2torch may still know it
+            pass
+    return model
+
+
+def fold_constants(model):
+    """Every node whose inputs are all constant replaced by initializers of its outputs.
+
+    Evaluated with ONNX's reference implementation (``onnx.reference``). Exporters leave
+    such nodes behind (``Identity`` renaming a shared weight, ``ConstantOfShape`` of a
+    constant shape, ``Constant`` nodes); onnx2torch reads weights from initializers only,
+    and ONNX's version converter has no adapter for some of them.
+    """
+    numpy_helper = require("onnx.numpy_helper", _WHAT)
+    reference = require("onnx.reference", _WHAT)
+    graph = model.graph
+    known = {t.name: t for t in graph.initializer}
+    opsets = {o.domain or "": o.version for o in model.opset_import}
     kept = []
-    for node in model.graph.node:
-        if node.op_type == "Identity" and node.input[0] in initializers:
-            copy = onnx.TensorProto()
-            copy.CopyFrom(initializers[node.input[0]])
-            copy.name = node.output[0]
-            model.graph.initializer.append(copy)
-            initializers[copy.name] = copy
-        else:
+    for node in graph.node:
+        constant = node.op_type == "Constant" or (
+            node.input and all(i == "" or i in known for i in node.input)
+            and node.domain in ("", "ai.onnx") and node.op_type not in _RANDOM
+            and not any(a.g.node or a.graphs for a in node.attribute))
+        if not constant:
             kept.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(kept)
+            continue
+        try:
+            feeds = {i: numpy_helper.to_array(known[i]) for i in node.input if i}
+            values = reference.ReferenceEvaluator(node, opsets=opsets).run(None, feeds)
+        except Exception:  # the reference cannot run it: onnx2torch will, at run time
+            kept.append(node)
+            continue
+        for name, value in zip(node.output, values, strict=False):
+            tensor = numpy_helper.from_array(value, name)
+            graph.initializer.append(tensor)
+            known[name] = tensor
+    del graph.node[:]
+    graph.node.extend(kept)
     return model
 
 
@@ -127,6 +169,70 @@ def from_onnx(path: Path, given) -> bytes:
         module = onnx2torch.convert(model).eval()
         example_inputs = tuple(torch.zeros(s.shape, dtype=getattr(torch, s.dtype))
                                for s in specs)
+        module = static_shapes(module, example_inputs)
     with converting(path, "torch.export"):
         graph = torch.export.export(module, example_inputs).module()
     return quantize_and_convert(graph, example_inputs, given, path, specs)
+
+
+#: ONNX interpolation modes as ``torch.nn.functional.interpolate`` names them, by spatial rank.
+_INTERPOLATE = {"nearest": ("nearest", "nearest", "nearest"),
+                "linear": ("linear", "bilinear", "trilinear"),
+                "cubic": (None, "bicubic", None)}
+
+
+def static_shapes(module, example_inputs: tuple):
+    """Reshape, (Un)squeeze, Resize, Expand, Tile with the shapes they take for ``example_inputs``.
+
+    Each becomes a call with Python integers (``torch.reshape``, ``interpolate`` with an
+    output ``size``, ``expand``, ``repeat``) that ``torch.export`` traces statically.
+    """
+    torch = require("torch", _WHAT)
+    shape_prop = require("torch.fx.passes.shape_prop", _WHAT)
+    shape_prop.ShapeProp(module).propagate(*example_inputs)
+    graph = module.graph
+    for node in list(graph.nodes):
+        if node.op != "call_module":
+            continue
+        kind = type(module.get_submodule(node.target)).__name__
+        replacement = _static_call(torch, module.get_submodule(node.target), kind, node)
+        if replacement is None:
+            continue
+        with graph.inserting_after(node):
+            new = graph.call_function(*replacement)
+        new.meta = dict(node.meta)  # its shape, for the operators that read it next
+        node.replace_all_uses_with(new)
+        graph.erase_node(node)
+    graph.eliminate_dead_code()
+    module.delete_all_unused_submodules()
+    module.recompile()
+    return module
+
+
+#: onnx2torch modules that only reshape, reading their shape or axes from a tensor.
+_RESHAPES = {"OnnxReshape", "OnnxSqueezeDynamicAxes", "OnnxUnsqueezeDynamicAxes"}
+
+
+def _static_call(torch, inner, kind: str, node):
+    """(function, args) computing ``node`` with static shapes, or None to keep it."""
+    meta = node.meta.get("tensor_meta")
+    source = node.args[0] if node.args else None
+    if meta is None or not hasattr(source, "meta") or "tensor_meta" not in source.meta:
+        return None
+    out_shape, in_shape = tuple(meta.shape), tuple(source.meta["tensor_meta"].shape)
+    if kind in _RESHAPES:
+        return torch.reshape, (source, out_shape)
+    if kind == "OnnxExpand":
+        return torch.Tensor.expand, (source, out_shape)
+    if kind == "OnnxTile" and len(in_shape) == len(out_shape):
+        return torch.Tensor.repeat, (source, tuple(o // max(i, 1) for o, i in
+                                                   zip(out_shape, in_shape, strict=True)))
+    if kind in ("OnnxResize", "OnnxResizeV10"):
+        resize = getattr(inner, "_resize", inner)
+        modes = _INTERPOLATE.get(resize.onnx_mode)
+        mode = modes[len(out_shape) - 3] if modes and 3 <= len(out_shape) <= 5 else None
+        if mode is None or out_shape[:2] != in_shape[:2]:
+            return None
+        align = resize.align_corners if mode not in ("nearest",) else None
+        return torch.nn.functional.interpolate, (source, out_shape[2:], None, mode, align)
+    return None
