@@ -110,7 +110,7 @@ def roofline(data: bytes, row: dict) -> dict:
     """The roofline of one model against the Vela figures in ``row``."""
     from perfsage.graph import read_model
     from perfsage.predictors.features import featurize
-    from perfsage.predictors.roofline import estimate_features
+    from perfsage.predictors.roofline import entropy_weight_bytes, estimate_features
     from perfsage.targets.hardware import hardware
 
     model = read_model(data)
@@ -122,11 +122,13 @@ def roofline(data: bytes, row: dict) -> dict:
         t0 = time.perf_counter()
         roof = estimate_features(g, hw, on_npu)
         roof_s = min(roof_s, time.perf_counter() - t0)
+    compressed = estimate_features(g, hw, on_npu, entropy_weight_bytes(model))
     layers = np.array(row["layer_cycles"])
     # Vela charges an operator's lowering to the last named row: compare where it is > 0.
     named = layers > 0
     return {"roof_ms": roof.total_ms, "roof_s": roof_s, "ops_compared": int(named.sum()),
             "floor_ms": hardware(row["target"]).cycles_to_ms(roof.floor_cycles),
+            "entropy_ms": compressed.total_ms,
             "ops_below": int((roof.op_cycles[named] <= layers[named] * (1 + _TOLERANCE)).sum()),
             "sram_overflow_bytes": roof.sram_overflow_bytes}
 
@@ -149,8 +151,9 @@ def _stats(rows: list[dict]) -> dict:
     roof = np.array([r["roof_ms"] for r in rows])
     vela = np.array([r["vela_ms"] for r in rows])
     floor = np.array([r["floor_ms"] for r in rows])
+    coded = np.array([r["entropy_ms"] for r in rows])
     ok = (roof > 0) & (vela > 0)
-    roof, vela, floor = roof[ok], vela[ok], floor[ok]
+    roof, vela, floor, coded = roof[ok], vela[ok], floor[ok], coded[ok]
     names = [r["model"] for r, k in zip(rows, ok, strict=True) if k]
     if len(roof) < 2:
         return {"n": int(len(roof))}
@@ -168,6 +171,8 @@ def _stats(rows: list[dict]) -> dict:
         "worst_ratio": float(ratio[worst]), "worst_model": names[worst],
         "floor_below": float(np.mean(floor <= vela * (1 + _TOLERANCE))),
         "floor_worst": float(np.min(vela / np.maximum(floor, 1e-12))),
+        "coded_below": float(np.mean(coded <= vela * (1 + _TOLERANCE))),
+        "coded_worst": float(np.min(vela / np.maximum(coded, 1e-12))),
         "ops_below": sum(r["ops_below"] for r in rows) / ops if ops else math.nan,
     }
 
@@ -217,8 +222,9 @@ def report(done: dict[tuple[str, str], dict], seed: int, store: Path) -> None:
               f"{1e3 * slowest[0]:.3f} ms ({slowest[1]})")
     print("\n| target | models | n | Spearman ρ (log) | Pearson r (log) | median Vela/roofline "
           "| MAPE of roofline × median | roofline ≤ Vela | worst Vela/roofline (model) "
-          "| ops roofline ≤ Vela | floor ≤ Vela (worst Vela/floor) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| ops roofline ≤ Vela | floor ≤ Vela (worst Vela/floor) "
+          "| entropy-coded weights: roofline ≤ Vela (worst) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for target in TARGETS:
         rows = [r for (_, t), r in done.items() if t == target and "roof_ms" in r]
         groups = sorted({r["group"] for r in rows})
@@ -231,7 +237,8 @@ def report(done: dict[tuple[str, str], dict], seed: int, store: Path) -> None:
                   f"{100 * s['scaled_mape']:.1f} % | {100 * s['below']:.0f} % "
                   f"| {s['worst_ratio']:.2f} ({s['worst_model']}) | "
                   f"{100 * s['ops_below']:.0f} % | {100 * s['floor_below']:.0f} % "
-                  f"({s['floor_worst']:.2f}) |")
+                  f"({s['floor_worst']:.2f}) | {100 * s['coded_below']:.0f} % "
+                  f"({s['coded_worst']:.2f}) |")
 
 
 def main(argv: list[str] | None = None) -> int:

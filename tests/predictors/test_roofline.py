@@ -177,3 +177,33 @@ def test_u85_chains_a_residual_add():
     assert estimate(model, hardware("ethos-u55-128")).op_cycles[1] > 0
     assert u85.total_ms <= _vela(data, "ethos-u85-256").inference_time_s * 1e3
     assert u85.op_ms.sum() == pytest.approx(u85.total_ms)
+
+
+def test_entropy_coded_weights_below_velas_encoding():
+    """Vela stores weights compressed; their zeroth-order entropy is below that size."""
+    import csv
+    import io
+
+    from perfsage.predictors.roofline import entropy_weight_bytes
+    from perfsage.targets.registry import target_class
+    from perfsage.targets.vela_run import run_vela
+
+    data = (EXAMPLES / "mobilenet_v2_0.35_96_int8.tflite").read_bytes()
+    model = read_model(data)
+    coded = entropy_weight_bytes(model)
+    raw = np.array([sum(model.main.tensors[t].nbytes for t in dict.fromkeys(op.inputs)
+                        if t >= 0 and model.main.tensors[t].is_constant)
+                    for op in model.main.operators])
+    weighted = coded > 0
+    assert weighted.sum() == 35 + 17 + 1  # convolutions, depthwise, fully connected
+    assert np.all(coded[weighted] < raw[weighted])
+    out = run_vela(data, target_class("ethos-u55-128").options)
+    header, row = list(csv.reader(io.StringIO(out.summary_csv)))[:2]
+    encoded = float(dict(zip(header, row, strict=True))["total_npu_encoded_weights"])
+    weights_only = coded.sum() - sum(  # Vela's figure counts weights, not biases
+        model.main.tensors[op.inputs[2]].nbytes for op in model.main.operators
+        if len(op.inputs) > 2 and op.inputs[2] >= 0 and op.opcode != "TRANSPOSE_CONV")
+    assert weights_only <= encoded
+    hw = hardware("ethos-u55-128")
+    assert (estimate(model, hw, compressed_weights=True).total_cycles
+            <= estimate(model, hw).total_cycles)

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from perfsage.graph import Model
+from perfsage.graph.ir import Tensor
 from perfsage.predictors.features import (
     _LOG_MASK,  # which node features are log1p-scaled
     GLOBAL_FEATURES,
@@ -349,13 +350,20 @@ def _fused(x: _Nodes, hw: Hardware) -> tuple[np.ndarray, np.ndarray]:
     return ok, source
 
 
-def estimate_features(g: GraphFeatures, hw: Hardware, on_npu: np.ndarray | None = None
-                      ) -> Roofline:
-    """The roofline of a featurized graph; operators outside ``on_npu`` cost nothing."""
+def estimate_features(g: GraphFeatures, hw: Hardware, on_npu: np.ndarray | None = None,
+                      weight_bytes: np.ndarray | None = None) -> Roofline:
+    """The roofline of a featurized graph; operators outside ``on_npu`` cost nothing.
+
+    ``weight_bytes`` replaces the raw bytes of convolution and fully connected weights
+    (:func:`entropy_weight_bytes` gives a compressed size from the IR).
+    """
     n = len(g.op_types)
     x = _Nodes(g)
     compute = _compute_cycles(x, hw)
     const = _constant_bytes(x, hw)
+    if weight_bytes is not None:
+        weighted = _WEIGHTED[x.kind]
+        const[weighted] = np.asarray(weight_bytes, dtype=np.float64)[weighted]
     io, inner = _feature_map_bytes(x)
     live = np.expm1(graph_live_bytes(g).astype(np.float64)) if n else np.zeros(0)
     limit = float(hw.arena_cache_bytes)
@@ -386,7 +394,8 @@ def estimate_features(g: GraphFeatures, hw: Hardware, on_npu: np.ndarray | None 
     return Roofline(compute, weights, fm_cycles, by_memory, op, hw.core_clock_hz, overflow)
 
 
-def estimate(model: Model, hw: Hardware, on_npu: np.ndarray | None = None) -> Roofline:
+def estimate(model: Model, hw: Hardware, on_npu: np.ndarray | None = None, *,
+             compressed_weights: bool = False) -> Roofline:
     """The roofline of the main subgraph of ``model`` on ``hw``.
 
     Args:
@@ -394,8 +403,53 @@ def estimate(model: Model, hw: Hardware, on_npu: np.ndarray | None = None) -> Ro
         hw: the target's hardware (:func:`perfsage.targets.hardware.hardware`).
         on_npu: per operator, False for those Vela leaves to the CPU (they cost the NPU
             nothing); None counts every operator.
+        compressed_weights: count weights at their entropy-coded size
+            (:func:`entropy_weight_bytes`) instead of their raw bytes, as Vela reads its
+            compressed encoding of them.
     """
-    return estimate_features(featurize(model), hw, on_npu)
+    weights = entropy_weight_bytes(model) if compressed_weights else None
+    return estimate_features(featurize(model), hw, on_npu, weights)
+
+
+#: Weight values sampled per tensor for its entropy (a strided sample beyond this).
+_ENTROPY_SAMPLE = 1 << 16
+
+
+def entropy_weight_bytes(model: Model) -> np.ndarray:
+    """Per operator, its constant inputs with the weights at their entropy-coded size.
+
+    Vela stores weights compressed (an entropy coder over the int8 values) and reads that
+    encoding; no symbol-by-symbol code of the values is shorter than their zeroth-order
+    entropy, so this is a lower estimate of it: 0.89 of the raw bytes against Vela's 0.91 on
+    Keras' ResNet18 (random weights), 0.97 against 1.01 on a zoo model. The largest constant
+    input (the weights) is coded, the others (bias, a shape) count raw; operators without
+    weights count 0.
+    """
+    sub = model.main
+    out = np.zeros(len(sub.operators))
+    for op in sub.operators:
+        consts = [sub.tensors[t] for t in dict.fromkeys(op.inputs)
+                  if t >= 0 and sub.tensors[t].is_constant]
+        if not consts or op.opcode not in _ENTROPY_CODED:
+            continue
+        w = max(consts, key=lambda t: t.nbytes)
+        out[op.index] = _entropy_bytes(w) + sum(t.nbytes for t in consts if t is not w)
+    return out
+
+
+_ENTROPY_CODED = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
+                            "TRANSPOSE_CONV", "CONV_3D"})
+
+
+def _entropy_bytes(t: Tensor) -> float:
+    """Bytes of a tensor's values at their zeroth-order entropy (8-bit values only)."""
+    if t.bits != 8 or t.data is None:
+        return float(t.nbytes)
+    values = t.data.view(np.uint8).ravel()
+    sample = values[:: max(1, len(values) // _ENTROPY_SAMPLE)]
+    counts = np.bincount(sample, minlength=256)
+    p = counts[counts > 0] / sample.size
+    return float(values.size * -(p * np.log2(p)).sum() / 8)
 
 
 def node_columns(g: GraphFeatures, hw: Hardware) -> np.ndarray:
