@@ -234,10 +234,10 @@ def report(done: dict[tuple[str, str], dict], seed: int, store: Path) -> None:
                 continue
             print(f"| {target} | {group} | {s['n']} | {s['spearman']:.3f} | "
                   f"{s['pearson_log']:.3f} | {s['median_ratio']:.2f} | "
-                  f"{100 * s['scaled_mape']:.1f} % | {100 * s['below']:.0f} % "
+                  f"{100 * s['scaled_mape']:.1f} % | {100 * s['below']:.1f} % "
                   f"| {s['worst_ratio']:.2f} ({s['worst_model']}) | "
-                  f"{100 * s['ops_below']:.0f} % | {100 * s['floor_below']:.0f} % "
-                  f"({s['floor_worst']:.2f}) | {100 * s['coded_below']:.0f} % "
+                  f"{100 * s['ops_below']:.0f} % | {100 * s['floor_below']:.1f} % "
+                  f"({s['floor_worst']:.2f}) | {100 * s['coded_below']:.1f} % "
                   f"({s['coded_worst']:.2f}) |")
 
 
