@@ -86,8 +86,9 @@ def test_a_failing_export_is_one_line_naming_the_tool():
 
 @pytest.mark.slow
 def test_onnx_shape_arguments_become_static(tmp_path):
-    """Resize, a dynamic batch's Shape-Gather-Reshape, Unsqueeze and Expand: what exporters
-    write for interpolate, ``x.view(x.size(0), -1)`` and broadcasting."""
+    """Pad, Slice, Resize, a dynamic batch's Shape-Gather-Reshape, Unsqueeze and Expand:
+    what exporters write for F.pad, indexing, interpolate, ``x.view(x.size(0), -1)`` and
+    broadcasting, at the exporter's opset 20."""
     class Head(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -95,8 +96,9 @@ def test_onnx_shape_arguments_become_static(tmp_path):
             self.fc = torch.nn.Linear(8 * 8 * 8, 5)
 
         def forward(self, x):
-            y = torch.nn.functional.interpolate(self.conv(x), scale_factor=0.5,
-                                                mode="bilinear")
+            x = torch.nn.functional.pad(x, (0, 1, 0, 1), mode="reflect")
+            y = torch.nn.functional.interpolate(self.conv(x)[:, :, 1:, :-1],
+                                                scale_factor=0.5, mode="bilinear")
             y = torch.nn.functional.silu(y).view(y.size(0), -1)
             return self.fc(y).unsqueeze(1).expand(-1, 3, -1).reshape(1, 15)
 
@@ -105,7 +107,7 @@ def test_onnx_shape_arguments_become_static(tmp_path):
                       input_names=["image"], dynamic_axes={"image": {0: "batch"}})
     model = read_model(as_tflite(path))
     ops = [op.opcode for op in model.main.operators]
-    assert {"CONV_2D", "RESIZE_BILINEAR", "FULLY_CONNECTED"} <= set(ops), ops
+    assert {"MIRROR_PAD", "SLICE", "CONV_2D", "RESIZE_BILINEAR", "FULLY_CONNECTED"} <= set(ops)
     assert model.inputs[0].shape == (1, 3, 16, 16)
     assert _int8_compute(as_tflite(path)) == ["int8"]
 

@@ -14,7 +14,9 @@ stop at opset 17 for some operators: nodes of constant inputs (``Constant``, ``I
 renaming a shared weight, ``ConstantOfShape`` of a fixed shape) are folded into
 initializers with ONNX's reference evaluator, since onnx2torch reads convolution weights
 from initializers only; then the model is converted down to opset 17 with ONNX's own
-version converter (where it has an adapter for every operator; else it is kept as it is).
+version converter (where it has an adapter for every operator; else it is kept as it is,
+and the operators whose newer versions only added types are converted as their older
+version: :mod:`perfsage.convert.onnx_opsets`).
 
 onnx2torch keeps ONNX's shape arguments as tensors (Reshape's shape, Squeeze's and
 Unsqueeze's axes, Resize's scales, Expand's shape, Tile's repeats) and reads them at run
@@ -22,9 +24,9 @@ time, which ``torch.export`` cannot trace ("data-dependent expression"). A TFLit
 static shapes anyway, so after onnx2torch the shapes are propagated once through the
 module (``torch.fx``'s ShapeProp) with the example inputs, and those operators become
 their static PyTorch equivalents (:func:`static_shapes`); the ``Shape``/``Gather``/
-``Concat`` chains that computed the arguments are then dead and removed. Pad and Slice
-with tensor arguments are not rewritten yet and fail in ``torch.export`` with a one-line
-message.
+``Concat`` chains that computed the arguments are then dead and removed. Pad and Slice,
+whose arguments are values rather than shapes, become ``F.pad`` and indexing when those
+arguments are constant.
 
 onnx2torch imports torchvision for two operators (NonMaxSuppression, RoiAlign). PyPI's
 torchvision fails to import beside a CPU build of torch ("operator torchvision::nms does
@@ -35,12 +37,14 @@ either operator fails with a one-line message instead.
 from __future__ import annotations
 
 import importlib.util
+import operator
 import sys
 import types
 from pathlib import Path
 
 from perfsage.convert.calibration import InputSpec, fixed_shape
 from perfsage.convert.from_torch import quantize_and_convert
+from perfsage.convert.onnx_opsets import register as register_newer_opsets
 from perfsage.convert.runner import converting, quiet, require
 from perfsage.errors import MissingExtraError
 
@@ -71,7 +75,9 @@ def _onnx2torch():
         sys.modules["torchvision"], sys.modules["torchvision.ops"] = _torchvision_stand_in()
         stand_in = True
     try:
-        return require("onnx2torch", _WHAT)
+        onnx2torch = require("onnx2torch", _WHAT)
+        register_newer_opsets(onnx2torch)
+        return onnx2torch
     finally:
         if stand_in:  # onnx2torch holds its references; nobody else should find it
             sys.modules.pop("torchvision", None)
@@ -182,7 +188,7 @@ _INTERPOLATE = {"nearest": ("nearest", "nearest", "nearest"),
 
 
 def static_shapes(module, example_inputs: tuple):
-    """Reshape, (Un)squeeze, Resize, Expand, Tile with the shapes they take for ``example_inputs``.
+    """Shape-taking operators with the shapes and constants they take for ``example_inputs``.
 
     Each becomes a call with Python integers (``torch.reshape``, ``interpolate`` with an
     output ``size``, ``expand``, ``repeat``) that ``torch.export`` traces statically.
@@ -195,7 +201,8 @@ def static_shapes(module, example_inputs: tuple):
         if node.op != "call_module":
             continue
         kind = type(module.get_submodule(node.target)).__name__
-        replacement = _static_call(torch, module.get_submodule(node.target), kind, node)
+        replacement = _static_call(torch, module.get_submodule(node.target), kind,
+                                   _with_constants(module, node))
         if replacement is None:
             continue
         with graph.inserting_after(node):
@@ -227,6 +234,10 @@ def _static_call(torch, inner, kind: str, node):
     if kind == "OnnxTile" and len(in_shape) == len(out_shape):
         return torch.Tensor.repeat, (source, tuple(o // max(i, 1) for o, i in
                                                    zip(out_shape, in_shape, strict=True)))
+    if kind == "OnnxPadDynamic":
+        return _static_pad(torch, inner, node, len(in_shape))
+    if kind == "OnnxSlice":
+        return _static_slice(node, len(in_shape))
     if kind in ("OnnxResize", "OnnxResizeV10"):
         resize = getattr(inner, "_resize", inner)
         modes = _INTERPOLATE.get(resize.onnx_mode)
@@ -236,3 +247,49 @@ def _static_call(torch, inner, kind: str, node):
         align = resize.align_corners if mode not in ("nearest",) else None
         return torch.nn.functional.interpolate, (source, out_shape[2:], None, mode, align)
     return None
+
+
+def _with_constants(module, node):
+    """``node``, with ``node.meta["constants"]``: the value of each argument that is constant."""
+    values = {}
+    for i, arg in enumerate(node.args):
+        if getattr(arg, "op", None) == "get_attr":
+            value = module
+            for part in arg.target.split("."):
+                value = getattr(value, part)
+            values[i] = value.detach().cpu().numpy()
+    node.meta["constants"] = values
+    return node
+
+
+def _static_pad(torch, inner, node, rank: int):
+    """ONNX Pad with constant pads: ``F.pad`` with ONNX's [begins..., ends...] reordered."""
+    constants = node.meta["constants"]
+    if 1 not in constants or len(node.args) > 2 and 2 not in constants:
+        return None
+    pads = [int(p) for p in constants[1].ravel()]
+    if len(pads) != 2 * rank or any(p < 0 for p in pads):
+        return None
+    torch_pads = []
+    for dim in reversed(range(rank)):  # F.pad starts from the last dimension
+        torch_pads += [pads[dim], pads[rank + dim]]
+    while len(torch_pads) > 2 and torch_pads[-2:] == [0, 0]:  # reflect/replicate need this
+        torch_pads = torch_pads[:-2]
+    value = float(constants[2].ravel()[0]) if 2 in constants and constants[2].size else 0.0
+    return torch.nn.functional.pad, (node.args[0], tuple(torch_pads), inner.mode, value)
+
+
+def _static_slice(node, rank: int):
+    """ONNX Slice with constant starts, ends, axes and positive steps: Python indexing."""
+    constants = node.meta["constants"]
+    if any(i not in constants for i in range(1, len(node.args))) or len(node.args) < 3:
+        return None
+    starts, ends = constants[1].ravel(), constants[2].ravel()
+    axes = constants[3].ravel() if 3 in constants else range(len(starts))
+    steps = constants[4].ravel() if 4 in constants else [1] * len(starts)
+    index = [slice(None)] * rank
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        if step < 1:
+            return None
+        index[int(axis) % rank] = slice(int(start), int(end), int(step))
+    return operator.getitem, (node.args[0], tuple(index))
