@@ -161,16 +161,59 @@ class Pipeline:
 
     def _figures(self, models: list[Model], graphs: list[GraphFeatures], names: list[str],
                  ) -> tuple[list[dict[str, float]], list[tuple[str, ...]]]:
-        """:meth:`figures`, and per model the metrics computed exactly."""
+        """:meth:`figures`, and per model the metrics computed exactly.
+
+        A latency raised to the roofline floor is recorded in :attr:`raised` (model index
+        -> the network's figure) for the notes.
+        """
+        self.raised: dict[int, float] = {}
         if not graphs:
             return [], []
         columns = self.columns(graphs, names)
         rows, exact = [], []
         for i, model in enumerate(models):
             computed = self.exact(model)
-            rows.append({m: float(columns[m][i]) for m in self.metrics} | computed)
+            row = {m: float(columns[m][i]) for m in self.metrics} | computed
+            if self._vela and (low := self._at_least_the_floor(row, model, graphs[i])):
+                self.raised[i] = low
+            rows.append(row)
             exact.append(tuple(computed))
         return rows, exact
+
+    def floor_ms(self, model: Model, graph: GraphFeatures) -> float:
+        """The least time an Ethos-U can take for a model: its roofline floor, in ms.
+
+        The larger of the NPU operators' summed compute and each memory's summed traffic at
+        the ini's clock and bandwidths (:mod:`perfsage.predictors.roofline`); no Vela
+        estimate fell below it on 333 models per target (docs/perfsage.md).
+        """
+        from perfsage.predictors.roofline import estimate_features
+        from perfsage.targets.hardware import hardware
+
+        on_npu = np.ones(len(model.main.operators), dtype=bool)
+        for op in self._placement(model).operators:
+            on_npu[op.index] = False
+        found = estimate_features(graph, hardware(self.target), on_npu)
+        return found.floor_cycles / found.core_clock_hz * 1e3
+
+    def _at_least_the_floor(self, row: dict[str, float], model: Model,
+                            graph: GraphFeatures) -> float | None:
+        """Raise a latency the network puts below the roofline floor to the floor.
+
+        Physics bounds what the network may say: a figure below the floor is certainly too
+        low (on real architectures the network under-predicted by up to 87 % where the
+        floor alone was far closer). NPU cycles follow latency in proportion. Returns the
+        network's latency when it was raised, else None.
+        """
+        if "latency_ms" not in row or row["latency_ms"] <= 0:
+            return None
+        floor, low = self.floor_ms(model, graph), row["latency_ms"]
+        if low >= floor:
+            return None
+        for m in ("latency_ms", "npu_cycles"):
+            if m in row:
+                row[m] *= floor / low
+        return low
 
     def exact(self, model: Model) -> dict[str, float]:
         """The metrics of this target that follow from the graph alone, computed, not learnt.
@@ -245,6 +288,11 @@ class Pipeline:
         graphs = [g for _, g in read]
         figures, exact = self._figures(models, graphs, names)
         notes = [self.notes(model, graph) for model, graph in read]
+        for i, low in self.raised.items():
+            notes[i].append(Note("below-physics", f"the network said {low:.4g} ms, below the "
+                                 f"least time the NPU's compute and memory traffic can take "
+                                 f"({figures[i]['latency_ms']:.4g} ms, the roofline floor); "
+                                 "raised to the floor"))
         bounds = self._intervals(figures, graphs, notes, exact, level, names)
         out = []
         for i, (name, fig) in enumerate(zip(names, figures, strict=True)):

@@ -222,3 +222,21 @@ def test_tflm_arena_and_flash_are_computed_exactly():
         truth = get_target("cortex-m-tflm").measure(path.read_bytes())
         assert found.figures == pytest.approx(truth, abs=1e-9)
         assert found.interval["arena_kib"] == (found.figures["arena_kib"],) * 2
+
+
+def test_latency_is_never_below_the_roofline_floor():
+    import perfsage
+    from perfsage.spaces import get_space
+
+    pipe = perfsage.pipeline(TARGET)
+    space = get_space("random-graphs")
+    models = [space.build(space.sample_seeded(5, i)) for i in range(12)]
+    for found, data in zip(perfsage.predictions(models, TARGET), models, strict=True):
+        if "latency_ms" not in found.figures:
+            continue
+        model, graph = pipe.read(data)
+        floor = pipe.floor_ms(model, graph)
+        assert found.figures["latency_ms"] >= floor * (1 - 1e-9)
+        raised = [n for n in found.notes if n.kind == "below-physics"]
+        if raised:
+            assert found.figures["latency_ms"] == pytest.approx(floor)
