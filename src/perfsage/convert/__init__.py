@@ -4,8 +4,8 @@ PerfSAGE predicts and measures int8 TFLite models, the form Arm Vela and TensorF
 Micro take. Everything else is converted first, once, and kept by content hash
 (:mod:`perfsage.convert.cache`):
 
-* ``torch.nn.Module`` (API) and ``.pt2`` (``torch.export``) files: ``torch.export``, PT2E
-  post-training quantisation and litert-torch (:mod:`~perfsage.convert.from_torch`);
+* ``torch.nn.Module`` (API) and ``.pt2`` (``torch.export``) files: litert-torch to float
+  TFLite, then AI Edge Quantizer's full-integer recipe (:mod:`~perfsage.convert.from_torch`);
 * ``.onnx``: onnx2torch, then the same (:mod:`~perfsage.convert.from_onnx`);
 * ``.keras``, ``.h5`` and SavedModel folders: the TensorFlow Lite converter with full-integer
   post-training quantisation (:mod:`~perfsage.convert.from_tensorflow`).

@@ -19,7 +19,7 @@ CONVERTER_DISTRIBUTIONS = ("litert-torch", "onnx", "onnx2torch", "torch", "tenso
                            "ai-edge-quantizer", "ai-edge-litert")
 
 #: Bumped when our own conversion recipe changes (opset handling, quantiser settings).
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 
 
 def cache_dir() -> Path:

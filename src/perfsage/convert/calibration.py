@@ -1,10 +1,11 @@
 """Samples for post-training quantisation: the user's own, or random ones.
 
-Full-integer quantisation needs each activation's range, which the converters measure by
+Full-integer quantisation needs each activation's range, which the quantisers measure by
 running the float model on representative inputs (TensorFlow's ``representative_dataset``,
-PyTorch's PT2E observers). Latency, memory and energy on an NPU depend on the operators and
-shapes, not on these ranges, so random samples give the same cost figures as real data;
-accuracy of the quantised model does depend on them, hence ``--calibration``.
+AI Edge Quantizer's calibration in the LiteRT interpreter). Latency, memory and energy on
+an NPU depend on the operators and shapes, not on these ranges, so random samples give the
+same cost figures as real data; accuracy of the quantised model does depend on them, hence
+``--calibration``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""ONNX models to int8 TFLite: onnx2torch to a PyTorch module, then litert-torch.
+"""ONNX models to int8 TFLite: onnx2torch to a PyTorch module, then the PyTorch route.
 
 Picked on evidence, in this environment (torch 2.13, TensorFlow 2.21, NumPy 2):
 
@@ -6,8 +6,8 @@ Picked on evidence, in this environment (torch 2.13, TensorFlow 2.21, NumPy 2):
   ai-edge-litert 2.1 in every release on PyPI (1.29.x), so it cannot be installed beside
   PerfSAGE's ai-edge-litert 2.3; onnx-tf was last released in 2022 for TensorFlow 2.10.
 * onnx2torch rebuilds the graph as a ``torch.fx`` module of ordinary PyTorch layers, which
-  ``torch.export`` and litert-torch then treat exactly like a PyTorch user's own network
-  (:mod:`perfsage.convert.from_torch`): one quantiser and one converter for both formats.
+  litert-torch and AI Edge Quantizer then treat exactly like a PyTorch user's own network
+  (:mod:`perfsage.convert.from_torch`): one converter and one quantiser for both formats.
 
 Two preparations make current exporters' files readable by onnx2torch 1.5, whose converters
 stop at opset 17 for some operators: nodes of constant inputs (``Constant``, ``Identity``
@@ -43,7 +43,7 @@ import types
 from pathlib import Path
 
 from perfsage.convert.calibration import InputSpec, fixed_shape
-from perfsage.convert.from_torch import quantize_and_convert
+from perfsage.convert.from_torch import int8_tflite
 from perfsage.convert.onnx_opsets import register as register_newer_opsets
 from perfsage.convert.runner import converting, quiet, require
 from perfsage.errors import MissingExtraError
@@ -176,9 +176,7 @@ def from_onnx(path: Path, given) -> bytes:
         example_inputs = tuple(torch.zeros(s.shape, dtype=getattr(torch, s.dtype))
                                for s in specs)
         module = static_shapes(module, example_inputs)
-    with converting(path, "torch.export"):
-        graph = torch.export.export(module, example_inputs).module()
-    return quantize_and_convert(graph, example_inputs, given, path, specs)
+    return int8_tflite(module, example_inputs, given, path)
 
 
 #: ONNX interpolation modes as ``torch.nn.functional.interpolate`` names them, by spatial rank.

@@ -1,7 +1,8 @@
-"""A float32 ``.tflite`` to its int8 version with Google's AI Edge Quantizer.
+"""Float32 TFLite models to their int8 version with Google's AI Edge Quantizer.
 
-A float TFLite model has lost the framework graph the converters quantise, so the
-PyTorch and TensorFlow routes cannot start from it. AI Edge Quantizer (``ai-edge-quantizer``,
+The quantiser of the PyTorch and ONNX routes (after litert-torch's float conversion), and
+of a float ``.tflite`` given as it is, which has lost the framework graph the other
+converters start from. AI Edge Quantizer (``ai-edge-quantizer``,
 installed with litert-torch) works on TFLite flatbuffers directly: its
 ``static_wi8_ai8`` recipe calibrates every activation's range by running the float model
 in the LiteRT interpreter on the calibration samples, then writes int8 weights and int8
@@ -34,12 +35,20 @@ def precision(path: Path) -> str | None:
 
 
 def from_float_tflite(path: Path, given) -> bytes:
-    """Full-integer (int8 weights and activations) version of a float TFLite model."""
+    """Full-integer (int8 weights and activations) version of a float TFLite file."""
+    return quantize_tflite(path.read_bytes(), given, path)
+
+
+def quantize_tflite(data: bytes, given, source: object) -> bytes:
+    """Full-integer version of a float TFLite model's bytes, calibrated on ``given`` or random.
+
+    The ``static_wi8_ai8`` recipe, with int8 model inputs and outputs where the quantiser
+    makes them so (it does for every model in our tests).
+    """
     quantizer = require("ai_edge_quantizer.quantizer", _WHAT)
     recipe = require("ai_edge_quantizer.recipe", _WHAT)
     interpreter = require("ai_edge_litert.interpreter", _WHAT)
-    data = path.read_bytes()
-    with converting(path, CONVERTER):
+    with converting(source, CONVERTER):
         runner_of = interpreter.Interpreter(model_content=data)
         signatures = runner_of.get_signature_list()
         if not signatures:
@@ -50,7 +59,7 @@ def from_float_tflite(path: Path, given) -> bytes:
         specs = [InputSpec(name, tuple(int(s) for s in d["shape"]), d["dtype"].__name__)
                  for name, d in details.items()]
     calib = samples(specs, given)
-    with converting(path, CONVERTER):
+    with converting(source, CONVERTER):
         quant = quantizer.Quantizer(data)
         quant.load_quantization_recipe(recipe.static_wi8_ai8())
         ranges = quant.calibrate({key: [{s.name: a for s, a in zip(specs, sample, strict=True)}
