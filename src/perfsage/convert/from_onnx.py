@@ -169,8 +169,10 @@ def from_onnx(path: Path, given) -> bytes:
     onnx = require("onnx", _WHAT)
     onnx2torch = _onnx2torch()
     torch = require("torch", _WHAT)
+    with converting(path, "onnx.load"):
+        loaded = onnx.load(str(path))
     with converting(path, "onnx2torch"):
-        model = prepare(onnx.load(str(path)))
+        model = prepare(loaded)
         specs = input_specs(model)
         module = onnx2torch.convert(model).eval()
         example_inputs = tuple(torch.zeros(s.shape, dtype=getattr(torch, s.dtype))
