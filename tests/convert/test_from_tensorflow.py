@@ -65,7 +65,7 @@ def test_a_broken_keras_file_is_one_line(tmp_path):
     broken.write_bytes(b"PK\x03\x04 not a real archive")
     with pytest.raises(ConversionError) as found:
         as_tflite(broken)
-    assert str(found.value).startswith(f"{broken}: Keras could not convert it")
+    assert str(found.value).startswith(f"{broken}: Keras could not read it")
     assert "\n" not in str(found.value)
 
 

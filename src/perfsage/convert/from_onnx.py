@@ -169,7 +169,7 @@ def from_onnx(path: Path, given) -> bytes:
     onnx = require("onnx", _WHAT)
     onnx2torch = _onnx2torch()
     torch = require("torch", _WHAT)
-    with converting(path, "onnx.load"):
+    with converting(path, "onnx.load", "read"):
         loaded = onnx.load(str(path))
     with converting(path, "onnx2torch"):
         model = prepare(loaded)

@@ -47,7 +47,7 @@ def from_keras(path: Path, given) -> bytes:
     """Convert a Keras model file (``.keras`` or legacy ``.h5``) to int8 TFLite bytes."""
     tf = _tf()
     keras = require("keras", _WHAT)
-    with converting(path, "Keras"):
+    with converting(path, "Keras", "read"):
         model = keras.models.load_model(str(path), compile=False)
         specs = [InputSpec(getattr(t, "name", f"input_{i}"), fixed_shape(t.shape),
                            str(getattr(t.dtype, "name", t.dtype)))
@@ -61,7 +61,7 @@ def from_keras(path: Path, given) -> bytes:
 def from_saved_model(path: Path, given) -> bytes:
     """Convert a SavedModel folder (its ``serving_default`` signature) to int8 TFLite bytes."""
     tf = _tf()
-    with converting(path, "tf.saved_model.load"):
+    with converting(path, "tf.saved_model.load", "read"):
         loaded = tf.saved_model.load(str(path))
         if "serving_default" not in loaded.signatures:
             raise ValueError("the SavedModel has no 'serving_default' signature; save it with "

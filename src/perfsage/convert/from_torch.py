@@ -56,7 +56,7 @@ def from_module(module, example_inputs, given, source: object = None) -> bytes:
 def from_pt2(path: Path, given) -> bytes:
     """Convert a ``torch.export`` program saved with ``torch.export.save``."""
     torch = _torch()
-    with converting(path, "torch.export.load"):
+    with converting(path, "torch.export.load", "read"):
         program = torch.export.load(str(path))
         example_inputs = _example_inputs(torch, program)
         module = program.module()

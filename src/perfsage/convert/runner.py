@@ -49,15 +49,18 @@ def one_line(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def converting(source: object, converter: str) -> Iterator[None]:
-    """Run a converter quietly; its failure becomes a one-line :class:`ConversionError`."""
+def converting(source: object, converter: str, doing: str = "convert") -> Iterator[None]:
+    """Run a converter quietly; its failure becomes a one-line :class:`ConversionError`.
+
+    ``doing`` completes "<converter> could not ... it" (``read`` for loaders).
+    """
     try:
         with quiet():
             yield
     except PerfSageError:
         raise
     except Exception as exc:
-        raise ConversionError(source, f"{converter} could not convert it: "
+        raise ConversionError(source, f"{converter} could not {doing} it: "
                                       f"{one_line(exc)}") from exc
 
 
