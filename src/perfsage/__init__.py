@@ -10,8 +10,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     # The prediction API loads on first use, so `import perfsage` stays cheap.
-    if name in ("predict", "predict_many", "predictions", "predict_layers", "pipeline",
-                "close_workers"):
+    if name in ("predict", "predict_many", "predictions", "predict_layers", "close_workers"):
         from perfsage import api
 
         return getattr(api, name)

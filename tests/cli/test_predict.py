@@ -226,9 +226,10 @@ def test_tflm_arena_and_flash_are_computed_exactly():
 
 def test_latency_is_never_below_the_roofline_floor():
     import perfsage
+    from perfsage.api import pipeline
     from perfsage.spaces import get_space
 
-    pipe = perfsage.pipeline(TARGET)
+    pipe = pipeline(TARGET)
     space = get_space("random-graphs")
     models = [space.build(space.sample_seeded(5, i)) for i in range(12)]
     for found, data in zip(perfsage.predictions(models, TARGET), models, strict=True):
