@@ -19,6 +19,7 @@ import numpy as np
 from perfsage.errors import UsageError
 from perfsage.graph import Model, read_model
 from perfsage.graph.reader import mapped
+from perfsage.graph.rewrite import fold_hw_pads
 from perfsage.predictors.features import GraphFeatures, featurize
 from perfsage.predictors.intervals import DEFAULT_LEVEL
 from perfsage.predictors.perfsage_gnn.runtime import check_finite
@@ -137,6 +138,8 @@ class Pipeline:
         with mapped(source) as (contents, name):
             model = read_model(contents, name=name,
                                details=details or self._vela or self.target == TFLM)
+            if self._vela:  # Vela folds a PAD into the convolution after it: so do we
+                model = fold_hw_pads(model)
             return model, featurize(model)
 
     def columns(self, graphs: list[GraphFeatures], names: list[str] | None = None,

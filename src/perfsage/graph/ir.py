@@ -37,6 +37,11 @@ def element_count(shape: tuple[int, ...]) -> int:
     return math.prod(max(d, 1) for d in shape)
 
 
+#: Integer tensor types whose stored bytes :meth:`Tensor.values` views in their dtype.
+_INTEGER_DTYPES = {"int32": np.int32, "int64": np.int64, "int8": np.int8, "uint8": np.uint8,
+                   "int16": np.int16}
+
+
 @dataclass(frozen=True, slots=True)
 class Quantization:
     """Affine quantisation: ``real = scale * (q - zero_point)``, per tensor or per axis."""
@@ -71,6 +76,17 @@ class Tensor:
     def is_constant(self) -> bool:
         """True for tensors whose values are stored in the model (weights, biases, shapes)."""
         return self.data is not None
+
+    def values(self) -> np.ndarray | None:
+        """A constant's values in its own integer dtype; None for activations and other types.
+
+        ``data`` holds the stored bytes; index tensors (paddings, shapes, axes) and integer
+        weights are read through this view.
+        """
+        dtype = _INTEGER_DTYPES.get(self.dtype)
+        if self.data is None or dtype is None:
+            return None
+        return self.data.view(dtype)
 
     @property
     def has_dynamic_shape(self) -> bool:

@@ -137,13 +137,7 @@ def _nhwc(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
 
 def _values(t: Tensor) -> np.ndarray | None:
     """A constant tensor's values in its own dtype, or None for activations."""
-    if t.data is None:
-        return None
-    dtype = {"int32": np.int32, "int64": np.int64, "int8": np.int8, "uint8": np.uint8,
-             "int16": np.int16}.get(t.dtype)
-    if dtype is None:
-        return None
-    return t.data.view(dtype)
+    return t.values()
 
 
 def _fmt(value: float) -> str:
