@@ -175,15 +175,17 @@ class Pipeline:
         columns = self.columns(graphs, names)
         rows, exact = [], []
         for i, model in enumerate(models):
-            computed = self.exact(model)
+            placement = self._placement(model) if self._vela else None
+            computed = self.exact(model, placement)
             row = {m: float(columns[m][i]) for m in self.metrics} | computed
-            if self._vela and (low := self._at_least_the_floor(row, model, graphs[i])):
+            if placement is not None and (
+                    low := self._at_least_the_floor(row, model, graphs[i], placement)):
                 self.raised[i] = low
             rows.append(row)
             exact.append(tuple(computed))
         return rows, exact
 
-    def floor_ms(self, model: Model, graph: GraphFeatures) -> float:
+    def floor_ms(self, model: Model, graph: GraphFeatures, placement=None) -> float:
         """The least time an Ethos-U can take for a model: its roofline floor, in ms.
 
         The larger of the NPU operators' summed compute and each memory's summed traffic at
@@ -194,13 +196,13 @@ class Pipeline:
         from perfsage.targets.hardware import hardware
 
         on_npu = np.ones(len(model.main.operators), dtype=bool)
-        for op in self._placement(model).operators:
+        for op in (placement or self._placement(model)).operators:
             on_npu[op.index] = False
         found = estimate_features(graph, hardware(self.target), on_npu)
         return found.floor_cycles / found.core_clock_hz * 1e3
 
-    def _at_least_the_floor(self, row: dict[str, float], model: Model,
-                            graph: GraphFeatures) -> float | None:
+    def _at_least_the_floor(self, row: dict[str, float], model: Model, graph: GraphFeatures,
+                            placement) -> float | None:
         """Raise a latency the network puts below the roofline floor to the floor.
 
         Physics bounds what the network may say: a figure below the floor is certainly too
@@ -210,7 +212,7 @@ class Pipeline:
         """
         if "latency_ms" not in row or row["latency_ms"] <= 0:
             return None
-        floor, low = self.floor_ms(model, graph), row["latency_ms"]
+        floor, low = self.floor_ms(model, graph, placement), row["latency_ms"]
         if low >= floor:
             return None
         for m in ("latency_ms", "npu_cycles"):
@@ -218,7 +220,7 @@ class Pipeline:
                 row[m] *= floor / low
         return low
 
-    def exact(self, model: Model) -> dict[str, float]:
+    def exact(self, model: Model, placement=None) -> dict[str, float]:
         """The metrics of this target that follow from the graph alone, computed, not learnt.
 
         On an Ethos-U target, ``cpu_ops`` comes from Vela's supported-operator checks
@@ -229,7 +231,7 @@ class Pipeline:
         """
         out: dict[str, float] = {}
         if self._vela and "cpu_ops" in self.metrics:
-            out["cpu_ops"] = float(self._placement(model).cpu_ops)
+            out["cpu_ops"] = float((placement or self._placement(model)).cpu_ops)
         if self.target == TFLM:
             if "flash_kib" in self.metrics and model.size_bytes:
                 out["flash_kib"] = model.size_bytes / 1024
