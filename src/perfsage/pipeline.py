@@ -293,6 +293,9 @@ class Pipeline:
         graphs = [g for _, g in read]
         figures, exact = self._figures(models, graphs, names)
         notes = [self.notes(model, graph) for model, graph in read]
+        for i, computed in enumerate(exact):  # nothing was extrapolated if all is computed
+            if set(self.metrics) <= set(computed):
+                notes[i] = [n for n in notes[i] if n.kind != "outside-training"]
         for i, low in self.raised.items():
             notes[i].append(Note("below-physics", f"the network said {low:.4g} ms, below the "
                                  f"least time the NPU's compute and memory traffic can take "

@@ -120,7 +120,8 @@ def _print_tables(pipes, results, top: int) -> None:
         for m in pipe.metrics:
             unit = fmt.unit(m)
             table.add_column(f"{m}\n({unit})" if unit else m, justify="right", no_wrap=True)
-        level = next((r.level for r, _ in rows if r.level), None)
+        level = next((r.level for r, _ in rows
+                      if r.level and set(r.exact) < set(pipe.metrics)), None)
         if level:
             table.caption = (f"value ±half the {level:.0%} interval, in % of the value; "
                              "'measured' rows hold the real tool's figures")
