@@ -241,3 +241,15 @@ def test_latency_is_never_below_the_roofline_floor():
         raised = [n for n in found.notes if n.kind == "below-physics"]
         if raised:
             assert found.figures["latency_ms"] == pytest.approx(floor)
+
+
+@pytest.mark.slow
+def test_quantize_predicts_a_float_models_int8_version(tmp_path, monkeypatch):
+    monkeypatch.setenv("PERFSAGE_CACHE", str(tmp_path))
+    float_model = next(p for p in EXAMPLES if "float32" in p.name)
+    result = cli("predict", "--json", "--quantize", str(float_model), "-t", TARGET)
+    assert result.returncode == 0, result.stderr
+    [row] = json.loads(result.stdout)
+    assert row["model"] == str(float_model)  # named as given, not as cached
+    kinds = {n["kind"] for n in row["notes"]}
+    assert not kinds & {"float32", "vela-rejects"} and "latency_ms" in row["predicted"]

@@ -40,6 +40,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="seconds the real tool may take per model (default 120)")
     parser.add_argument("--workers", type=at_least(1), default=1,
                         help="processes measuring at once (default 1)")
+    parser.add_argument("--quantize", action="store_true",
+                        help="predict a float32 .tflite's int8 version (what the NPU would "
+                             "run), made with the official quantiser (perfsage[convert])")
+    parser.add_argument("--calibration", type=Path, metavar="DATA",
+                        help="calibration samples (.npy/.npz) for converting or quantising a "
+                             "model; default: random inputs")
     parser.add_argument("--top", type=int, default=15, metavar="N",
                         help="operators shown per model with --per-layer, costliest first "
                              "(default 15; 0 for all; --json always has all)")
@@ -61,20 +67,24 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--timeout: {args.timeout} is not a positive number of seconds")
     pipes = [pipeline(t, args.weights) for t in targets]  # a bad target or weights: exit 2
     results, failed = [], False
-    good = []
-    for path in args.models:  # a bad file is one line; the others are predicted
+    good, given = [], []  # the models to predict, and each as the user named it
+    for original in args.models:  # a bad file is one line; the others are predicted
         try:
-            path = as_tflite(path)  # another format (ONNX, .pt2, Keras): its int8 conversion
+            # another format (ONNX, .pt2, Keras), or a float model with --quantize: int8
+            path = as_tflite(original, calibration=args.calibration, quantize=args.quantize)
             pipes[0].read(path)
         except PerfSageError as exc:
             fmt.error(str(exc))
             failed = True
             continue
         good.append(path)
+        given.append(str(original))
     for pipe in pipes:
         found = predictions(good, pipe.target, weights=args.weights, level=args.level,
                             measure_if_unsure=args.measure_if_unsure, timeout_s=args.timeout,
                             workers=args.workers) if good else []
+        for prediction, name in zip(found, given, strict=True):
+            prediction.model = name  # a converted model is named as the user gave it
         layers = [_layers(pipe, path) if args.per_layer else None for path in good]
         results += list(zip(found, layers, strict=True))
     if args.measure_if_unsure is not None:
