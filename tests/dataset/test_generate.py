@@ -193,3 +193,19 @@ def test_cli_export_one_space_and_import_two_files(tmp_path):
     bad = perfsage("dataset", "export", str(tmp_path / "a"), "--space", "nope", "--parquet",
                    str(tmp_path / "x.parquet"))
     assert bad.returncode == 2 and "unknown search space" in bad.stderr
+
+
+def test_exports_of_two_datasets_are_renumbered_into_one(tmp_path):
+    from perfsage.dataset.export import export_parquet, import_parquet
+
+    generate(tmp_path / "a", "keyword-spotting", 3, seed=0)
+    generate(tmp_path / "z", "nasbench201", 2, seed=0)  # its ids start at 1 too
+    for name in ("a", "z"):
+        with Store(tmp_path / name) as store:
+            export_parquet(store, tmp_path / f"{name}.parquet", None)
+    assert import_parquet([tmp_path / "a.parquet", tmp_path / "z.parquet"], tmp_path / "b") == 5
+    with Store(tmp_path / "b") as store:
+        assert store.counts_by_space() == {"keyword-spotting": {"models": 3, "duplicates": 0,
+                                                               "failures": 0},
+                                           "nasbench201": {"models": 2, "duplicates": 0,
+                                                           "failures": 0}}

@@ -55,25 +55,35 @@ def _read(path: str | Path):
 def import_parquet(paths: str | Path | list, folder: str | Path) -> int:
     """Create a dataset at ``folder`` from one or more exports; returns the number of models.
 
-    Several exports (say, the task spaces and the random graphs) must not share a model id
-    or a graph: they become one dataset, as if generated into one folder.
+    Several exports (say, the task spaces, the random graphs and the zoo's shards) must not
+    share a graph: they become one dataset, as if generated into one folder. Exports of one
+    dataset keep their model ids; an export whose ids another already uses (it came from
+    another dataset) is renumbered after them, its labels with it.
     """
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
     tables = [_read(p) for p in paths]
-    ids = [i for t in tables for i in t.column("id").to_pylist()]
     hashes = [h for t in tables for h in t.column("graph_hash").to_pylist()]
-    if len(set(ids)) != len(ids) or len(set(hashes)) != len(hashes):
+    if len(set(hashes)) != len(hashes):
         raise DatasetError(f"{', '.join(map(str, paths))}: the exports share models; import "
                            "exports of disjoint spaces, or one at a time into new folders")
+    batches, used = [], set()
+    for table in tables:
+        rows = table.to_pylist()
+        ids = [r["id"] for r in rows]
+        if used & set(ids):  # another dataset's numbering: continue after ours
+            shift = max(used) + 1 - min(ids)
+            for r in rows:
+                r["id"] += shift
+        used.update(r["id"] for r in rows)
+        batches.append((table.column_names, rows))
     with Store(folder, create=True) as store:
         if store.count():
             raise DatasetError(f"{folder}: already holds a dataset; import into a new folder")
         with store.transaction():
-            for table in tables:
-                rows = table.to_pylist()
+            for names, rows in batches:
                 store.insert_models(rows)
-                store.insert_labels(_labels(table.column_names, rows))
-    return len(ids)
+                store.insert_labels(_labels(names, rows))
+    return len(hashes)
 
 
 def _labels(names: list[str], rows: list[dict]) -> list[Label]:
