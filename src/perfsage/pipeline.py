@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,9 +24,11 @@ from perfsage.predictors.features import GraphFeatures, featurize
 from perfsage.predictors.intervals import DEFAULT_LEVEL
 from perfsage.predictors.perfsage_gnn.runtime import check_finite
 
+if TYPE_CHECKING:
+    from perfsage.targets.vela_support import CpuPlacement
+
 Source = str | PathLike[str] | bytes
-#: Targets whose CPU fallback follows from Vela's checks, and TFLite Micro's name.
-ETHOS_U = ("ethos-u55-128", "ethos-u65-256", "ethos-u85-256")
+#: TFLite Micro's target, whose arena and flash are computed.
 TFLM = "cortex-m-tflm"
 
 
@@ -92,6 +94,20 @@ class Prediction:
         return out | {"exact": list(self.exact), "notes": [n.as_dict() for n in self.notes]}
 
 
+@dataclass(slots=True)
+class _Figures:
+    """One model's figures and what its notes need to know about them.
+
+    Which metrics were computed exactly, Vela's placement (Ethos-U targets, else None), and
+    the network's latency when the roofline floor raised it (else None).
+    """
+
+    row: dict[str, float]
+    exact: tuple[str, ...]
+    placement: CpuPlacement | None
+    raised: float | None
+
+
 def source_name(source: Source) -> str:
     """How a model is named in results and messages: its path, or ``<bytes>``."""
     return "<bytes>" if isinstance(source, bytes | bytearray | memoryview) else str(source)
@@ -108,18 +124,17 @@ class Pipeline:
 
     def __init__(self, target: str | None = None, weights: str | PathLike[str] | None = None,
                  ) -> None:
-        from perfsage.predictors.shipped import load_model, shipped_targets
+        from perfsage.predictors.intervals import IntervalCalibration
+        from perfsage.predictors.shipped import load_model, shipped_targets, weights_dir
+        from perfsage.targets.vela_support import ETHOS_U_TARGETS
 
         if target is None and weights is None:
             raise UsageError("no target given: pass target=NAME (or -t NAME); targets with "
                              f"shipped weights: {', '.join(shipped_targets())}")
-        from perfsage.predictors.intervals import IntervalCalibration
-        from perfsage.predictors.shipped import weights_dir
-
         self.network = load_model(target, str(weights) if weights is not None else None)
         self.target: str = self.network.target
         self.metrics: list[str] = self.network.metrics
-        self._vela = self.target in ETHOS_U
+        self._vela = self.target in ETHOS_U_TARGETS
         self.folder = Path(weights) if weights is not None else weights_dir(self.target)
         #: Conformal intervals calibrated for these weights (None: the folder has none).
         self.calibration = IntervalCalibration.load(self.folder)
@@ -158,34 +173,29 @@ class Pipeline:
         """Every metric for every model, one dict each.
 
         The network's figures, checked finite, with what can be computed exactly computed
-        instead (see :meth:`exact`).
+        instead (see :meth:`exact`) and latency raised to the roofline floor.
         """
-        return self._figures(models, graphs, names)[0]
+        return [f.row for f in self._figures(models, graphs, names)]
 
     def _figures(self, models: list[Model], graphs: list[GraphFeatures], names: list[str],
-                 ) -> tuple[list[dict[str, float]], list[tuple[str, ...]]]:
-        """:meth:`figures`, and per model the metrics computed exactly.
-
-        A latency raised to the roofline floor is recorded in :attr:`raised` (model index
-        -> the network's figure) for the notes.
-        """
-        self.raised: dict[int, float] = {}
+                 ) -> list[_Figures]:
+        """:meth:`figures`, with what each model's notes need to know about them."""
         if not graphs:
-            return [], []
+            return []
         columns = self.columns(graphs, names)
-        rows, exact = [], []
+        out = []
         for i, model in enumerate(models):
             placement = self._placement(model) if self._vela else None
             computed = self.exact(model, placement)
             row = {m: float(columns[m][i]) for m in self.metrics} | computed
-            if placement is not None and (
-                    low := self._at_least_the_floor(row, model, graphs[i], placement)):
-                self.raised[i] = low
-            rows.append(row)
-            exact.append(tuple(computed))
-        return rows, exact
+            raised = None
+            if placement is not None:
+                raised = self._at_least_the_floor(row, model, graphs[i], placement)
+            out.append(_Figures(row, tuple(computed), placement, raised))
+        return out
 
-    def floor_ms(self, model: Model, graph: GraphFeatures, placement=None) -> float:
+    def floor_ms(self, model: Model, graph: GraphFeatures,
+                 placement: CpuPlacement | None = None) -> float:
         """The least time an Ethos-U can take for a model: its roofline floor, in ms.
 
         The larger of the NPU operators' summed compute and each memory's summed traffic at
@@ -202,7 +212,7 @@ class Pipeline:
         return found.floor_cycles / found.core_clock_hz * 1e3
 
     def _at_least_the_floor(self, row: dict[str, float], model: Model, graph: GraphFeatures,
-                            placement) -> float | None:
+                            placement: CpuPlacement) -> float | None:
         """Raise a latency the network puts below the roofline floor to the floor.
 
         Physics bounds what the network may say: a figure below the floor is certainly too
@@ -220,7 +230,7 @@ class Pipeline:
                 row[m] *= floor / low
         return low
 
-    def exact(self, model: Model, placement=None) -> dict[str, float]:
+    def exact(self, model: Model, placement: CpuPlacement | None = None) -> dict[str, float]:
         """The metrics of this target that follow from the graph alone, computed, not learnt.
 
         On an Ethos-U target, ``cpu_ops`` comes from Vela's supported-operator checks
@@ -245,13 +255,17 @@ class Pipeline:
                     pass  # an operator the replica has no rule for: the network's figure
         return out
 
-    def _placement(self, model: Model):
+    def _placement(self, model: Model) -> CpuPlacement:
         from perfsage.targets.vela_support import cpu_placement
 
         return cpu_placement(model, self.target)
 
-    def notes(self, model: Model, graph: GraphFeatures) -> list[Note]:
-        """What a user should know about one model's prediction on this target."""
+    def notes(self, model: Model, graph: GraphFeatures,
+              placement: CpuPlacement | None = None) -> list[Note]:
+        """What a user should know about one model's prediction on this target.
+
+        ``placement``: Vela's placement of ``model``, when the caller has it already.
+        """
         reasons = self.network.outside_training(graph, [op.opcode for op in
                                                         model.main.operators])
         notes = [Note("outside-training", f"outside the training data ({r}); the prediction "
@@ -259,7 +273,9 @@ class Pipeline:
         if self._vela:
             from perfsage.targets.vela_support import model_notes
 
-            notes += [Note(n.kind, n.message) for n in model_notes(model, [self.target])]
+            found = model_notes(model, [self.target],
+                                placements=[placement] if placement is not None else [])
+            notes += [Note(n.kind, n.message) for n in found]
         return notes
 
     def predict(self, sources: list[Source], *, details: bool = False,
@@ -291,16 +307,18 @@ class Pipeline:
         names = [source_name(s) for s in sources]
         models = [m for m, _ in read]
         graphs = [g for _, g in read]
-        figures, exact = self._figures(models, graphs, names)
-        notes = [self.notes(model, graph) for model, graph in read]
-        for i, computed in enumerate(exact):  # nothing was extrapolated if all is computed
-            if set(self.metrics) <= set(computed):
+        found = self._figures(models, graphs, names)
+        figures, exact = [f.row for f in found], [f.exact for f in found]
+        notes = [self.notes(model, graph, f.placement)
+                 for (model, graph), f in zip(read, found, strict=True)]
+        for i, f in enumerate(found):
+            if set(self.metrics) <= set(f.exact):  # nothing was extrapolated
                 notes[i] = [n for n in notes[i] if n.kind != "outside-training"]
-        for i, low in self.raised.items():
-            notes[i].append(Note("below-physics", f"the network said {low:.4g} ms, below the "
-                                 f"least time the NPU's compute and memory traffic can take "
-                                 f"({figures[i]['latency_ms']:.4g} ms, the roofline floor); "
-                                 "raised to the floor"))
+            if f.raised is not None:
+                notes[i].append(Note(
+                    "below-physics", f"the network said {f.raised:.4g} ms, below the least "
+                    f"time the NPU's compute and memory traffic can take "
+                    f"({f.row['latency_ms']:.4g} ms, the roofline floor); raised to the floor"))
         bounds = self._intervals(figures, graphs, notes, exact, level, names)
         out = []
         for i, (name, fig) in enumerate(zip(names, figures, strict=True)):

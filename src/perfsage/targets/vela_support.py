@@ -272,12 +272,15 @@ def _placement_note(p: CpuPlacement) -> ModelNote | None:
     return ModelNote("cpu-ops", f"{counts}; the NPU figures leave their time out", p.target)
 
 
-def model_notes(model: Model | Source, targets: Iterable[str] = ()) -> list[ModelNote]:
+def model_notes(model: Model | Source, targets: Iterable[str] = (), *,
+                placements: Iterable[CpuPlacement] = ()) -> list[ModelNote]:
     """Notes that qualify a prediction: precision, custom operators, CPU fallback per target.
 
     Args:
         model: our IR, or a path or the bytes of a TFLite model.
         targets: the targets predicted for; those that are not Ethos-U get no CPU notes.
+        placements: placements of ``model`` already computed (the prediction pipeline has
+            them); their targets are not placed again.
 
     Raises:
         ModelFileError: ``model`` is a path or bytes that are not a valid TFLite model.
@@ -285,8 +288,9 @@ def model_notes(model: Model | Source, targets: Iterable[str] = ()) -> list[Mode
     """
     model = _model(model)
     notes = [n for n in (_precision_note(model), _custom_note(model)) if n is not None]
-    vela_targets = [t for t in targets if _accelerator(t) is not None]
-    for placement in cpu_placements(model, vela_targets).values():
+    known = {p.target: p for p in placements}
+    vela_targets = [t for t in targets if t not in known and _accelerator(t) is not None]
+    for placement in [*known.values(), *cpu_placements(model, vela_targets).values()]:
         note = _placement_note(placement)
         if note is not None:
             notes.append(note)
