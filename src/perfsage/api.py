@@ -25,7 +25,7 @@ from os import PathLike
 from typing import Any
 
 from perfsage.errors import PerfSageError, UsageError
-from perfsage.pipeline import Pipeline, Prediction, Source, source_name
+from perfsage.pipeline import DEFAULT_LEVEL, Pipeline, Prediction, Source, source_name
 
 #: Graphs per forward pass in predict_many. Small batches keep the network's arrays in
 #: cache: per graph, 32-64 ran 30 % faster than 512 (0.41 against 0.59 ms, measured side by
@@ -83,7 +83,7 @@ def predict(model: Source, target: str | None = None, *,
 
 
 def predictions(models: Iterable[Source], target: str | None = None, *,
-                weights: str | PathLike[str] | None = None, level: float | None = 0.9,
+                weights: str | PathLike[str] | None = None, level: float | None = DEFAULT_LEVEL,
                 measure_if_unsure: float | None = None, timeout_s: float = 120.0,
                 workers: int = 1) -> list[Prediction]:
     """Figures with intervals, exact figures and notes per model (``Prediction`` objects).

@@ -30,8 +30,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-layer", action="store_true",
                         help="also show where latency and energy go, operator by operator "
                              "(the same network's split of its totals)")
-    parser.add_argument("--level", type=float, default=0.9, metavar="P",
-                        help="share of true values each interval should cover (default 0.9)")
+    from perfsage.predictors.intervals import DEFAULT_LEVEL
+
+    parser.add_argument("--level", type=float, default=DEFAULT_LEVEL, metavar="P",
+                        help="share of true values each interval should cover (default "
+                             f"{DEFAULT_LEVEL})")
     parser.add_argument("--measure-if-unsure", type=float, metavar="W",
                         help="measure with the real tool every model whose latency interval "
                              "is wider than W relative to the prediction (0.1: wider than "
