@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -22,20 +23,13 @@ from perfsage.graph import analyze, read_model
 from perfsage.spaces import get_space
 from perfsage.targets import get_target
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers.litert_run import outputs_on_random_input  # noqa: E402
+
 
 def _litert(data: bytes) -> list[int]:
     """Distinct values of each output after one invocation on random input."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    it = Interpreter(model_content=data, num_threads=1)
-    it.allocate_tensors()
-    rng = np.random.default_rng(0)
-    for d in it.get_input_details():
-        x = rng.integers(-128, 128, d["shape"]) if d["dtype"] == np.int8 else \
-            rng.uniform(-1, 1, d["shape"])
-        it.set_tensor(d["index"], x.astype(d["dtype"]))
-    it.invoke()
-    return [int(np.unique(it.get_tensor(d["index"])).size) for d in it.get_output_details()]
+    return [int(np.unique(o).size) for o in outputs_on_random_input(data)]
 
 
 def check(seed: int, index: int, vela, tflm) -> dict:

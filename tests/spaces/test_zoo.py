@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from helpers.litert_run import outputs_on_random_input
 from perfsage.graph import analyze, read_model
 from perfsage.spaces import COVERAGE_SPACES, get_space
 from perfsage.spaces.zoo import FAMILIES, MAX_MACS, MAX_MODEL_BYTES, WEIGHTS
@@ -87,20 +88,6 @@ def test_sampled_models_respect_bounds_and_cover_weights_and_floats():
     assert configs[13].get("dtype") == "float32"  # one in twenty is a float model
 
 
-def _litert_outputs(data: bytes) -> list[np.ndarray]:
-    from ai_edge_litert.interpreter import Interpreter
-
-    it = Interpreter(model_content=data, num_threads=1)
-    it.allocate_tensors()
-    rng = np.random.default_rng(0)
-    for d in it.get_input_details():
-        x = rng.integers(-128, 128, d["shape"]) if d["dtype"] == np.int8 else \
-            rng.uniform(-1, 1, d["shape"])
-        it.set_tensor(d["index"], x.astype(d["dtype"]))
-    it.invoke()
-    return [it.get_tensor(d["index"]) for d in it.get_output_details()]
-
-
 @pytest.fixture(scope="module")
 def tools():
     from perfsage.targets import get_target
@@ -120,7 +107,7 @@ def test_family_runs_in_litert_vela_and_tflm(family, tools):
     if family == "mobilevit":
         config["act"] = "swish"
     data = get_space("zoo").build(config)
-    outputs = _litert_outputs(data)
+    outputs = outputs_on_random_input(data)
     assert all(np.isfinite(o.astype(np.float64)).all() for o in outputs)
     assert any(np.unique(o).size > 1 for o in outputs), "every output collapsed to one value"
     figures = vela.measure(data)
