@@ -8,8 +8,9 @@ TARGET = "ethos-u55-128"
 
 
 #: Readout settings the runtime must mirror: pooled, plain additive, and the default
-#: (additive anchored to rates, peak memory, type dropout, channel alignment).
-PLAIN = {"peak": False, "type_dropout": 0.0, "rates": False, "align": False}
+#: (additive anchored to rates, peak memory, type dropout, channel alignment, roofline).
+PLAIN = {"peak": False, "type_dropout": 0.0, "rates": False, "align": False,
+         "roofline": False}
 READOUTS = {"pool": {"readout": "pool", **PLAIN}, "additive": {"readout": "additive", **PLAIN},
             "default": {}}
 

@@ -22,6 +22,7 @@ from perfsage.predictors.features import (
 )
 from perfsage.predictors.graphset import load_graphset, split_of, split_sets, splits
 from perfsage.predictors.perfsage_gnn.predictor import PerfSAGEModel
+from perfsage.predictors.roofline import ROOFLINE_COLUMNS
 
 TARGET = "ethos-u55-128"  # as in conftest.py
 
@@ -196,8 +197,15 @@ def test_types_never_trained_on_are_predicted_as_unknown(trained_each_readout):
                                                        g.op_types))
     as_unknown = dataclasses.replace(g, op_types=np.where(np.arange(len(g.op_types)) == 0,
                                                           UNKNOWN_TYPE, g.op_types))
-    same = np.array_equal(model.standardised([renamed]), model.standardised([as_unknown]))
-    assert same == bool(model.config["hyper"].get("type_dropout"))
+    dropout = bool(model.config["hyper"].get("type_dropout"))
+    if model.spec.roofline_target is None:
+        same = np.array_equal(model.standardised([renamed]), model.standardised([as_unknown]))
+        assert same == dropout
+    else:
+        # The roofline columns still read the operator's real type (physics knows it); the
+        # embedding is what treats it as unknown.
+        assert (model._network.type_map[unseen] == UNKNOWN_TYPE) == dropout
+        assert np.isfinite(model.standardised([renamed])).all()
 
 
 def test_train_cli_records_its_readout_options(labelled, tmp_path):
@@ -206,7 +214,7 @@ def test_train_cli_records_its_readout_options(labelled, tmp_path):
     out = tmp_path / "w"
     done = perfsage("train", str(labelled), "--target", TARGET, "--out", str(out), "--epochs",
                     "1", "--hidden", "8", "--layers", "1", "--no-peak", "--type-dropout", "0.3",
-                    "--no-align")
+                    "--no-align", "--no-roofline")
     assert done.returncode == 0, done.stderr
     config = json.loads((out / "config.json").read_text())
     hyper = config["hyper"]
@@ -215,6 +223,14 @@ def test_train_cli_records_its_readout_options(labelled, tmp_path):
     assert config["peak"] == [] and len(config["rate_init"]) == 5  # 4 basis rates + overhead
     assert config["node_columns"] == list(NODE_FEATURES)
     assert len(config["node_mu"]) == len(NODE_FEATURES)
+    assert config.get("roofline_target") is None
+    physics = perfsage("train", str(labelled), "--target", TARGET, "--out", str(tmp_path / "r"),
+                       "--epochs", "1", "--hidden", "8", "--layers", "1")
+    assert physics.returncode == 0, physics.stderr
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["roofline_target"] == TARGET
+    assert config["node_columns"][-len(ROOFLINE_COLUMNS):] == list(ROOFLINE_COLUMNS)
+    assert len(config["rate_init"]) == 6  # 4 basis rates, the roofline's, the overhead
     bad = perfsage("train", str(labelled), "--target", TARGET, "--out", str(out),
                    "--type-dropout", "1.5")
     assert bad.returncode != 0 and "type-dropout" in bad.stderr
@@ -244,9 +260,10 @@ def test_defaults_without_a_peak_metric_train_and_predict(labelled, tmp_path):
     fit(sets["train"], sets["val"], TARGET, tmp_path, Hyper(epochs=1, hidden=8, layers=1,
                                                            embed=8))
     model = PerfSAGEModel.load(tmp_path)
-    assert model.config["peak"] == []  # the defaults add the alignment columns, no live bytes
-    assert model.spec.node_columns == NODE_FEATURES + ALIGNMENT_COLUMNS
-    assert len(model.config["node_mu"]) == len(NODE_FEATURES) + 6
+    # The defaults add the alignment and (on Ethos-U) roofline columns, no live bytes.
+    assert model.config["peak"] == []
+    assert model.spec.node_columns == NODE_FEATURES + ALIGNMENT_COLUMNS + ROOFLINE_COLUMNS
+    assert len(model.config["node_mu"]) == len(NODE_FEATURES) + 6 + 4
     assert np.isfinite(model.predict(sets["test"].graphs)["latency_ms"]).all()
 
 

@@ -41,6 +41,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
                         help="give each operator how far its channel counts are from "
                              "multiples of 8, 16 and 32, the blocks NPUs compute in")
+    parser.add_argument("--roofline", action=argparse.BooleanOptionalAction, default=True,
+                        help="on Ethos-U targets, give each operator its roofline cycles on "
+                             "the target's hardware (Vela's ini) as inputs and as the anchor "
+                             "of its additive cost, so the network learns a correction to "
+                             "physics")
     parser.add_argument("--workers", type=at_least(1), default=2,
                         help="processes for featurising (2)")
 
@@ -60,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     dataset, out, epochs = args.dataset, args.out, args.epochs
     hyper = Hyper(epochs=epochs, patience=args.patience, hidden=args.hidden, layers=args.layers,
                   seed=args.seed, readout=args.readout, peak=args.peak,
-                  type_dropout=args.type_dropout, rates=args.rates, align=args.align)
+                  type_dropout=args.type_dropout, rates=args.rates, align=args.align,
+                  roofline=args.roofline)
     with Reporter("features", "graphs") as progress:
         data = load_graphset(dataset, target, workers=args.workers, progress=progress.update)
     sets = split_sets(data, args.holdout_space)

@@ -21,12 +21,13 @@ from typing import Any, NoReturn
 import numpy as np
 
 from perfsage.errors import WeightsError
-from perfsage.predictors.features import COST_BASIS, GLOBAL_FEATURES, OP_TYPES
+from perfsage.predictors.features import GLOBAL_FEATURES, OP_TYPES
 from perfsage.predictors.outputs import ADDITIVE_METRICS, PEAK_METRICS
 from perfsage.predictors.perfsage_gnn.spec import (
     NET_CONSTANTS,
     SPEC_VERSION,
     ModelSpec,
+    basis_names,
     column_groups,
     spec_sha256,
 )
@@ -98,6 +99,10 @@ def parse_spec(raw: Any, source: str = "weights config") -> ModelSpec:
         groups = column_groups(node_columns)
     except ValueError as exc:
         f.fail("node_columns", str(exc))
+    roofline_target = f.raw.get("roofline_target")  # absent in specs without roofline
+    if any(g.name == "roofline" for g in groups) != isinstance(roofline_target, str):
+        f.fail("roofline_target", "must name the Ethos-U target whose hardware the roofline "
+               "node columns describe, and only where node_columns hold them")
     if f.strings("global_columns") != GLOBAL_FEATURES:
         f.fail("global_columns", f"differs from this PerfSAGE's global features "
                f"({', '.join(GLOBAL_FEATURES)}); retrain")
@@ -108,8 +113,8 @@ def parse_spec(raw: Any, source: str = "weights config") -> ModelSpec:
         modes={m: modes[m] for m in metrics},
         mu=f.numbers("mu", n, "metrics"), sigma=f.numbers("sigma", n, "metrics", scale=True),
         constants={m: float(constants[m]) for m in metrics if modes[m] == "constant"},
-        additive=additive, peak=peak, rate_init=_rate_init(f, additive),
-        node_columns=node_columns, groups=groups,
+        additive=additive, peak=peak, rate_init=_rate_init(f, additive, len(basis_names(groups))),
+        node_columns=node_columns, groups=groups, roofline_target=roofline_target,
         node_mu=f.numbers("node_mu", len(node_columns), "node columns"),
         node_sigma=f.numbers("node_sigma", len(node_columns), "node columns", scale=True),
         global_mu=f.numbers("global_mu", len(GLOBAL_FEATURES), "global features"),
@@ -247,14 +252,15 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _rate_init(f: _Fields, additive: tuple[str, ...]) -> tuple[tuple[float, ...], ...] | None:
-    """Starting log cost rates [basis quantities + overhead][additive metrics], or None."""
+def _rate_init(f: _Fields, additive: tuple[str, ...], basis: int,
+               ) -> tuple[tuple[float, ...], ...] | None:
+    """Starting log cost rates [``basis`` quantities + overhead][additive metrics], or None."""
     value = f.get("rate_init")
     if value is None:
         return None
-    rows = len(COST_BASIS) + 1
+    rows = basis + 1
     if not additive or not isinstance(value, list) or len(value) != rows:
-        f.fail("rate_init", f"must be null or {rows} rows (the {len(COST_BASIS)} cost rates "
+        f.fail("rate_init", f"must be null or {rows} rows (the {basis} cost rates "
                "and the overhead's) for an additive readout")
     for i, row in enumerate(value):
         if not isinstance(row, list) or len(row) != len(additive):
@@ -321,13 +327,15 @@ def _check_tensors(spec: ModelSpec, tensors: dict[str, np.ndarray], f: _Fields) 
     _fits(f, "head.4.weight", _shape(tensors, "head.4.weight", f, 2), (len(spec.metrics), None),
           f"the config's {len(spec.metrics)} metrics")
     if spec.additive:
-        k = len(COST_BASIS) if spec.rate_init is not None else 1
+        basis = len(basis_names(spec.groups))
+        k = basis if spec.rate_init is not None else 1
         _fits(f, "node_head.2.weight", _shape(tensors, "node_head.2.weight", f, 2),
               (k * len(spec.additive), None), f"{len(spec.additive)} additive metrics")
     if spec.rate_init is not None:
         _fits(f, "rate_log", _shape(tensors, "rate_log", f, 2),
-              (len(COST_BASIS) + 1, len(spec.additive)),
-              f"{len(COST_BASIS)} cost rates and an overhead per additive metric")
+              (len(basis_names(spec.groups)) + 1, len(spec.additive)),
+              f"{len(basis_names(spec.groups))} cost rates and an overhead per additive "
+              "metric")
     elif "rate_log" in tensors:
         f.fail("rate_init", "is null but the weights hold cost rates ('rate_log')")
     if spec.peak:

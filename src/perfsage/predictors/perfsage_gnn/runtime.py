@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from perfsage.errors import PredictionError
-from perfsage.predictors.features import LOG_KIB, OP_TYPES, UNKNOWN_TYPE, GraphFeatures, cost_basis
+from perfsage.predictors.features import LOG_KIB, OP_TYPES, UNKNOWN_TYPE, GraphFeatures
 from perfsage.predictors.perfsage_gnn.spec import Batch, ModelSpec
 
 
@@ -149,12 +149,9 @@ def _logsumexp(terms: np.ndarray, axis: int) -> np.ndarray:
     return top + np.log(np.exp(terms - np.expand_dims(top, axis)).sum(axis=axis))
 
 
-def _log_costs(net: Network, h: np.ndarray, z: np.ndarray, nodes: np.ndarray,
+def _log_costs(net: Network, h: np.ndarray, z: np.ndarray, batch: Batch,
                ) -> tuple[np.ndarray, np.ndarray]:
-    """Log per-operator costs [nodes, metrics] and log overheads [graphs, metrics].
-
-    ``nodes``: the operators' features as featurize gives them (not standardised).
-    """
+    """Log per-operator costs [nodes, metrics] and log overheads [graphs, metrics]."""
     w, bound = net.weights, net.rate_bound
     index, mu, sigma = net.additive
     cost = _linear(w, "node_head.2", np.maximum(_linear(w, "node_head.0", h), 0))
@@ -163,7 +160,7 @@ def _log_costs(net: Network, h: np.ndarray, z: np.ndarray, nodes: np.ndarray,
     rates = w["rate_log"]
     k = len(rates) - 1
     terms = (bound * np.tanh(cost / bound)).reshape(len(h), k, len(index)) + rates[:k]
-    terms += cost_basis(nodes)[:, :, None]
+    terms += net.spec.basis(batch)[:, :, None]
     return _logsumexp(terms, axis=1), rates[k] + bound * np.tanh(z[:, index] / bound)
 
 
@@ -171,7 +168,7 @@ def _additive(net: Network, h: np.ndarray, z: np.ndarray, batch: Batch) -> np.nd
     """The additive readout: per-operator costs summed per graph, plus the pooled overhead."""
     index, mu, sigma = net.additive
     starts = batch.starts
-    cost, overhead = _log_costs(net, h, z, batch.nodes)
+    cost, overhead = _log_costs(net, h, z, batch)
     peak = np.maximum(np.maximum.reduceat(cost, starts, axis=0), overhead)
     graph_of = np.repeat(np.arange(len(starts)), batch.sizes)
     total = np.add.reduceat(np.exp(cost - peak[graph_of]), starts, axis=0)
@@ -224,7 +221,7 @@ def _encode(net: Network, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
 
 def forward(net: Network, graphs: list[GraphFeatures]) -> np.ndarray:
     """Standardised outputs for a batch of graphs, one row per graph."""
-    batch = Batch(graphs)
+    batch = net.spec.batch(graphs)
     h, z = _encode(net, batch)
     if net.peak:
         z = _peak(net, h, z, batch)
@@ -237,7 +234,7 @@ def operator_costs(net: Network, graph: GraphFeatures) -> tuple[np.ndarray, np.n
     They add up to what :func:`forward` predicts (in the metrics' units, not standardised);
     the network must have an additive readout.
     """
-    batch = Batch([graph])
+    batch = net.spec.batch([graph])
     h, z = _encode(net, batch)
-    cost, overhead = _log_costs(net, h, z, batch.nodes)
+    cost, overhead = _log_costs(net, h, z, batch)
     return np.exp(cost.astype(np.float64)), np.exp(overhead[0].astype(np.float64))

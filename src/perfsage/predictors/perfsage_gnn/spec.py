@@ -24,12 +24,15 @@ import numpy as np
 
 from perfsage.predictors.features import (
     ALIGNMENT_COLUMNS,
+    COST_BASIS,
     LIVE_BYTES_COLUMN,
     NODE_FEATURES,
     GraphFeatures,
     channel_alignment,
+    cost_basis,
     live_bytes,
 )
+from perfsage.predictors.roofline import ROOFLINE_COLUMNS
 
 #: The config format this PerfSAGE reads and writes (a config without one predates specs).
 SPEC_VERSION = 2
@@ -51,9 +54,10 @@ class Batch:
     A plain class, not a dataclass: prediction imports this module on every start.
     """
 
-    __slots__ = ("op_types", "nodes", "edges", "starts", "sizes", "globals", "_live")
+    __slots__ = ("op_types", "nodes", "edges", "starts", "sizes", "globals", "graphs", "target",
+                 "_live", "_roofline")
 
-    def __init__(self, graphs: Sequence[GraphFeatures]) -> None:
+    def __init__(self, graphs: Sequence[GraphFeatures], target: str | None = None) -> None:
         sizes = np.array([len(g.op_types) for g in graphs])
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         offsets = np.repeat(starts, [g.edges.shape[1] for g in graphs])
@@ -64,7 +68,11 @@ class Batch:
         self.edges = np.concatenate([g.edges for g in graphs], axis=1) + offsets
         self.starts, self.sizes = starts, sizes  # each graph's first row and operators
         self.globals = np.stack([g.globals for g in graphs])  # float32 [graphs, globals]
+        self.graphs = graphs
+        #: the Ethos-U target whose hardware the roofline columns describe (None: none)
+        self.target = target
         self._live: np.ndarray | None = None
+        self._roofline: np.ndarray | None = None
 
     @property
     def live(self) -> np.ndarray:
@@ -73,6 +81,24 @@ class Batch:
             self._live = live_bytes(self.nodes, self.edges, self.starts, self.sizes,
                                     self.globals)
         return self._live
+
+    @property
+    def roofline(self) -> np.ndarray:
+        """``roofline.node_columns`` of every node on ``target``'s hardware (computed once).
+
+        Raises:
+            ValueError: the batch has no target.
+        """
+        if self._roofline is None:
+            if self.target is None:
+                raise ValueError("roofline columns need the target whose hardware they "
+                                 "describe; this batch has none")
+            from perfsage.predictors.roofline import node_columns as roofline_columns
+            from perfsage.targets.hardware import hardware
+
+            hw = hardware(self.target)
+            self._roofline = np.concatenate([roofline_columns(g, hw) for g in self.graphs])
+        return self._roofline
 
 
 class ColumnGroup(NamedTuple):
@@ -85,12 +111,17 @@ class ColumnGroup(NamedTuple):
 
 #: Every node column a network can read: what featurize gives, the bytes live at each
 #: operator (``features.live_bytes``), how far its channels are from the blocks an NPU
-#: computes in (``features.channel_alignment``).
+#: computes in (``features.channel_alignment``), and what physics says the operator costs
+#: on the target's hardware (``roofline.node_columns``; Ethos-U targets only).
 COLUMN_GROUPS = (
     ColumnGroup("features", NODE_FEATURES, lambda b: b.nodes),
     ColumnGroup("live_bytes", (LIVE_BYTES_COLUMN,), lambda b: b.live[:, None]),
     ColumnGroup("alignment", ALIGNMENT_COLUMNS, lambda b: channel_alignment(b.nodes)),
+    ColumnGroup("roofline", ROOFLINE_COLUMNS, lambda b: b.roofline),
 )
+#: The cost-basis quantity the roofline group adds: the operator's roofline cycles, so that
+#: an additive readout's per-operator cost is a bounded correction to physics.
+ROOFLINE_BASIS = "roofline_cycles"
 _GROUP_OF = {g.columns[0]: g for g in COLUMN_GROUPS}
 
 
@@ -130,6 +161,24 @@ def node_inputs(batch: Batch, groups: Sequence[ColumnGroup]) -> np.ndarray:
     return np.column_stack([g.values(batch) for g in groups])
 
 
+def basis_names(groups: Sequence[ColumnGroup]) -> tuple[str, ...]:
+    """The quantities an additive readout's rates multiply, for a network of ``groups``.
+
+    ``features.COST_BASIS`` always; the roofline's cycles where the network reads them.
+    """
+    has_roofline = any(g.name == "roofline" for g in groups)
+    return COST_BASIS + ((ROOFLINE_BASIS,) if has_roofline else ())
+
+
+def batch_basis(batch: Batch, groups: Sequence[ColumnGroup]) -> np.ndarray:
+    """Log of each ``basis_names(groups)`` quantity per operator (float32 [nodes, k])."""
+    basis = cost_basis(batch.nodes)
+    if len(basis_names(groups)) == len(COST_BASIS):
+        return basis
+    op_cycles = batch.roofline[:, ROOFLINE_COLUMNS.index("log_op_cycles")]
+    return np.column_stack([basis, op_cycles]).astype(np.float32)
+
+
 def node_columns(*names: str) -> tuple[str, ...]:
     """The columns of the groups ``names`` (``ColumnGroup.name``), in that order."""
     by_name = {g.name: g for g in COLUMN_GROUPS}
@@ -159,6 +208,7 @@ class ModelSpec(NamedTuple):
     rate_init: tuple[tuple[float, ...], ...] | None  # [cost basis + 1][additive]
     node_columns: tuple[str, ...]
     groups: tuple[ColumnGroup, ...]  # node_columns as groups
+    roofline_target: str | None  # the Ethos-U target whose hardware roofline columns read
     node_mu: tuple[float, ...]
     node_sigma: tuple[float, ...]
     global_mu: tuple[float, ...]
@@ -183,6 +233,14 @@ class ModelSpec(NamedTuple):
     def node_inputs(self, batch: Batch) -> np.ndarray:
         """The node matrix the network reads (not standardised): ``node_columns``, in order."""
         return node_inputs(batch, self.groups)
+
+    def basis(self, batch: Batch) -> np.ndarray:
+        """The log cost-basis quantities the additive readout's rates multiply."""
+        return batch_basis(batch, self.groups)
+
+    def batch(self, graphs: Sequence[GraphFeatures]) -> Batch:
+        """``graphs`` as one batch for this network (its roofline on ``roofline_target``)."""
+        return Batch(graphs, self.roofline_target)
 
 
 def spec_sha256(config: dict[str, Any]) -> str:

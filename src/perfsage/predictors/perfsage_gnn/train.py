@@ -22,7 +22,7 @@ import numpy as np
 
 from perfsage.errors import UsageError
 from perfsage.predictors.domain import training_domain
-from perfsage.predictors.features import GLOBAL_FEATURES, LOG_KIB, UNKNOWN_TYPE, cost_basis
+from perfsage.predictors.features import GLOBAL_FEATURES, LOG_KIB, UNKNOWN_TYPE
 from perfsage.predictors.graphset import GraphSet, without_rare_zeros
 from perfsage.predictors.outputs import additive, decode, encode, mean_mape, output_scaling, peak
 from perfsage.predictors.perfsage_gnn import weights
@@ -31,6 +31,7 @@ from perfsage.predictors.perfsage_gnn.spec import (
     NET_CONSTANTS,
     Batch,
     ModelSpec,
+    batch_basis,
     column_groups,
     data_sha256,
     node_columns,
@@ -68,6 +69,10 @@ class Hyper:
     #: Channel-padding node columns (``features.channel_alignment``): how far each
     #: operator's channels are from the blocks an NPU computes in.
     align: bool = True
+    #: On Ethos-U targets, each operator's roofline cycles on the target's hardware
+    #: (``roofline.node_columns``) as node columns and as a cost-basis quantity, so the
+    #: additive readout learns a bounded correction to physics rather than physics itself.
+    roofline: bool = True
 
     def __post_init__(self) -> None:
         if self.readout not in READOUTS:
@@ -76,14 +81,34 @@ class Hyper:
             raise UsageError(f"type_dropout {self.type_dropout}: expected 0 <= p < 1")
 
 
-def _columns(hyper: Hyper, peak_metrics: list[str]) -> tuple[str, ...]:
+def roofline_target(hyper: Hyper, target: str) -> str | None:
+    """The target whose roofline a run gives its network, or None.
+
+    ``target`` itself where Vela's ini describes its hardware and ``Hyper.roofline`` asks
+    for it.
+    """
+    from perfsage.errors import HardwareError
+    from perfsage.targets.hardware import hardware
+
+    if not hyper.roofline:
+        return None
+    try:
+        hardware(target)
+    except HardwareError:
+        return None
+    return target
+
+
+def _columns(hyper: Hyper, peak_metrics: list[str], roofline: str | None) -> tuple[str, ...]:
     """The node columns a training run gives its network.
 
     The featurised ones; the live bytes where a peak metric is learnt (the peak readout
-    starts from them); the channel alignment with ``Hyper.align``.
+    starts from them); the channel alignment with ``Hyper.align``; the roofline costs on
+    the hardware of ``roofline`` (a target name) where given.
     """
     return node_columns("features", *(["live_bytes"] if peak_metrics else []),
-                        *(["alignment"] if hyper.align else []))
+                        *(["alignment"] if hyper.align else []),
+                        *(["roofline"] if roofline else []))
 
 
 def _spec(train: GraphSet, val: GraphSet, target: str, hyper: Hyper,
@@ -96,18 +121,22 @@ def _spec(train: GraphSet, val: GraphSet, target: str, hyper: Hyper,
     scale = output_scaling(train.labels)
     peak_metrics = peak(scale) if hyper.peak else []
     additive_metrics = additive(scale) if hyper.readout == "additive" else []
-    columns = _columns(hyper, peak_metrics)
-    nodes = node_inputs(Batch(train.graphs), column_groups(columns))
+    hw_target = roofline_target(hyper, target)
+    columns = _columns(hyper, peak_metrics, hw_target)
+    groups = column_groups(columns)
+    batch = Batch(train.graphs, hw_target)
+    nodes = node_inputs(batch, groups)
     glob = np.stack([g.globals for g in train.graphs])
 
     def std(a: np.ndarray) -> list[float]:
         s = a.std(axis=0)
         return np.where(s > 1e-6, s, 1.0).tolist()
 
-    rates = rate_init(train, additive_metrics) if hyper.rates and additive_metrics else None
+    rates = (rate_init(batch, groups, train.labels, additive_metrics)
+             if hyper.rates and additive_metrics else None)
     return {
         "target": target, **scale, "additive": additive_metrics, "peak": peak_metrics,
-        "rate_init": rates, "node_columns": list(columns),
+        "rate_init": rates, "node_columns": list(columns), "roofline_target": hw_target,
         "node_mu": nodes.mean(axis=0).tolist(), "node_sigma": std(nodes),
         "global_columns": list(GLOBAL_FEATURES), "global_mu": glob.mean(axis=0).tolist(),
         "global_sigma": std(glob), "net_constants": dict(NET_CONSTANTS),
@@ -118,20 +147,23 @@ def _spec(train: GraphSet, val: GraphSet, target: str, hyper: Hyper,
     }
 
 
-def rate_init(train: GraphSet, metrics: list[str], most: int = 4000) -> list[list[float]]:
+def rate_init(batch: Batch, groups, labels: dict[str, np.ndarray], metrics: list[str],
+              most: int = 4000) -> list[list[float]]:
     """Log network-wide rates per cost-basis quantity and of the overhead, per metric.
 
     A non-negative least-squares fit of each total to the graph's summed basis quantities
-    and a constant, weighted to minimise relative error (on ``most`` graphs at most).
+    (``spec.basis_names(groups)``) and a constant, weighted to minimise relative error (on
+    the first ``most`` graphs of ``batch`` at most).
     """
     from scipy.optimize import nnls
 
-    graphs = train.graphs[:most]
-    design = np.array([[*np.exp(cost_basis(g.nodes).astype(np.float64)).sum(axis=0), 1.0]
-                       for g in graphs])
+    n = min(most, len(batch.sizes))
+    per_op = np.exp(batch_basis(batch, groups).astype(np.float64))
+    sums = np.add.reduceat(per_op, batch.starts, axis=0)[:n]
+    design = np.column_stack([sums, np.ones(n)])
     out = []
     for m in metrics:
-        y = np.asarray(train.labels[m][:most], dtype=np.float64)
+        y = np.asarray(labels[m][:n], dtype=np.float64)
         coef, _ = nnls(design / y[:, None], np.ones(len(y)))
         # A rate the fit zeroes still starts small but finite: 1/1000 of what alone explains y.
         floor = 1e-3 * np.median(y[:, None] / design, axis=0)
@@ -145,13 +177,13 @@ def _pyg(data: GraphSet, spec: ModelSpec) -> list:
     from torch_geometric.data import Data
 
     y = torch.from_numpy(encode(data.labels, spec.scale))
-    batch = Batch(data.graphs)
+    batch = spec.batch(data.graphs)
     x = ((spec.node_inputs(batch) - np.asarray(spec.node_mu))
          / np.asarray(spec.node_sigma)).astype(np.float32)
     glob = ((batch.globals - np.asarray(spec.global_mu))
             / np.asarray(spec.global_sigma)).astype(np.float32)
     live = batch.live - LOG_KIB if spec.peak else None
-    basis = cost_basis(batch.nodes) if spec.rate_init is not None else None
+    basis = spec.basis(batch) if spec.rate_init is not None else None
     out = []
     for i, (g, start, size) in enumerate(zip(data.graphs, batch.starts.tolist(),
                                              batch.sizes.tolist(), strict=True)):
