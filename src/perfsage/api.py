@@ -6,6 +6,7 @@
     perfsage.predict_many(paths, target=..., workers=2)    # in two processes
     perfsage.predictions(paths, target="ethos-u55-128")    # with each model's notes
     perfsage.predict_layers("m.tflite", target="ethos-u55-128")  # where the cost goes
+    perfsage.api.search("keyword-spotting", "ethos-u55-128", {"latency_ms": 0.3}, out="d")
 
 Every function goes through one :class:`perfsage.pipeline.Pipeline`, as the CLI does.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import atexit
 import gc
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
 from itertools import accumulate
@@ -117,6 +118,54 @@ def predict_layers(model: Source, target: str | None = None, *,
     pipe = pipeline(target, weights)
     ir, graph = pipe.read(model, details=True)
     return pipe.per_operator(ir, graph)
+
+
+def search(space: str, target: str, budgets: Mapping[str, float] | Iterable[str], *,
+           count: int = 3, objective: str | Callable[[Any], float] | None = None,
+           generations: int = 30, population: int = 64, seed: int = 0,
+           level: float | None = DEFAULT_LEVEL, compress: bool = True, verify: bool = True,
+           out: str | PathLike[str] | None = None, weights: str | PathLike[str] | None = None,
+           timeout_s: float = 120.0, progress: Callable[[int, int], Any] | None = None) -> Any:
+    """The ``count`` best models of a search space that meet every budget on ``target``.
+
+    Regularised evolution over the space's architecture choices and each weighted layer's
+    sparsity and bit-width, with this pipeline's predictions as its cost model; see
+    :mod:`perfsage.search.evolution` and docs/udc.md.
+
+    Args:
+        space: a search space (``perfsage dataset generate --help`` lists them).
+        target: a target with shipped weights.
+        budgets: metric -> most it may reach, e.g. ``{"latency_ms": 0.3, "sram_kib": 64}``
+            (or ``["latency_ms=0.3", ...]``). A candidate is within budget only when the
+            upper end of each metric's prediction interval is.
+        count: how many candidates to return.
+        objective: what to maximise among candidates within budget: ``"params"`` (the
+            default: effective int8 weights), ``"macs"`` (both are proxies for accuracy,
+            not accuracy), a ``"module:function"`` or a callable taking a
+            :class:`~perfsage.search.evolution.Candidate` and returning a number.
+        generations: populations of children after the first.
+        population: candidates alive at a time, and children per generation.
+        seed: the search's random seed.
+        level: the intervals' coverage; None checks budgets on the figures alone.
+        compress: also search each weighted layer's sparsity and bit-width.
+        verify: measure the best candidates with the target's real tool (Vela on Ethos-U)
+            and drop those that break a budget.
+        out: a folder for the models, results.json/.csv, evaluated.csv and pareto.png.
+        weights: a weights folder from ``perfsage train`` instead of the shipped ones.
+        timeout_s: the real tool's limit per model, in seconds.
+        progress: called with (candidates evaluated, candidates planned) after each batch.
+
+    Returns:
+        A :class:`~perfsage.search.evolution.SearchResult`: ``candidates`` (best first),
+        ``dropped``, ``evaluated``, ``timing``; ``as_dict()`` for JSON.
+    """
+    from perfsage.search.evolution import search as run_search
+
+    with _collector_paused(), _one_blas_thread():
+        return run_search(space, target, budgets, count=count, objective=objective,
+                          generations=generations, population=population, seed=seed,
+                          level=level, compress=compress, verify=verify, out=out,
+                          weights=weights, timeout_s=timeout_s, progress=progress)
 
 
 def _predict_all(models: Iterable[Source], spec: tuple[str | None, str | None],

@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("perfsage.cli.train", "train the PerfSAGE network on a dataset's labels"),
     "evaluate": ("perfsage.cli.evaluate", "accuracy of trained weights on a dataset split"),
     "compare": ("perfsage.cli.compare", "every predictor at growing training sizes"),
+    "search": ("perfsage.cli.search", "the best models of a search space within hardware budgets"),
 }
 
 
