@@ -209,17 +209,40 @@ def main() -> int:
         print(f"keras_zoo: unknown model(s) {', '.join(unknown)}; choose from "
               f"{', '.join(MODELS)}", file=sys.stderr)
         return 2
+    if len(names) > 1:
+        return _each_in_its_own_process(names)
+    name = names[0]
+    try:
+        path = build(name)
+    except Exception as exc:  # the converter rejects some architectures: say why, go on
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        print(f"{name} FAILED: {reason[:300]}", flush=True)
+        return 1
+    print(f"{name:32} {MODELS[name][0]:16} {path.stat().st_size / 2**20:6.2f} MiB  {path}",
+          flush=True)
+    return 0
+
+
+def _each_in_its_own_process(names: list[str]) -> int:
+    """Build each model in a child process: TensorFlow's converter can crash the process
+    (a segfault in ``libpywrap_tflite_common`` seen on an LSTM), and one crash must cost one
+    model, not the rest of the zoo. Cached models cost no process."""
+    import subprocess
+
     failed = 0
     for name in names:
-        try:
-            path = build(name)
-        except Exception as exc:  # the converter rejects some architectures: say why, go on
-            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
-            print(f"{name} FAILED: {reason[:300]}", flush=True)
-            failed += 1
+        cached = CACHE / f"{name}.tflite"
+        if cached.exists():
+            print(f"{name:32} {MODELS[name][0]:16} {cached.stat().st_size / 2**20:6.2f} MiB  "
+                  f"{cached}", flush=True)
             continue
-        print(f"{name:32} {MODELS[name][0]:16} {path.stat().st_size / 2**20:6.2f} MiB  {path}",
-              flush=True)
+        done = subprocess.run([sys.executable, __file__, name], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+        lines = [line for line in done.stdout.splitlines() if line.startswith(name)]
+        if done.returncode < 0:
+            lines = [f"{name} FAILED: the converter's process died (signal {-done.returncode})"]
+        print("\n".join(lines) or f"{name} FAILED: exit {done.returncode}", flush=True)
+        failed += done.returncode != 0
     return 1 if failed else 0
 
 
