@@ -18,6 +18,8 @@ from perfsage.cli.options import add_target, at_least, folder, one_target
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Options of `perfsage search`."""
+    from perfsage.predictors.intervals import DEFAULT_LEVEL
+
     parser.add_argument("--space", required=True, metavar="SPACE",
                         help="search space, e.g. keyword-spotting (see `perfsage dataset "
                              "generate --help`)")
@@ -42,6 +44,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="population size and children per generation (default 64)")
     parser.add_argument("--seed", type=at_least(0), default=0, metavar="K",
                         help="random seed (default 0)")
+    parser.add_argument("--level", type=float, default=DEFAULT_LEVEL, metavar="P",
+                        help="coverage of the intervals whose upper end must meet each budget "
+                             f"(0.5 to 0.99, default {DEFAULT_LEVEL})")
     parser.add_argument("--no-compress", dest="compress", action="store_false",
                         help="search the architecture only, every layer dense")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
@@ -65,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     with Reporter("search", "candidates") as progress:
         result = search(args.space, one_target(args), args.budget, count=args.count,
                         objective=args.objective, generations=args.generations,
-                        population=args.population, seed=args.seed, compress=args.compress,
+                        population=args.population, seed=args.seed, level=args.level,
+                        compress=args.compress,
                         verify=args.verify, out=args.out, weights=args.weights,
                         timeout_s=args.timeout, progress=progress.update)
     if args.as_json:
@@ -80,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print(result, args: argparse.Namespace) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from perfsage.search.objectives import PROXY_WARNING
@@ -105,18 +112,19 @@ def _print(result, args: argparse.Namespace) -> None:
     for name in ("rank", "file", "objective", "MACs", "weights", "sparsity", "bits"):
         table.add_column(name, justify="right" if name != "file" else "left")
     for b in result.budgets:
-        table.add_column(f"{b.metric}\npred [hi] → meas / {b.limit:g}", justify="right")
+        table.add_column(escape(f"{b.metric}\npred [hi] → meas / {b.limit:g}"),
+                         justify="right")
     rows = [(str(i), f"candidate_{i}.tflite", c) for i, c in enumerate(result.candidates, 1)]
-    rows += [("-", f"dropped: {c.reason}", c) for c in result.dropped]
+    rows += [("-", escape(f"dropped: {c.reason}"), c) for c in result.dropped]
     for rank, file, c in rows:
         cells = [rank, file, fmt.count(c.objective or 0), fmt.count(c.arch.macs),
                  fmt.count(c.arch.params), f"{c.sparsity:.0%}", str(c.min_bits)]
         for b in result.budgets:
             hi = c.bound.get(b.metric)
             measured = (c.measured or {}).get(b.metric)
-            cells.append(f"{fmt.figure(c.predicted.get(b.metric, float('nan')))} "
-                         f"[{fmt.figure(hi) if hi is not None else '-'}] → "
-                         f"{fmt.figure(measured) if measured is not None else '-'}")
+            cells.append(escape(f"{fmt.figure(c.predicted.get(b.metric, float('nan')))} "
+                                f"[{fmt.figure(hi) if hi is not None else '-'}] → "
+                                f"{fmt.figure(measured) if measured is not None else '-'}"))
         table.add_row(*cells)
     out.print(table)
     for note in result.notes:

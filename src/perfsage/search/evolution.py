@@ -168,8 +168,9 @@ class Settings:
         _whole("population", self.population, 2)
         _whole("seed", self.seed, 0)
         if self.level is not None and not (isinstance(self.level, float | int)
-                                           and 0 < self.level < 1):
-            raise UsageError(f"level must be a share between 0 and 1 (e.g. 0.9) or None, not "
+                                           and 0.5 <= self.level <= 0.99):
+            raise UsageError(f"level must be an interval coverage from 0.5 to 0.99 (e.g. 0.9),"
+                             f" or None to check budgets on the figures alone, not "
                              f"{self.level!r}")
         if not (isinstance(self.timeout_s, float | int) and self.timeout_s > 0):
             raise UsageError(f"timeout_s must be a positive number of seconds, not "
@@ -676,11 +677,10 @@ def search(space: str, target: str, budgets: Mapping[str, float] | Iterable[str]
     if compress and not evaluator.sees_compression(
             np.random.default_rng(np.random.SeedSequence([seed, 1]))):
         settings = replace(settings, compress=False)
-        notes.append(f"the {evaluator.pipeline.target} predictor's figures for "
-                     f"{', '.join(b.metric for b in checked)} do not change when weights "
-                     "are pruned or clustered (its weights do not see weight values), so "
-                     "compression cannot help meet a budget here: the architecture alone "
-                     "was searched")
+        notes.append(f"the predicted {', '.join(b.metric for b in checked)} on "
+                     f"{evaluator.pipeline.target} do not change when weights are pruned or "
+                     "clustered, so compression cannot help meet these budgets: the "
+                     "architecture alone was searched")
     start = time.perf_counter()
     evaluated = Evolution(evaluator, settings, progress).run()
     evaluator.timing.search_s = time.perf_counter() - start

@@ -67,15 +67,18 @@ class Hints:
             these keys draws a whole new config.
         atomic: top-level keys whose value changes as a whole.
         step: a space-specific mutation used for half of the mutations.
+        samples: configs to learn from, where drawing one is slow (the zoo sizes each
+            model it draws: 70 ms a config).
     """
 
     conditioned_on: tuple[str, ...] = ()
     atomic: tuple[str, ...] = ()
     step: Callable[[Config, np.random.Generator], Config] | None = None
+    samples: int = LEARN_SAMPLES
 
 
 HINTS: dict[str, Hints] = {
-    "zoo": Hints(conditioned_on=("family",)),
+    "zoo": Hints(conditioned_on=("family",), samples=60),
     "random-graphs": Hints(atomic=("layers",)),
     "nasbench201": Hints(step=_nb201_edge),
 }
@@ -108,19 +111,18 @@ class Mutator:
     Args:
         space: the search space.
         rng: the generator the learning samples come from.
-        samples: configs drawn to learn the fields.
+        samples: configs drawn to learn the fields (default: the space's hint).
     """
 
     def __init__(self, space: SearchSpace, rng: np.random.Generator,
-                 samples: int = LEARN_SAMPLES) -> None:
+                 samples: int | None = None) -> None:
         self.space = space
         self.hints = HINTS.get(space.name, Hints())
+        samples = self.hints.samples if samples is None else samples
         self._pools: dict[str, _Pools] = {}
-        self._configs: dict[str, list[Config]] = {}
         for _ in range(samples):
             config = space.sample(rng)
             key = self._condition(config)
-            self._configs.setdefault(key, []).append(config)
             self._learn(config, (), self._pools.setdefault(key, _Pools()))
         for pools in self._pools.values():  # numbers in order, for the next value up or down
             for sig, seen in pools.values.items():
