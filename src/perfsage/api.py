@@ -125,7 +125,8 @@ def search(space: str, target: str, budgets: Mapping[str, float] | Iterable[str]
            generations: int = 30, population: int = 64, seed: int = 0,
            level: float | None = DEFAULT_LEVEL, compress: bool = True, verify: bool = True,
            out: str | PathLike[str] | None = None, weights: str | PathLike[str] | None = None,
-           timeout_s: float = 120.0, progress: Callable[[int, int], Any] | None = None) -> Any:
+           timeout_s: float = 120.0, workers: int = 1,
+           progress: Callable[[int, int], Any] | None = None) -> Any:
     """The ``count`` best models of a search space that meet every budget on ``target``.
 
     Regularised evolution over the space's architecture choices and each weighted layer's
@@ -153,6 +154,7 @@ def search(space: str, target: str, budgets: Mapping[str, float] | Iterable[str]
         out: a folder for the models, results.json/.csv, evaluated.csv and pareto.png.
         weights: a weights folder from ``perfsage train`` instead of the shipped ones.
         timeout_s: the real tool's limit per model, in seconds.
+        workers: processes building candidate models (building is most of the time).
         progress: called with (candidates evaluated, candidates planned) after each batch.
 
     Returns:
@@ -165,7 +167,8 @@ def search(space: str, target: str, budgets: Mapping[str, float] | Iterable[str]
         return run_search(space, target, budgets, count=count, objective=objective,
                           generations=generations, population=population, seed=seed,
                           level=level, compress=compress, verify=verify, out=out,
-                          weights=weights, timeout_s=timeout_s, progress=progress)
+                          weights=weights, timeout_s=timeout_s, workers=workers,
+                          progress=progress)
 
 
 def _predict_all(models: Iterable[Source], spec: tuple[str | None, str | None],

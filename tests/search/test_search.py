@@ -13,7 +13,7 @@ from perfsage.cli.main import main
 from perfsage.errors import UsageError
 from perfsage.search.budgets import Budget, parse_budgets
 from perfsage.search.compress import CompressionPlan, LayerCompression, apply_plan
-from perfsage.search.evolution import Evaluator, search, verify_candidates
+from perfsage.search.evolution import Evaluator, Evolution, Settings, search, verify_candidates
 from perfsage.search.mutation import Mutator
 from perfsage.search.objectives import resolve
 from perfsage.spaces import get_space, space_names
@@ -88,6 +88,27 @@ def test_compression_genes_give_the_bytes_of_compress():
     assert evaluator._compressed(arch, genes) == first  # from the per-layer cache
 
 
+def test_compression_genes_evolve_and_cost_the_proxy():
+    space = get_space(SPACE)
+    budgets = parse_budgets(BUDGETS, METRICS, TARGET)
+    evaluator = Evaluator(space, TARGET, budgets, resolve(None), 0.9)
+    found = Evolution(evaluator, Settings(generations=2, population=8, seed=0)).run()
+    compressed = [c for c in found if c.compressed]
+    assert compressed
+    for c in compressed[:5]:
+        [dense] = evaluator.evaluate([(c.config, ())])
+        assert c.tflite != dense.tflite and len(c.tflite) == len(dense.tflite)
+        assert c.objective < dense.objective  # pruned or fewer bits: less capacity
+
+
+def test_build_workers_change_nothing_but_the_time():
+    settings = dict(count=2, generations=1, population=8, seed=3, verify=False)
+    here = search(SPACE, TARGET, BUDGETS, **settings)
+    pooled = search(SPACE, TARGET, BUDGETS, workers=2, **settings)
+    assert [c.sha256 for c in here.evaluated] == [c.sha256 for c in pooled.evaluated]
+    assert [c.objective for c in here.candidates] == [c.objective for c in pooled.candidates]
+
+
 @pytest.mark.vela
 def test_a_small_search_returns_candidates_vela_confirms(tmp_path):
     result = search(SPACE, TARGET, BUDGETS, count=2, generations=2, population=12, seed=4,
@@ -159,6 +180,8 @@ def test_a_users_objective_orders_the_candidates():
     (["--space", "kws"], "unknown search space 'kws'; choose from: image-classification"),
     (["--target", "ethos-u99"], "target 'ethos-u99'"),
     (["--count", "0"], "0 is less than 1"),
+    (["--level", "2"], "level must be an interval coverage from 0.5 to 0.99"),
+    (["--workers", "0"], "0 is less than 1"),
     (["--objective", "accuracy"], "unknown objective 'accuracy'"),
     (["--objective", "no_such_module:f"], "cannot import 'no_such_module:f'"),
 ])

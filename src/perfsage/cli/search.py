@@ -54,6 +54,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, metavar="DIR",
                         help="a weights folder from `perfsage train` instead of the shipped "
                              "ones")
+    parser.add_argument("--workers", type=at_least(1), default=1, metavar="N",
+                        help="processes building candidate models, most of the search's time "
+                             "(default 1)")
     parser.add_argument("--timeout", type=float, default=120.0, metavar="S",
                         help="seconds the real tool may take per model (default 120)")
     parser.add_argument("--json", dest="as_json", action="store_true",
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
                         population=args.population, seed=args.seed, level=args.level,
                         compress=args.compress,
                         verify=args.verify, out=args.out, weights=args.weights,
-                        timeout_s=args.timeout, progress=progress.update)
+                        timeout_s=args.timeout, workers=args.workers,
+                        progress=progress.update)
     if args.as_json:
         print((args.out / "results.json").read_text(), end="")
     else:

@@ -225,11 +225,12 @@ class Evaluator:
         objective: what to maximise among candidates within budget.
         level: interval coverage (None: check the figures alone).
         weights: a weights folder instead of the target's shipped weights.
+        workers: processes building models (1: build here).
     """
 
     def __init__(self, space: SearchSpace, target: str, budgets: tuple[Budget, ...],
                  objective: Objective, level: float | None,
-                 weights: str | PathLike[str] | None = None) -> None:
+                 weights: str | PathLike[str] | None = None, workers: int = 1) -> None:
         from perfsage.api import pipeline
 
         self.space, self.target, self.budgets = space, target, budgets
@@ -242,6 +243,8 @@ class Evaluator:
         self._seen: dict[str, Candidate] = {}
         self._layer_cache: dict[tuple[str, int, LayerCompression], bytes] = {}
         self._layer_cache_bytes = 0
+        self.workers = workers
+        self._pool = None
 
     @property
     def seen(self) -> list[Candidate]:
@@ -250,22 +253,52 @@ class Evaluator:
 
     def architecture(self, config: Config) -> Architecture | None:
         """The dense model of a config (cached); None when the space cannot build it."""
-        key = json.dumps(config, sort_keys=True)
-        if key in self._archs:
-            return self._archs[key]
+        self.build([config])
+        return self._archs[json.dumps(config, sort_keys=True)]
+
+    def build(self, configs: Iterable[Config]) -> None:
+        """Build and describe every config not built yet, in the worker processes if any.
+
+        Building is most of a search's time (the builder serialises each model through
+        the LiteRT schema's object API), and each config builds on its own.
+        """
+        tasks = {}
+        for config in configs:
+            key = json.dumps(config, sort_keys=True)
+            if key not in self._archs and key not in tasks:
+                tasks[key] = (self.space.name, config, key)
+        if not tasks:
+            return
         start = time.perf_counter()
-        try:
-            tflite = self.space.build(config)
-        except PerfSageError as exc:  # the builder's own refusal: a config out of range
-            self.invalid[key] = str(exc)
-            self._archs[key] = None
-            return None
-        finally:
-            self.timing.build_s += time.perf_counter() - start
-        self.timing.built += 1
-        arch = _describe(config, key, tflite)
-        self._archs[key] = arch
-        return arch
+        if self.workers > 1 and len(tasks) >= 2 * self.workers:
+            found = self._worker_pool().map(_build, list(tasks.values()),
+                                            chunksize=max(1, len(tasks) // (4 * self.workers)))
+        else:
+            found = [_build(task) for task in tasks.values()]
+        self.timing.build_s += time.perf_counter() - start
+        for key, arch in zip(tasks, found, strict=True):
+            if isinstance(arch, str):  # the builder's own refusal: a config out of range
+                self.invalid[key] = arch
+                self._archs[key] = None
+            else:
+                self.timing.built += 1
+                self._archs[key] = arch
+
+    def _worker_pool(self):
+        if self._pool is None:
+            import multiprocessing
+
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else None)
+            self._pool = context.Pool(self.workers)
+        return self._pool
+
+    def close(self) -> None:
+        """End the worker processes, if any."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
 
     def evaluate(self, genomes: Iterable[tuple[Config, tuple[LayerCompression, ...]]],
                  ) -> list[Candidate | None]:
@@ -274,6 +307,8 @@ class Evaluator:
         Genes are fitted to the architecture's weighted layers (cut or padded with dense
         layers); pairs already seen come from memory.
         """
+        genomes = list(genomes)
+        self.build(config for config, _ in genomes)
         out: list[Candidate | None] = []
         todo: dict[str, tuple[Architecture, tuple[LayerCompression, ...], bytes]] = {}
         keys: list[str | None] = []
@@ -385,6 +420,16 @@ class Evaluator:
                     self.unpredictable += 1
                     out.append(None)
             return out
+
+
+def _build(task: tuple[str, Config, str]) -> Architecture | str:
+    """Build and describe one config (in a worker process, too); a refusal as its message."""
+    name, config, key = task
+    try:
+        tflite = get_space(name).build(config)
+    except PerfSageError as exc:
+        return str(exc)
+    return _describe(config, key, tflite)
 
 
 def _differ(a: float | None, b: float | None) -> bool:
@@ -658,8 +703,8 @@ def search(space: str, target: str, budgets: Mapping[str, float] | Iterable[str]
            generations: int = 30, population: int = 64, seed: int = 0,
            level: float | None = DEFAULT_LEVEL, compress: bool = True, verify: bool = True,
            out: str | PathLike[str] | None = None, weights: str | PathLike[str] | None = None,
-           timeout_s: float = 120.0, progress: Callable[[int, int], None] | None = None,
-           ) -> SearchResult:
+           timeout_s: float = 120.0, workers: int = 1,
+           progress: Callable[[int, int], None] | None = None) -> SearchResult:
     """Search a space for the ``count`` best models that meet every budget on ``target``.
 
     See :func:`perfsage.api.search` for the arguments.
@@ -667,10 +712,11 @@ def search(space: str, target: str, budgets: Mapping[str, float] | Iterable[str]
     settings = Settings(count=count, generations=generations, population=population,
                         seed=seed, level=level, compress=compress, verify=verify,
                         timeout_s=timeout_s)
+    _whole("workers", workers, 1)
     folder = _out_folder(out)
     found_space = get_space(space)
     resolved = resolve(objective)
-    evaluator = Evaluator(found_space, target, (), resolved, level, weights)
+    evaluator = Evaluator(found_space, target, (), resolved, level, weights, workers)
     checked = parse_budgets(budgets, evaluator.pipeline.metrics, evaluator.pipeline.target)
     evaluator.budgets = checked
     notes = []
@@ -682,7 +728,10 @@ def search(space: str, target: str, budgets: Mapping[str, float] | Iterable[str]
                      "clustered, so compression cannot help meet these budgets: the "
                      "architecture alone was searched")
     start = time.perf_counter()
-    evaluated = Evolution(evaluator, settings, progress).run()
+    try:
+        evaluated = Evolution(evaluator, settings, progress).run()
+    finally:
+        evaluator.close()
     evaluator.timing.search_s = time.perf_counter() - start
     ranked = best_within_budget(evaluated)
     if evaluator.pipeline.calibration is None or level is None:
