@@ -133,7 +133,9 @@ def _print(result, args: argparse.Namespace) -> None:
     out.print(table)
     for note in result.notes:
         fmt.warning(note)
-    models = f"candidate_1..{len(result.candidates)}.tflite, " if result.candidates else ""
+    n = len(result.candidates)
+    models = "" if not n else "candidate_1.tflite, " if n == 1 else \
+        f"candidate_1..{n}.tflite, "
     out.print(f"wrote {args.out}/: {models}results.json, results.csv, evaluated.csv, "
               "pareto.png", highlight=False)
 

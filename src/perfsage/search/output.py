@@ -89,7 +89,8 @@ def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:
 def pareto_plot(result: SearchResult, path: Path) -> None:
     """Objective against each budgeted metric: every candidate, the front, the verified.
 
-    One panel per budget, log-log. Grey: outside a budget by its interval; blue: within
+    One panel per budget, log-log (the objective on a linear scale when some value is not
+    positive, as a user's may be). Grey: outside a budget by its interval; blue: within
     every budget; the line joins the non-dominated ones (least metric, most objective);
     stars are the reported candidates at their measured value, crosses the dropped ones.
     """
@@ -100,7 +101,8 @@ def pareto_plot(result: SearchResult, path: Path) -> None:
 
     panels = len(result.budgets)
     fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 4.2), dpi=110, squeeze=False)
-    scored = [c for c in result.evaluated if c.objective is not None and c.objective > 0]
+    scored = [c for c in result.evaluated if c.objective is not None]
+    log_objective = all(c.objective > 0 for c in scored)
     try:
         for ax, budget in zip(axes[0], result.budgets, strict=True):
             metric = budget.metric
@@ -119,12 +121,12 @@ def pareto_plot(result: SearchResult, path: Path) -> None:
                                  (result.dropped, dict(marker="x", s=40, c="k",
                                                        label="dropped (measured)"))):
                 shown = [((c.measured or c.predicted).get(metric), c.objective) for c in group]
-                shown = [(x, y) for x, y in shown if x and y]
+                shown = [(x, y) for x, y in shown if x and y is not None]
                 if shown:
                     ax.scatter(*_xy(shown), zorder=3, **style)
             ax.axvline(budget.limit, ls="--", c="tab:red", lw=1, label=f"budget {budget}")
             ax.set_xscale("log")
-            ax.set_yscale("log")
+            ax.set_yscale("log" if log_objective else "linear")
             ax.set_xlabel(f"{metric} (predicted; measured for stars)")
             ax.set_ylabel(f"objective: {result.objective.name}"
                           + (" (a proxy)" if result.objective.proxy else ""))
