@@ -113,6 +113,27 @@ def source_name(source: Source) -> str:
     return "<bytes>" if isinstance(source, bytes | bytearray | memoryview) else str(source)
 
 
+def read_for(target: str, source: Source, *, details: bool = False,
+             vela: bool | None = None) -> tuple[Model, GraphFeatures]:
+    """A model's IR and features as predictions for ``target`` read them.
+
+    The one reading of a model for a target: prediction and adaptation to a user's
+    measurements (``predictors.adapt``) must see the same graph. Quantisation is always
+    read for Ethos-U and TFLite Micro (Vela's checks and TFLM's planner look at it), and on
+    Ethos-U a PAD that Vela folds into the convolution after it is folded here too.
+    ``vela``: whether ``target`` is an Ethos-U target, when the caller knows already.
+    """
+    if vela is None:
+        from perfsage.targets.vela_support import ETHOS_U_TARGETS
+
+        vela = target in ETHOS_U_TARGETS
+    with mapped(source) as (contents, name):
+        model = read_model(contents, name=name, details=details or vela or target == TFLM)
+        if vela:  # Vela folds a PAD into the convolution after it: so do we
+            model = fold_hw_pads(model)
+        return model, featurize(model)
+
+
 class Pipeline:
     """Predictions for one target from one set of weights (shipped, or a trained folder).
 
@@ -150,12 +171,7 @@ class Pipeline:
         Quantisation is always read for Ethos-U and TFLite Micro: Vela's checks and TFLM's
         planner look at it.
         """
-        with mapped(source) as (contents, name):
-            model = read_model(contents, name=name,
-                               details=details or self._vela or self.target == TFLM)
-            if self._vela:  # Vela folds a PAD into the convolution after it: so do we
-                model = fold_hw_pads(model)
-            return model, featurize(model)
+        return read_for(self.target, source, details=details, vela=self._vela)
 
     def columns(self, graphs: list[GraphFeatures], names: list[str] | None = None,
                 ) -> dict[str, np.ndarray]:

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "targets": ("perfsage.cli.targets", "hardware targets, their metrics and settings"),
     "dataset": ("perfsage.cli.dataset", "generate, label, summarise and export datasets"),
     "train": ("perfsage.cli.train", "train the PerfSAGE network on a dataset's labels"),
+    "adapt": ("perfsage.cli.adapt", "fit PerfSAGE to your board from a CSV of measured models"),
     "evaluate": ("perfsage.cli.evaluate", "accuracy of trained weights on a dataset split"),
     "compare": ("perfsage.cli.compare", "every predictor at growing training sizes"),
     "search": ("perfsage.cli.search", "the best models of a search space within hardware budgets"),

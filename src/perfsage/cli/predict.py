@@ -20,11 +20,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Options of `perfsage predict`."""
     parser.add_argument("models", nargs="+", type=Path, metavar="MODEL",
                         help="one or more .tflite files")
-    parser.add_argument("-t", "--target", action="append", required=True, metavar="TARGET",
-                        help="hardware target (repeat for several); see `perfsage targets`")
+    parser.add_argument("-t", "--target", action="append", metavar="TARGET",
+                        help="hardware target (repeat for several); see `perfsage targets`; "
+                             "may be left out with --weights, whose folder names its target")
     parser.add_argument("--weights", type=Path, metavar="DIR",
-                        help="weights folder from `perfsage train` (default: the shipped "
-                             "weights; one target only)")
+                        help="weights folder from `perfsage train` or `perfsage adapt` "
+                             "(default: the shipped weights; one target only)")
     parser.add_argument("--json", dest="as_json", action="store_true",
                         help="print JSON for machines")
     parser.add_argument("--per-layer", action="store_true",
@@ -59,7 +60,13 @@ def run(args: argparse.Namespace) -> int:
     from perfsage.api import pipeline, predictions
     from perfsage.convert import as_tflite
 
-    targets = list(dict.fromkeys(args.target))
+    if not args.target and args.weights is None:
+        from perfsage.predictors.shipped import shipped_targets
+
+        raise UsageError("-t/--target: give a target (with shipped weights: "
+                         f"{', '.join(shipped_targets())}) or a weights folder with --weights")
+    # None: the target the weights folder names (``perfsage adapt --name`` gives any name)
+    targets = list(dict.fromkeys(args.target)) if args.target else [None]
     if args.weights is not None and len(targets) > 1:
         raise UsageError("--weights: a weights folder is for one target; give one -t")
     if args.top < 0:
@@ -82,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
             continue
         good.append(path)
         given.append(str(original))
-    for pipe in pipes:
-        found = predictions(good, pipe.target, weights=args.weights, level=args.level,
+    for target, pipe in zip(targets, pipes, strict=True):
+        found = predictions(good, target, weights=args.weights, level=args.level,
                             measure_if_unsure=args.measure_if_unsure, timeout_s=args.timeout,
                             workers=args.workers) if good else []
         for prediction, name in zip(found, given, strict=True):

@@ -112,6 +112,17 @@ class PerfSAGENet(nn.Module):
         ``live_kib``: log of the KiB live at each operator, for the peak readout;
         ``basis``: ``features.cost_basis`` of each operator, for the rates.
         """
+        h, pooled = self.encode(op_type, x, edge_index, glob, batch, num_graphs)
+        return self.readout(h, pooled, batch, num_graphs, live_kib, basis)
+
+    def encode(self, op_type: torch.Tensor, x: torch.Tensor, edge_index: torch.Tensor,
+               glob: torch.Tensor, batch: torch.Tensor, num_graphs: int,
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Node states and each graph's pooled row (sum, mean, max, globals): the readout's input.
+
+        Apart from :meth:`readout` so that adaptation (``predictors.adapt``) can compute them
+        once with the encoder frozen and refit only the readout's last layers.
+        """
         h = torch.relu(self.lin_in(torch.cat([self.embed(op_type), x], dim=1)))
         reverse = edge_index.flip(0)
         for fwd, bwd in zip(self.fwd, self.bwd, strict=True):
@@ -122,6 +133,12 @@ class PerfSAGENet(nn.Module):
             global_max_pool(h, batch, num_graphs),
             glob,
         ], dim=1)
+        return h, pooled
+
+    def readout(self, h: torch.Tensor, pooled: torch.Tensor, batch: torch.Tensor,
+                num_graphs: int, live_kib: torch.Tensor | None = None,
+                basis: torch.Tensor | None = None) -> torch.Tensor:
+        """Standardised outputs from :meth:`encode`'s node states and pooled rows."""
         out = self.head(pooled)
         if self.peak:
             node_peak = self.peak_head(h) + live_kib[:, None]

@@ -1,0 +1,364 @@
+"""Adapting PerfSAGE to a user's board from a few measurements (`perfsage adapt`).
+
+The user brings a CSV of model files and what they measured (``dataset.measurements``);
+this fits a network that predicts those metrics for the user's board and writes it as a
+weights folder that ``perfsage predict --weights DIR`` reads like any other, carrying the
+board's name, its metrics and how it was fitted.
+
+With so few samples the question is what to fit, and the answer is left to evidence: the
+candidate moves of :mod:`perfsage.predictors.perfsage_gnn.adapt` (a level shift of the base
+network, the physics baseline of MACs and bytes at fitted rates, the network-wide rates,
+the last per-operator layer) each with several ridge weights and Adam step counts, are
+scored by k-fold cross-validation on the user's rows (every row predicted once by a fit
+that never saw it), and each metric gets the candidate with the lowest out-of-fold error;
+ties go to the simpler one. The winner is then refitted on every row.
+
+Every finished (metric, fold, move, ridge) run is written to a checkpoint in the output
+folder as it ends, so a killed job resumes where it stopped and a finished one re-reports
+without refitting. Training only: this imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from perfsage.dataset.measurements import Measurements, read_measurements
+from perfsage.errors import UsageError
+from perfsage.predictors.graphset import GraphSet
+from perfsage.predictors.perfsage_gnn.adapt import ITERATIVE, MOVES, moves_for
+
+CHECKPOINT = "adapt-checkpoint.json"
+REPORT = "adapt-report.json"
+NONE = "none"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How candidates are searched: folds, ridge weights, Adam step counts, moves."""
+
+    folds: int = 5
+    seed: int = 0
+    ridges: tuple[float, ...] = (1e-3, 1e-2, 1e-1)
+    steps: tuple[int, ...] = (25, 50, 100, 200)
+    moves: tuple[str, ...] = MOVES
+
+    def __post_init__(self) -> None:
+        if self.folds < 2:
+            raise UsageError(f"folds: {self.folds}; cross-validation needs 2 or more")
+        if not self.ridges or min(self.ridges) < 0:
+            raise UsageError(f"ridges: {self.ridges}; give one or more weights, each >= 0")
+        if not self.steps or min(self.steps) < 1:
+            raise UsageError(f"steps: {self.steps}; give one or more step counts, each >= 1")
+        unknown = set(self.moves) - set(MOVES)
+        if unknown or not self.moves:
+            raise UsageError(f"moves: {', '.join(sorted(unknown)) or 'none given'}; choose "
+                             f"from: {', '.join(MOVES)}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to refit a metric: a move, its ridge weight and Adam steps (0: closed form)."""
+
+    move: str
+    ridge: float = 0.0
+    steps: int = 0
+
+    def label(self) -> str:
+        """How reports name it: ``head, ridge 0.01, 100 steps``."""
+        if not self.steps:
+            return self.move
+        return f"{self.move}, ridge {self.ridge:g}, {self.steps} steps"
+
+
+@dataclass
+class MetricChoice:
+    """What cross-validation chose for one metric, and what every candidate scored."""
+
+    metric: str
+    candidate: Candidate
+    cv_error: float  # the winner's out-of-fold error (MAPE %, or MAE for counts)
+    error_name: str  # "MAPE %" or "MAE"
+    scores: dict[str, float]  # every candidate's label -> out-of-fold error
+    base_error: float | None  # the base network's error before any refit, where it has one
+    fit_error: float | None = None  # the refitted network's error on every row (in-sample)
+    source: str | None = None  # the base metric whose rows it started from
+
+
+@dataclass
+class Report:
+    """The outcome of one adaptation: where the weights went and what was chosen."""
+
+    out: Path
+    name: str
+    base: str
+    models: int
+    folds: int
+    choices: list[MetricChoice] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (the folder's ``adapt-report.json``)."""
+        return {"out": str(self.out), "name": self.name, "base": self.base,
+                "models": self.models, "folds": self.folds,
+                "choices": [asdict(c) | {"candidate": asdict(c.candidate),
+                                         "label": c.candidate.label()} for c in self.choices]}
+
+
+def check_name(name: str) -> str:
+    """A board's name as weights carry it: letters, digits, ``.``, ``_``, ``-``."""
+    if not _NAME.match(name or ""):
+        raise UsageError(f"--name {name!r}: a target name is 1-64 letters, digits, '.', '_' "
+                         "or '-', starting with a letter or digit (e.g. my-board)")
+    return name
+
+
+def base_folder(base: str) -> Path | None:
+    """The weights folder ``--base`` names: a target with shipped weights, a folder, or none."""
+    if base == NONE:
+        return None
+    if Path(base).is_dir():
+        return Path(base)
+    from perfsage.predictors.shipped import weights_dir
+
+    return weights_dir(base)
+
+
+# -- reading the user's models ----------------------------------------------------------
+
+
+def read_rows(found: Measurements, target: str, progress: Progress | None = None) -> GraphSet:
+    """The measured models, converted where needed and read as predictions for ``target`` are.
+
+    Raises:
+        ModelFileError, ConversionError: a model that cannot be read, named with its path.
+    """
+    from perfsage.convert import as_tflite
+    from perfsage.graph.hashing import graph_hash
+    from perfsage.pipeline import read_for
+
+    graphs, hashes = [], []
+    for done, path in enumerate(found.paths, 1):
+        model, graph = read_for(target, as_tflite(path))
+        graphs.append(graph)
+        hashes.append(graph_hash(model))
+        if progress:
+            progress(done, len(found), path.name)
+    n = len(found)
+    return GraphSet(graphs=graphs, labels=dict(found.labels), spaces=np.full(n, "user"),
+                    hashes=np.array(hashes), model_ids=np.arange(n, dtype=np.int64),
+                    target=target)
+
+
+# -- cross-validation --------------------------------------------------------------------
+
+
+def folds_of(n: int, k: int, seed: int) -> list[np.ndarray]:
+    """``min(k, n)`` folds of a seeded permutation of ``n`` rows, sizes within one."""
+    order = np.random.default_rng(seed).permutation(n)
+    return [np.sort(part) for part in np.array_split(order, min(k, n))]
+
+
+def error(pred: np.ndarray, true: np.ndarray, mode: str) -> float:
+    """MAPE in % for a positive metric; mean absolute error for a count (log1p mode)."""
+    if mode == "log":
+        return float(np.mean(np.abs(pred / true - 1)) * 100)
+    return float(np.mean(np.abs(pred - true)))
+
+
+class _Checkpoint:
+    """Finished runs' held-out predictions, on disk after each run (atomic replace)."""
+
+    def __init__(self, path: Path, key: str) -> None:
+        self.path, self.key = path, key
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+        self.runs: dict[str, dict[str, list[float]]] = (
+            saved.get("runs", {}) if saved.get("key") == key else {})
+
+    def get(self, run: str) -> dict[int, np.ndarray] | None:
+        found = self.runs.get(run)
+        return None if found is None else {int(k): np.array(v) for k, v in found.items()}
+
+    def put(self, run: str, found: dict[int, np.ndarray]) -> None:
+        self.runs[run] = {str(k): np.asarray(v, dtype=float).tolist() for k, v in found.items()}
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps({"key": self.key, "runs": self.runs}))
+        tmp.replace(self.path)
+
+
+def _runs(moves: Sequence[str], settings: Settings) -> list[tuple[str, float]]:
+    """(move, ridge) of every run a fold needs: one per closed move, one per ridge else."""
+    return [(m, r) for m in moves for r in (settings.ridges if m in ITERATIVE else (0.0,))]
+
+
+def cross_validate(refitter, metric: str, moves: Sequence[str], folds: list[np.ndarray],
+                   settings: Settings, checkpoint: _Checkpoint,
+                   tick: Callable[[str], None]) -> dict[Candidate, np.ndarray]:
+    """Every candidate's out-of-fold predictions of ``metric`` (one per row)."""
+    n = sum(len(f) for f in folds)
+    start = refitter.state()
+    oof: dict[Candidate, np.ndarray] = {}
+    for f, held in enumerate(folds):
+        rows = np.setdiff1d(np.arange(n), held)
+        for move, ridge in _runs(moves, settings):
+            run = f"{metric}|{f}|{move}|{ridge!r}"
+            found = checkpoint.get(run)
+            if found is None:
+                refitter.restore(start)
+                found = refitter.apply(metric, move, rows, ridge=ridge,
+                                       checkpoints=settings.steps, held=held)
+                checkpoint.put(run, found)
+            for steps, pred in found.items():
+                candidate = Candidate(move, ridge, steps)
+                oof.setdefault(candidate, np.full(n, np.nan))[held] = pred
+            tick(f"{metric}: fold {f + 1}/{len(folds)}, {move}")
+    refitter.restore(start)
+    return oof
+
+
+def _fingerprint(data: GraphSet, base: str, base_sha: str | None, settings: Settings) -> str:
+    from perfsage.predictors.perfsage_gnn.spec import data_sha256
+
+    text = json.dumps({"data": data_sha256(data.target, {"train": data}), "base": base,
+                       "base_sha": base_sha, "settings": asdict(settings)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# -- the job ------------------------------------------------------------------------------
+
+
+def adapt(csv: str | Path, out: str | Path, *, base: str, name: str,
+          settings: Settings | None = None, progress: Progress | None = None) -> Report:
+    """Fit a network to the measurements in ``csv`` and write its weights folder to ``out``.
+
+    Args:
+        csv: the measurements (``dataset.measurements``).
+        out: the weights folder to write (created); it also holds the checkpoint.
+        base: a target with shipped weights, a weights folder, or ``"none"``.
+        name: the target name the weights carry (``perfsage predict`` shows it).
+        settings: the candidate search.
+        progress: called with (done, total, what) as models are read and candidates fitted.
+
+    Raises:
+        UsageError, ModelFileError, ConversionError, WeightsError: bad input, one line.
+    """
+    name = check_name(name)
+    folder = base_folder(base)  # a bad base fails before any model is read
+    found = read_measurements(csv)
+    data = read_rows(found, name, progress=lambda d, t, what: progress and progress(
+        d, t, f"reading {what}"))
+    return adapt_set(data, out, base=base, settings=settings, progress=progress,
+                     dataset=str(Path(csv).resolve()), folder=folder)
+
+
+def adapt_set(data: GraphSet, out: str | Path, *, base: str, settings: Settings | None = None,
+              progress: Progress | None = None, dataset: str | None = None,
+              folder: Path | None = None) -> Report:
+    """:func:`adapt` on rows already read: ``data.target`` is the name the weights carry.
+
+    ``dataset`` names where the rows came from in the weights' config; ``folder`` is
+    ``base_folder(base)`` when the caller has it.
+    """
+    from perfsage.predictors.perfsage_gnn import weights
+    from perfsage.predictors.perfsage_gnn.adapt import Refitter, from_base, from_nothing
+    from perfsage.predictors.perfsage_gnn.spec import data_sha256
+
+    settings = settings or Settings()
+    name, out = check_name(data.target), Path(out)
+    folder = folder if folder is not None else base_folder(base)
+    if folder is None:
+        start, base_sha = from_nothing(data, name, seed=settings.seed), None
+    else:
+        tensors, config = weights.load(folder)
+        start, base_sha = from_base(config, tensors, data.labels, name), config["spec_sha256"]
+    refitter = Refitter(start, data)
+    spec = refitter.spec
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = _Checkpoint(out / CHECKPOINT, _fingerprint(data, base, base_sha, settings))
+    folds = folds_of(len(data), settings.folds, settings.seed)
+    moves = {m: [x for x in moves_for(spec, m, from_nothing=start.from_nothing)
+                 if x in settings.moves] for m in spec.metrics}
+    total = sum(len(folds) * len(_runs(moves[m], settings)) for m in spec.metrics)
+    done = 0
+
+    def tick(what: str) -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total, what)
+
+    report = Report(out=out, name=name, base=base, models=len(data), folds=len(folds))
+    everything = np.arange(len(data))
+    for metric in spec.metrics:
+        report.choices.append(_choose(refitter, metric, moves[metric], folds, settings,
+                                      checkpoint, tick, start.sources.get(metric)))
+    for choice in report.choices:  # each metric's rows are its own: refit one by one
+        c = choice.candidate
+        if c.move != "constant":
+            refitter.apply(choice.metric, c.move, everything, ridge=c.ridge,
+                           checkpoints=(c.steps,) if c.steps else ())
+        choice.fit_error = error(refitter.predict(choice.metric, everything),
+                                 data.labels[choice.metric], spec.modes[choice.metric])
+    draft = dict(start.draft)
+    draft["trained"] = {
+        "dataset": dataset, "holdout_space": None,
+        "data_sha256": data_sha256(name, {"train": data}), "train_graphs": len(data),
+        "val_graphs": 0, "adapted_from": base, "base_spec_sha256": base_sha,
+        "adapt": {c.metric: {"move": c.candidate.move, "ridge": c.candidate.ridge,
+                             "steps": c.candidate.steps, "source": c.source,
+                             "cv_error": c.cv_error, "error": c.error_name,
+                             "fit_error": c.fit_error} for c in report.choices},
+        "cv": {"folds": len(folds), "seed": settings.seed}}
+    weights.save(out, refitter.tensors(), draft)
+    _check_written(out, refitter, data)
+    (out / REPORT).write_text(json.dumps(report.as_dict(), indent=1))
+    return report
+
+
+def _choose(refitter, metric: str, moves: list[str], folds: list[np.ndarray],
+            settings: Settings, checkpoint: _Checkpoint, tick, source: str | None,
+            ) -> MetricChoice:
+    """The candidate with the lowest out-of-fold error for ``metric`` (simplest on ties)."""
+    mode = refitter.spec.modes[metric]
+    y = np.asarray(refitter.labels[metric], dtype=np.float64)
+    everything = np.arange(len(y))
+    name = "MAPE %" if mode == "log" else "MAE"
+    if mode == "constant":
+        return MetricChoice(metric, Candidate("constant"), 0.0, name, {}, None, source=source)
+    base_error = None  # the base network's own figure, where the metric has one
+    if source is not None and not refitter.from_nothing:
+        base_error = error(refitter.predict(metric, everything), y, mode)
+    oof = cross_validate(refitter, metric, moves, folds, settings, checkpoint, tick)
+    scores = {c: error(p, y, mode) for c, p in oof.items()}
+    order = sorted(scores, key=lambda c: (round(scores[c], 9), MOVES.index(c.move), c.steps,
+                                         -c.ridge))
+    best = order[0]
+    return MetricChoice(metric, best, scores[best], name,
+                        {c.label(): scores[c] for c in order}, base_error, source=source)
+
+
+def _check_written(out: Path, refitter, data: GraphSet) -> None:
+    """The written folder predicts what the refitted network does (NumPy against torch).
+
+    Raises:
+        RuntimeError: they differ by more than float32 rounding; a bug here, not the user's.
+    """
+    from perfsage.predictors.perfsage_gnn.predictor import PerfSAGEModel
+
+    model = PerfSAGEModel.load(out)
+    found = model.predict(data.graphs)
+    rows = np.arange(len(data))
+    for metric in refitter.spec.metrics:
+        torch_side = refitter.predict(metric, rows)
+        if not np.allclose(found[metric], torch_side, rtol=1e-3, atol=1e-6):
+            raise RuntimeError(f"adapted weights in {out}: the NumPy runtime's {metric} "
+                               f"differs from the refitted network's")
