@@ -6,9 +6,10 @@
         --dataset out/intervals/edl26k --zoo ZOO_DATASET --write
 
 Calibration graphs are those the shipped weights never trained on: the hash-based test
-split of EdgeDLPerf-26k (groups ``task`` and ``random``) and every labelled model of the zoo
+split of EdgeDLPerf-26k (groups ``task`` and ``random``) and the labelled models of the zoo
 of real architectures (group ``zoo``; a dataset folder, e.g. one imported from
-data/zoo/*.parquet). ``--write`` saves ``intervals.json`` beside each target's weights.
+data/zoo/*.parquet): all of them, or only its hash-based test split where the weights were
+trained on the zoo's other models. ``--write`` saves ``intervals.json`` beside each target's weights.
 
 Coverage is never reported on the graphs a calibration was fitted on: the task and random
 graphs are split into five folds by graph hash and the zoo by family (leave one family
@@ -281,6 +282,14 @@ def doc_lines(reports: dict, command: str, seconds: float) -> list[str]:
     return lines
 
 
+def trained_spaces(target: str) -> list[str]:
+    """The search spaces the shipped weights of ``target`` were trained on."""
+    import json
+
+    config = json.loads((weights_dir(target) / "config.json").read_text())
+    return list(config.get("trained", {}).get("spaces") or [])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", type=Path, required=True, help="EdgeDLPerf-26k dataset folder")
@@ -310,11 +319,12 @@ def main(argv: list[str] | None = None) -> int:
                                      cd.edl_ids(args.dataset, limit=args.limit),
                                      store.model_bytes)
     zoos = []
+    test_only = any("zoo" in trained_spaces(t) for t in args.targets)
     for folder in args.zoo:
         tag = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:8]
         with Store(folder) as store:
-            feats, bits = cd.collect(args.cache / f"zoo-{tag}", cd.zoo_ids(folder),
-                                     store.model_bytes)
+            feats, bits = cd.collect(args.cache / f"zoo-{tag}",
+                                     cd.zoo_ids(folder, test_only=test_only), store.model_bytes)
         zoos.append((folder, feats, bits))
     reports = {}
     for target in args.targets:

@@ -121,10 +121,12 @@ def _fold(graph_hash: str, folds: int) -> int:
 def edl_ids(dataset: Path, *, limit: int | None, seed: int = 0) -> dict[int, str]:
     """Test-split models of EdgeDLPerf-26k labelled for any target (subsampled to ``limit``).
 
+    The zoo's models, where the dataset holds them, are not among them (:func:`zoo_ids`).
     Returns id -> graph hash.
     """
     with Store(dataset) as store:
-        rows = {r.id: r.graph_hash for t in TARGETS for r in store.labelled_models(t)}
+        rows = {r.id: r.graph_hash for t in TARGETS for r in store.labelled_models(t)
+                if r.space != "zoo"}
     ids = sorted(i for i, h in rows.items() if split_of(h) == "test")
     if limit is not None and len(ids) > limit:
         ids = sorted(np.random.default_rng(seed).choice(ids, limit, replace=False).tolist())
@@ -167,11 +169,16 @@ def merge(parts: list[Labelled]) -> Labelled:
                     np.concatenate([p.names for p in parts]))
 
 
-def zoo_ids(dataset: Path) -> dict[int, str]:
-    """Every zoo model labelled for any target: id -> graph hash."""
+def zoo_ids(dataset: Path, *, test_only: bool = False) -> dict[int, str]:
+    """Zoo models labelled for any target: id -> graph hash.
+
+    ``test_only``: only the hash-based test split, for weights trained on the zoo's other
+    models (a model trained on is no calibration graph).
+    """
     with Store(dataset) as store:
         return {r.id: r.graph_hash for t in TARGETS
-                for r in store.labelled_models(t, space="zoo")}
+                for r in store.labelled_models(t, space="zoo")
+                if not test_only or split_of(r.graph_hash) == "test"}
 
 
 def train_ids(dataset: Path, *, limit: int, seed: int = 0) -> dict[int, str]:
