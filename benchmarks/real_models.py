@@ -278,15 +278,19 @@ class Score:
         return (self.predicted - self.measured) / max(self.measured, floor) * 100
 
 
-def predict(target: str, names: list[str], files: dict[str, Path]) -> tuple[dict, dict]:
-    """Shipped-weights figures and note kinds per model, and why any model could not be read."""
+def predict(target: str, names: list[str], files: dict[str, Path],
+            weights: Path | None = None) -> tuple[dict, dict]:
+    """Figures and note kinds per model, and why any model could not be read.
+
+    ``weights``: a weights folder to score instead of the shipped one.
+    """
     import perfsage
     from perfsage.errors import PerfSageError
 
     figures, notes, failed = {}, {}, {}
     for name in names:
         try:
-            (prediction,) = perfsage.predictions([files[name]], target)
+            (prediction,) = perfsage.predictions([files[name]], target, weights=weights)
         except PerfSageError as exc:
             failed[name] = str(exc)
             continue
@@ -295,8 +299,13 @@ def predict(target: str, names: list[str], files: dict[str, Path]) -> tuple[dict
     return {"figures": figures, "notes": notes}, failed
 
 
-def score(plan: Plan) -> tuple[list[Score], dict, dict[tuple[str, str], str]]:
-    """Scores over every labelled model, notes per (target, model), and what could not be scored."""
+def score(plan: Plan, weights_root: Path | None = None,
+          ) -> tuple[list[Score], dict, dict[tuple[str, str], str]]:
+    """Scores over every labelled model, notes per (target, model), and what could not be scored.
+
+    ``weights_root``: a folder of weights folders named by target, scored instead of the
+    shipped ones (a target without one there keeps its shipped weights).
+    """
     scores: list[Score] = []
     notes: dict = {}
     unscored: dict[tuple[str, str], str] = {}
@@ -315,7 +324,9 @@ def score(plan: Plan) -> tuple[list[Score], dict, dict[tuple[str, str], str]]:
                 unscored[(name, target)] = f"{row['status']}: {row['message']}"
                 continue
             labelled[name] = row
-        predicted, failed = predict(target, list(labelled), plan.files)
+        candidate = weights_root / target if weights_root else None
+        predicted, failed = predict(target, list(labelled), plan.files,
+                                    candidate if candidate and candidate.is_dir() else None)
         for name, reason in failed.items():
             unscored[(name, target)] = f"not predicted: {reason}"
         for name, fig in predicted["figures"].items():
@@ -488,6 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0, metavar="S",
                         help="time limit per model and target (default 900 s)")
     parser.add_argument("--no-doc", action="store_true", help="print only")
+    parser.add_argument("--weights-root", type=Path, metavar="DIR",
+                        help="score the weights folders DIR/<target> instead of the shipped "
+                             "ones (implies --no-doc)")
     args = parser.parse_args(argv)
     from perfsage.targets import get_target
 
@@ -510,14 +524,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         measure(plan, args.timeout, log)
         tidy_labels(plan.shas)
-    log("predicting with the shipped weights")
+    log(f"predicting with the weights in {args.weights_root}" if args.weights_root
+        else "predicting with the shipped weights")
     start = time.monotonic()
-    scores, notes, unscored = score(plan)
+    scores, notes, unscored = score(plan, args.weights_root)
     lines = report(scores, notes, unscored, plan, time.monotonic() - start)
     print("\n".join(lines[lines.index("### Per target"):]))
     noted = sorted({(model, kind) for (_, model), kinds in notes.items() for kind in kinds})
     print("models with notes:", ", ".join(f"{m} ({k})" for m, k in noted) or "none")
-    if not (args.no_doc or args.models):
+    if not (args.no_doc or args.models or args.weights_root):
         log(f"wrote {replace_section('real-models', lines).relative_to(ROOT)}")
     return 0
 
