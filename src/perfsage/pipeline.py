@@ -25,6 +25,7 @@ from perfsage.predictors.intervals import DEFAULT_LEVEL
 from perfsage.predictors.perfsage_gnn.runtime import check_finite
 
 if TYPE_CHECKING:
+    from perfsage.predictors.compressed import WeightBytes
     from perfsage.targets.vela_support import CpuPlacement
 
 Source = str | PathLike[str] | bytes
@@ -98,14 +99,33 @@ class Prediction:
 class _Figures:
     """One model's figures and what its notes need to know about them.
 
-    Which metrics were computed exactly, Vela's placement (Ethos-U targets, else None), and
-    the network's latency when the roofline floor raised it (else None).
+    Which metrics were computed exactly, Vela's placement (Ethos-U targets, else None), the
+    network's latency when the roofline floor raised it (else None), and the encoded sizes
+    of compressed weights when those corrected the figures (else None).
     """
 
     row: dict[str, float]
     exact: tuple[str, ...]
     placement: CpuPlacement | None
     raised: float | None
+    weights: WeightBytes | None = None
+
+
+def _on_npu(model: Model, placement: CpuPlacement) -> np.ndarray:
+    """Per operator of the main graph, whether Vela runs it on the NPU."""
+    on_npu = np.ones(len(model.main.operators), dtype=bool)
+    for op in placement.operators:
+        on_npu[op.index] = False
+    return on_npu
+
+
+def _compressed_note(stored: WeightBytes) -> Note:
+    """The note of a model whose compressed weights corrected its figures."""
+    return Note("compressed-weights", f"pruned or clustered weights: Vela's encoder stores "
+                f"them in {stored.actual.sum() / 1024:.4g} KiB against "
+                f"{stored.reference.sum() / 1024:.4g} KiB for dense weights of the same "
+                "shapes; flash, weight traffic, latency and energy are corrected for the "
+                "difference (the network itself saw only dense weights)")
 
 
 def source_name(source: Source) -> str:
@@ -204,31 +224,59 @@ class Pipeline:
             placement = self._placement(model) if self._vela else None
             computed = self.exact(model, placement)
             row = {m: float(columns[m][i]) for m in self.metrics} | computed
-            raised = None
+            raised = stored = None
             if placement is not None:
-                raised = self._at_least_the_floor(row, model, graphs[i], placement)
-            out.append(_Figures(row, tuple(computed), placement, raised))
+                stored = self._compressed_weights(row, model, graphs[i], placement)
+                raised = self._at_least_the_floor(row, model, graphs[i], placement, stored)
+            out.append(_Figures(row, tuple(computed), placement, raised, stored))
         return out
 
+    def _compressed_weights(self, row: dict[str, float], model: Model, graph: GraphFeatures,
+                            placement: CpuPlacement) -> WeightBytes | None:
+        """Correct the figures of a model with pruned or clustered weights, in place.
+
+        The network sees shapes, not weight values; Vela's encoder sees the values
+        (:mod:`perfsage.predictors.compressed`). Returns the encoded sizes when the model's
+        weights are compressed, else None (and ``row`` is left as it was).
+        """
+        from perfsage.graph.weight_stats import weight_stats, weight_tensors
+
+        tensors = weight_tensors(model)
+        if not tensors or not weight_stats(model, tensors).is_compressed():
+            return None
+        from perfsage.predictors.compressed import correction, weight_bytes
+        from perfsage.targets.hardware import hardware
+
+        found = weight_bytes(model, tensors)
+        correction(model, graph, hardware(self.target), _on_npu(model, placement), found,
+                   self.metrics).apply(row)
+        return found
+
     def floor_ms(self, model: Model, graph: GraphFeatures,
-                 placement: CpuPlacement | None = None) -> float:
+                 placement: CpuPlacement | None = None, stored: WeightBytes | None = None,
+                 ) -> float:
         """The least time an Ethos-U can take for a model: its roofline floor, in ms.
 
         The larger of the NPU operators' summed compute and each memory's summed traffic at
         the ini's clock and bandwidths (:mod:`perfsage.predictors.roofline`); no Vela
-        estimate fell below it on 333 models per target (docs/perfsage.md).
+        estimate fell below it on 333 models per target (docs/perfsage.md). ``stored``:
+        the encoded sizes of compressed weights, which the weights' memory moves instead.
         """
         from perfsage.predictors.roofline import estimate_features
         from perfsage.targets.hardware import hardware
 
-        on_npu = np.ones(len(model.main.operators), dtype=bool)
-        for op in (placement or self._placement(model)).operators:
-            on_npu[op.index] = False
-        found = estimate_features(graph, hardware(self.target), on_npu)
+        weights = None
+        if stored is not None:
+            from perfsage.predictors.compressed import constant_bytes
+
+            weights = constant_bytes(graph, stored.actual)
+        found = estimate_features(graph, hardware(self.target),
+                                  _on_npu(model, placement or self._placement(model)), weights)
         return found.floor_cycles / found.core_clock_hz * 1e3
 
     def _at_least_the_floor(self, row: dict[str, float], model: Model, graph: GraphFeatures,
-                            placement: CpuPlacement) -> float | None:
+                            placement: CpuPlacement, stored: WeightBytes | None = None,
+                            ) -> float | None:
         """Raise a latency the network puts below the roofline floor to the floor.
 
         Physics bounds what the network may say: a figure below the floor is certainly too
@@ -238,7 +286,7 @@ class Pipeline:
         """
         if "latency_ms" not in row or row["latency_ms"] <= 0:
             return None
-        floor, low = self.floor_ms(model, graph, placement), row["latency_ms"]
+        floor, low = self.floor_ms(model, graph, placement, stored), row["latency_ms"]
         if low >= floor:
             return None
         for m in ("latency_ms", "npu_cycles"):
@@ -330,6 +378,8 @@ class Pipeline:
         for i, f in enumerate(found):
             if set(self.metrics) <= set(f.exact):  # nothing was extrapolated
                 notes[i] = [n for n in notes[i] if n.kind != "outside-training"]
+            if f.weights is not None:
+                notes[i].append(_compressed_note(f.weights))
             if f.raised is not None:
                 notes[i].append(Note(
                     "below-physics", f"the network said {f.raised:.4g} ms, below the least "

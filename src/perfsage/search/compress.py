@@ -33,21 +33,12 @@ import numpy as np
 from perfsage.errors import UsageError
 from perfsage.graph import Model, read_model
 from perfsage.graph.flatbuf import SLOTS, Table
+from perfsage.graph.weight_stats import weight_tensors
 
 #: The most of a layer's weights (or channels) pruning may remove.
 MAX_SPARSITY = 0.95
 #: Cluster counts are 2**bits for bits in this range; 8 leaves int8 values as they are.
 MIN_BITS, MAX_BITS = 1, 8
-
-#: Operators whose weights are compressed: builtin name -> (input index of the weights,
-#: output-channel axis of the TFLite layout when the quantisation names none).
-WEIGHTED_OPERATORS: dict[str, tuple[int, int]] = {
-    "CONV_2D": (1, 0),  # OHWI
-    "DEPTHWISE_CONV_2D": (1, 3),  # 1HWC
-    "FULLY_CONNECTED": (1, 0),  # OI
-    "TRANSPOSE_CONV": (1, 0),  # OHWI (input 0 is the output shape)
-    "CONV_3D": (1, 4),  # DHWIO
-}
 
 #: Lloyd iterations of the clustering; it converges well before on 256-bin histograms.
 _LLOYD_ITERATIONS = 30
@@ -212,33 +203,15 @@ class WeightLayer:
 def weight_layers(data: bytes, model: Model | None = None) -> list[WeightLayer]:
     """The compressible weight tensors of a model's main graph, in operator order.
 
-    int8 constants read as weights by :data:`WEIGHTED_OPERATORS`; anything else (float or
-    int16 weights, a weight computed at run time) is left alone.
+    The int8 weights of convolutions and dense layers (:func:`weight_tensors`); anything
+    else (float or int16 weights, a weight computed at run time) is left alone.
     """
     model = model or read_model(data)
-    spans = _buffer_starts(data)
-    sub = model.main
-    seen: set[int] = set()
-    out = []
-    for op in sub.operators:
-        slot = WEIGHTED_OPERATORS.get(op.opcode)
-        if slot is None or len(op.inputs) <= slot[0] or op.inputs[slot[0]] < 0:
-            continue
-        t = sub.tensors[op.inputs[slot[0]]]
-        if t.dtype != "int8" or t.data is None or t.is_sparse or t.buffer in seen:
-            continue
-        if t.data.size != math.prod(max(d, 1) for d in t.shape) or not t.shape:
-            continue
-        seen.add(t.buffer)
-        q = t.quantization
-        axis = q.axis if q is not None and q.per_channel and q.axis is not None else slot[1]
-        axis = axis % len(t.shape) if axis < len(t.shape) else len(t.shape) - 1
-        scales = np.asarray(q.scale if q is not None and q.scale else (1.0,), np.float64)
-        zero_points = np.asarray(q.zero_point if q is not None and q.zero_point else (0,),
-                                 np.int64)
-        out.append(WeightLayer(op.index, op.opcode, t.index, t.name, tuple(t.shape), axis,
-                               spans[t.buffer], scales, zero_points))
-    return out
+    starts = _buffer_starts(data)
+    return [WeightLayer(w.op_index, w.opcode, w.tensor.index, w.tensor.name,
+                        tuple(w.tensor.shape), w.axis, starts[w.tensor.buffer], w.scales,
+                        w.zero_points)
+            for w in weight_tensors(model)]
 
 
 def _buffer_starts(data: bytes) -> list[int]:

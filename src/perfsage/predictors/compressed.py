@@ -1,0 +1,181 @@
+"""Costs of models whose weights are compressed: what the network cannot see, computed.
+
+The network learned flash size, weight traffic and latency on models with dense random
+weights; it reads shapes, not weight values, so a pruned or clustered model gets the
+figures of its dense twin. On Ethos-U the difference is large (MobileNetV2 at 90 %
+sparsity and 4 values per channel: 3.4 times less flash and 2.9 times less time on
+Ethos-U55), and it follows from the bytes Vela's weight encoder makes of each layer, which
+:mod:`perfsage.targets.weight_encoding` counts from the weights themselves.
+
+So for such a model each layer's encoded size is counted twice: for its own weights and
+for dense random weights of the same shape (the builder's triangular int8 values, what the
+network was trained on), and the difference corrects the network's figures:
+
+* ``flash_kib`` (weights in flash): computed, the layers' encoded bytes plus what Vela
+  adds (command stream, its own constants), instead of the network's figure;
+* ``latency_ms``: less by what the per-operator roofline (:mod:`perfsage.predictors.
+  roofline`) saves when the weights' memory moves fewer bytes, each operator still
+  costing the larger of its compute and its traffic (``npu_cycles``, Vela's compute
+  cycles, stay: decoding compressed weights costs the NPU no more cycles in its model);
+* ``energy_mj``: less by the bytes saved in the weights' memory (and, where SRAM caches
+  the weights, their copy there) at the energy model's cost per byte.
+
+Dense models are left as they are: only a model whose pruned or clustered layers hold a
+share of its weights (:meth:`perfsage.graph.weight_stats.WeightStats.is_compressed`) is
+corrected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from perfsage.graph import Model
+from perfsage.graph.weight_stats import WeightTensor
+from perfsage.predictors.features import NODE_FEATURES, GraphFeatures
+from perfsage.predictors.roofline import estimate_features
+from perfsage.targets.energy import BYTE_PJ
+from perfsage.targets.hardware import Hardware
+from perfsage.targets.weight_encoding import layer_bytes
+
+#: The energy model's names of the memories weights live in, by Vela's ini name.
+_ENERGY_AREA = {"OffChipFlash": "off_chip_flash", "Dram": "dram", "Sram": "sram"}
+#: Seed of the dense random weights the reference sizes are counted on.
+_REFERENCE_SEED = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WeightBytes:
+    """Per operator, the bytes Vela stores of its weights, biases and scales (0: none).
+
+    ``actual`` for the model's own weights, ``reference`` for dense random ones of the
+    same shapes.
+    """
+
+    actual: np.ndarray
+    reference: np.ndarray
+
+    @property
+    def saved(self) -> float:
+        """Bytes the model's weights save against dense ones (negative: they cost more)."""
+        return float(self.reference.sum() - self.actual.sum())
+
+
+def weight_bytes(model: Model, tensors: list[WeightTensor]) -> WeightBytes:
+    """The encoded bytes of every weight layer, for its own weights and for dense ones."""
+    n = len(model.main.operators)
+    actual, reference = np.zeros(n), np.zeros(n)
+    for w in tensors:
+        actual[w.op_index] = layer_bytes(w.opcode, w.values, w.zero_points, w.axis)
+        reference[w.op_index] = _reference_bytes(w.opcode, tuple(w.tensor.shape))
+    return WeightBytes(actual, reference)
+
+
+@lru_cache(maxsize=1024)
+def _reference_bytes(opcode: str, shape: tuple[int, ...]) -> int:
+    """Encoded bytes of dense random weights of this shape: the builder's triangular int8.
+
+    The difference of two uniform 7-bit values (``builder.quant.random_int8``), drawn from
+    a fixed seed so the reference is the same on every call and machine.
+    """
+    n = int(np.prod(shape))
+    raw = np.frombuffer(np.random.default_rng(_REFERENCE_SEED).bytes(2 * n), np.uint8) & 0x7F
+    values = (raw[:n].astype(np.int16) - raw[n:]).astype(np.int8).reshape(shape)
+    return layer_bytes(opcode, values)
+
+
+@dataclass(frozen=True, slots=True)
+class Correction:
+    """What compressed weights make of a network's figures.
+
+    ``flash_kib`` replaces the network's (None where the target keeps weights elsewhere);
+    ``latency_ms`` and ``energy_mj`` are taken off the network's.
+    """
+
+    flash_kib: float | None
+    latency_ms: float
+    energy_mj: float
+
+    def apply(self, row: dict[str, float]) -> None:
+        """Correct the figures of ``row`` in place; none falls below a small share of itself."""
+        if self.flash_kib is not None and "flash_kib" in row:
+            row["flash_kib"] = self.flash_kib
+        for metric, less in (("latency_ms", self.latency_ms), ("energy_mj", self.energy_mj)):
+            if metric in row and less:
+                row[metric] = max(row[metric] - less, row[metric] * _FLOOR_SHARE)
+
+
+#: A corrected figure never falls below this share of the network's: the corrections are
+#: differences of estimates, and a figure must stay positive.
+_FLOOR_SHARE = 0.02
+
+#: What Vela puts in flash besides the encoded weights, biases and scales of the model's
+#: layers. Its command stream, per NPU operator: the median over 417 Ethos-U55 labels of
+#: builder models (``benchmarks/compressed_real.py --fit-flash DATASET``). Per output
+#: channel of a MEAN, which Vela lowers to a depthwise convolution with weights of its own:
+#: their bias and scale (10 bytes) and weights that encode to almost nothing (14,736
+#: bytes for the 1280 channels of Keras' MobileNetV2 in Vela's schedule). Per lookup-table
+#: activation, its 256-entry table.
+COMMAND_BYTES_PER_OPERATOR = 56
+MEAN_BYTES_PER_CHANNEL = 11.5
+LUT_BYTES = 256
+#: Activations Vela computes through a lookup table (``roofline``'s list).
+LUT_OPERATORS = frozenset({"LOGISTIC", "TANH", "HARD_SWISH", "GELU", "ELU", "EXP", "RSQRT",
+                           "SQRT", "LEAKY_RELU", "PRELU"})
+
+
+def flash_bytes(model: Model, on_npu: np.ndarray, found: WeightBytes) -> float:
+    """Flash a model takes on Ethos-U: the NPU layers' encoded weights and what Vela adds.
+
+    The weights, biases and scales as Vela's encoder stores them (``found.actual``, exact
+    to about 1 %), plus the command stream and Vela's own constants
+    (:data:`COMMAND_BYTES_PER_OPERATOR` and the rest): within a few KiB on real models.
+    """
+    return float(found.actual[on_npu].sum()) + flash_overhead(model, on_npu)
+
+
+def flash_overhead(model: Model, on_npu: np.ndarray) -> float:
+    """Bytes Vela puts in flash besides the layers' weights (see :func:`flash_bytes`)."""
+    sub = model.main
+    total = COMMAND_BYTES_PER_OPERATOR * float(on_npu.sum())
+    for op in sub.operators:
+        if not on_npu[op.index]:
+            continue
+        if op.opcode == "MEAN" and op.outputs and sub.tensors[op.outputs[0]].shape:
+            total += MEAN_BYTES_PER_CHANNEL * max(sub.tensors[op.outputs[0]].shape[-1], 1)
+        elif op.opcode in LUT_OPERATORS:
+            total += LUT_BYTES
+    return total
+
+
+def correction(model: Model, graph: GraphFeatures, hw: Hardware, on_npu: np.ndarray,
+               found: WeightBytes, metrics: list[str]) -> Correction:
+    """The flash, and how much less time and energy, a model's own weights take."""
+    saved = found.reference - found.actual
+    saved[~on_npu] = 0.0
+    dense = estimate_features(graph, hw, on_npu, constant_bytes(graph, found.reference))
+    own = estimate_features(graph, hw, on_npu, constant_bytes(graph, found.actual))
+    cycles = dense.total_cycles - own.total_cycles
+    flash = None
+    if "flash_kib" in metrics and hw.weights_memory in ("OffChipFlash", "OnChipFlash"):
+        flash = flash_bytes(model, on_npu, found) / 1024
+    per_byte = BYTE_PJ.get(_ENERGY_AREA.get(hw.weights_memory, ""), 0.0)
+    if hw.weights_memory != hw.cache_memory and hw.spilling:
+        per_byte += 2 * BYTE_PJ["sram"]  # copied into the SRAM cache, then read from it
+    energy = float(saved.sum()) * per_byte * 1e-9
+    return Correction(flash, hw.cycles_to_ms(cycles), energy)
+
+
+def constant_bytes(graph: GraphFeatures, stored: np.ndarray) -> np.ndarray:
+    """Per operator, the bytes of weights the roofline charges.
+
+    ``stored`` where set (the int8 weight layers), the operator's raw constant bytes
+    elsewhere.
+    """
+    raw = np.rint(np.expm1(graph.nodes[:, _PARAM_BYTES].astype(np.float64)))
+    return np.where(stored > 0, stored, raw)
+
+
+_PARAM_BYTES = NODE_FEATURES.index("param_bytes")

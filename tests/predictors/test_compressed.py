@@ -1,0 +1,67 @@
+"""Predictions for models with compressed weights: statistics, corrections, against Vela."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from perfsage.graph import read_model
+from perfsage.graph.weight_stats import weight_stats
+from perfsage.search.compress import compress
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "models"
+MOBILENET = EXAMPLES / "mobilenet_v2_0.35_96_int8.tflite"
+KWS = EXAMPLES / "ds_cnn_s_kws_int8.tflite"
+TARGET = "ethos-u55-128"
+
+
+def test_statistics_see_pruning_and_clustering():
+    data = MOBILENET.read_bytes()
+    dense = weight_stats(read_model(data))
+    small = weight_stats(read_model(compress(data, 0.75, 3)))
+    weighted = dense.elements > 0
+    assert not dense.is_compressed() and small.is_compressed()
+    assert (dense.zero_fraction[weighted] < 0.05).all()
+    assert np.allclose(small.zero_fraction[weighted], 0.75, atol=0.02)
+    big = weighted & (small.channel_size >= 128)
+    assert big.any() and (small.channel_distinct[big] <= 8).all()
+    assert (small.entropy_bits[weighted] < dense.entropy_bits[weighted]).all()
+
+
+@pytest.mark.parametrize("space", ["keyword-spotting", "image-classification", "zoo"])
+def test_builder_models_are_dense(space):
+    from perfsage.spaces import get_space
+
+    built = get_space(space)
+    for i in range(4):
+        assert not weight_stats(read_model(built.build(built.sample_seeded(0, i)))).is_compressed()
+
+
+def test_compressed_models_are_corrected_and_dense_ones_are_not():
+    from perfsage.api import pipeline
+
+    data = MOBILENET.read_bytes()
+    dense, pruned, clustered = pipeline(TARGET).predict(
+        [data, compress(data, 0.5, 8), compress(data, 0.9, 2)], level=None)
+    assert "compressed-weights" not in {n.kind for n in dense.notes}
+    for found in (pruned, clustered):
+        assert "compressed-weights" in {n.kind for n in found.notes}
+        for metric in ("flash_kib", "latency_ms", "energy_mj"):
+            assert 0 < found.figures[metric] < dense.figures[metric]
+        assert found.figures["npu_cycles"] == pytest.approx(dense.figures["npu_cycles"])
+    assert clustered.figures["flash_kib"] < pruned.figures["flash_kib"]
+
+
+@pytest.mark.vela
+@pytest.mark.parametrize(("sparsity", "bits"), [(0.5, 8), (0.9, 2)])
+def test_predictions_follow_vela(sparsity, bits):
+    from perfsage.api import pipeline
+    from perfsage.targets.registry import get_target
+
+    data = compress(MOBILENET.read_bytes(), sparsity, bits)
+    [found] = pipeline(TARGET).predict([data], level=None)
+    measured = get_target(TARGET).measure(data)
+    assert found.figures["flash_kib"] == pytest.approx(measured["flash_kib"], rel=0.05)
+    assert found.figures["latency_ms"] == pytest.approx(measured["latency_ms"], rel=0.15)
