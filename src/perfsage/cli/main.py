@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("perfsage.cli.inspect", "every layer of models: op, shape, MACs, params, "
                                         "bytes"),
     "convert": ("perfsage.cli.convert", "ONNX, PyTorch (.pt2), Keras, SavedModel to int8 TFLite"),
+    "compress": ("perfsage.cli.compress", "prune and cluster weights; costs before and after"),
     "targets": ("perfsage.cli.targets", "hardware targets, their metrics and settings"),
     "dataset": ("perfsage.cli.dataset", "generate, label, summarise and export datasets"),
     "train": ("perfsage.cli.train", "train the PerfSAGE network on a dataset's labels"),

@@ -117,10 +117,13 @@ _FLOOR_SHARE = 0.02
 #: channel of a MEAN, which Vela lowers to a depthwise convolution with weights of its own:
 #: their bias and scale (10 bytes) and weights that encode to almost nothing (14,736
 #: bytes for the 1280 channels of Keras' MobileNetV2 in Vela's schedule). Per lookup-table
-#: activation, its 256-entry table.
+#: activation, its 256-entry table. Per SOFTMAX, which Vela lowers to some 30 element-wise
+#: operators and their tables: the median of what the rest leaves unexplained on the real
+#: models with one (benchmarks/keras_zoo.py, examples/models: 1,472 to 3,568 bytes).
 COMMAND_BYTES_PER_OPERATOR = 56
 MEAN_BYTES_PER_CHANNEL = 11.5
 LUT_BYTES = 256
+SOFTMAX_BYTES = 1500
 #: Activations Vela computes through a lookup table (``roofline``'s list).
 LUT_OPERATORS = frozenset({"LOGISTIC", "TANH", "HARD_SWISH", "GELU", "ELU", "EXP", "RSQRT",
                            "SQRT", "LEAKY_RELU", "PRELU"})
@@ -147,6 +150,8 @@ def flash_overhead(model: Model, on_npu: np.ndarray) -> float:
             total += MEAN_BYTES_PER_CHANNEL * max(sub.tensors[op.outputs[0]].shape[-1], 1)
         elif op.opcode in LUT_OPERATORS:
             total += LUT_BYTES
+        elif op.opcode == "SOFTMAX":
+            total += SOFTMAX_BYTES
     return total
 
 
