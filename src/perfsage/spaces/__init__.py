@@ -1,7 +1,9 @@
 """Search spaces: ``sample(rng) -> config`` and ``build(config) -> bytes``, by name.
 
 Adding a space is one module with a :class:`SearchSpace` subclass plus one line in
-``_REGISTRY``. Modules are imported only when their space is asked for.
+``_REGISTRY``. Modules are imported only when their space is asked for. Any space's name
+with ``+compressed`` appended is that space with compressed weights
+(:mod:`perfsage.spaces.compressed`).
 """
 
 from __future__ import annotations
@@ -37,8 +39,13 @@ def space_names() -> list[str]:
 @cache
 def get_space(name: str) -> SearchSpace:
     """The search space registered under ``name`` (one shared, stateless instance)."""
+    from perfsage.spaces.compressed import SUFFIX, CompressedSpace
+
+    if name.endswith(SUFFIX) and name.removesuffix(SUFFIX) in _REGISTRY:
+        return CompressedSpace(get_space(name.removesuffix(SUFFIX)))
     target = _REGISTRY.get(name)
     if target is None:
-        raise UsageError(f"unknown search space {name!r}; choose from: {', '.join(_REGISTRY)}")
+        raise UsageError(f"unknown search space {name!r}; choose from: {', '.join(_REGISTRY)} "
+                         f"(any of them{SUFFIX} for compressed weights)")
     module, cls = target.split(":")
     return getattr(import_module(module), cls)()
