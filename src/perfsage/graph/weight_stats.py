@@ -92,7 +92,7 @@ def weight_tensors(model: Model) -> list[WeightTensor]:
             continue
         t = sub.tensors[op.inputs[slot[0]]]
         if (t.dtype != "int8" or t.data is None or t.is_sparse or t.buffer in seen
-                or not t.shape or t.data.size != t.num_elements):
+                or not t.shape or min(t.shape) <= 0 or t.data.size != t.num_elements):
             continue
         seen.add(t.buffer)
         q = t.quantization

@@ -28,6 +28,9 @@ from functools import lru_cache
 
 import numpy as np
 
+#: Operators whose weights Vela encodes as modelled here.
+ENCODED_OPERATORS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
+                               "TRANSPOSE_CONV"})
 #: Input and output channels per micro-block (Vela's ``ifm_ublock``/``ofm_ublock`` depth).
 UBLOCK = 8
 #: Input channels per brick: depth-first and part-kernel-first traversal (8-bit inputs).
