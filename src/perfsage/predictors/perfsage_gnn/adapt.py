@@ -224,12 +224,18 @@ def from_nothing(data: GraphSet, name: str, *, seed: int = 0, hidden: int = 64,
 # -- the frozen encoder's outputs ------------------------------------------------------
 
 
+#: The per-operator heads whose first layer stays frozen in every move.
+_NODE_HEADS = ("node_head", "peak_head")
+
+
 class Encoded:
     """Each graph's frozen encoder outputs, computed once, gathered for any subset of rows.
 
     Built from the network and the rows' features as training builds its inputs
     (``train._pyg``), with operator types never trained on read as unknown, as the runtime
-    reads them (``runtime._type_map``): a refit sees what prediction computes.
+    reads them (``runtime._type_map``): a refit sees what prediction computes. The first
+    layer of each per-operator head is frozen too, so its output is kept as well
+    (``first``): a refit step then costs the last layers only.
     """
 
     def __init__(self, net, spec, data: GraphSet) -> None:
@@ -244,28 +250,44 @@ class Encoded:
         op_type = b.op_type if types is None else torch.from_numpy(types)[b.op_type]
         with torch.no_grad():
             h, pooled = net.encode(op_type, b.x, b.edge_index, b.glob, b.batch, b.num_graphs)
+            first = {name: getattr(net, name)[0](h) for name in _NODE_HEADS
+                     if hasattr(net, name)}
         ptr = b.ptr.tolist()
-        self.h = [h[a:z] for a, z in zip(ptr[:-1], ptr[1:], strict=True)]
-        self.pooled = pooled
-        live, basis = getattr(b, "live_kib", None), getattr(b, "basis", None)
-        self.live = None if live is None else [live[a:z] for a, z in zip(ptr[:-1], ptr[1:],
-                                                                        strict=True)]
-        self.basis = None if basis is None else [basis[a:z] for a, z in zip(ptr[:-1], ptr[1:],
-                                                                          strict=True)]
 
-    def gather(self, rows: Sequence[int]) -> dict[str, Any]:
-        """``readout``'s arguments for the graphs at ``rows``, in that order."""
+        def split(t):
+            return None if t is None else [t[a:z] for a, z in zip(ptr[:-1], ptr[1:],
+                                                                  strict=True)]
+
+        self.h, self.pooled = split(h), pooled
+        self.live, self.basis = split(getattr(b, "live_kib", None)), split(getattr(b, "basis",
+                                                                                  None))
+        #: head name -> each graph's output of the head's (frozen) first layer
+        self.first = {name: split(t) for name, t in first.items()}
+
+    def gather(self, rows: Sequence[int]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``readout``'s arguments and the heads' first-layer outputs, graphs at ``rows``."""
         import torch
 
         rows = list(rows)
         sizes = torch.tensor([len(self.h[i]) for i in rows])
-        return {"h": torch.cat([self.h[i] for i in rows]), "pooled": self.pooled[rows],
-                "batch": torch.repeat_interleave(torch.arange(len(rows)), sizes),
-                "num_graphs": len(rows),
-                "live_kib": None if self.live is None else torch.cat([self.live[i]
-                                                                     for i in rows]),
-                "basis": None if self.basis is None else torch.cat([self.basis[i]
-                                                                   for i in rows])}
+
+        def cat(parts):
+            return None if parts is None else torch.cat([parts[i] for i in rows])
+
+        inputs = {"h": cat(self.h), "pooled": self.pooled[rows],
+                  "batch": torch.repeat_interleave(torch.arange(len(rows)), sizes),
+                  "num_graphs": len(rows), "live_kib": cat(self.live), "basis": cat(self.basis)}
+        return inputs, {name: cat(parts) for name, parts in self.first.items()}
+
+
+class _Given:
+    """Stands in for a frozen layer whose output is known: returns it, whatever the input."""
+
+    def __init__(self) -> None:
+        self.value = None
+
+    def __call__(self, _x):
+        return self.value
 
 
 # -- refits ----------------------------------------------------------------------------
@@ -294,6 +316,18 @@ class Refitter:
             p.requires_grad_(False)
         self.encoded = Encoded(self.net, self.spec, data)
         self.labels = data.labels
+        # The heads' frozen first layers give what Encoded kept: a step skips them.
+        self._given = {name: _Given() for name in self.encoded.first}
+        for name, given in self._given.items():
+            head = getattr(self.net, name)
+            head[0].forward = given
+
+    def _readout(self, inputs: tuple[dict[str, Any], dict[str, Any]]):
+        """``net.readout`` on :meth:`Encoded.gather`'s result."""
+        arguments, first = inputs
+        for name, value in first.items():
+            self._given[name].value = value
+        return self.net.readout(**arguments)
 
     def state(self) -> dict[str, Any]:
         """A copy of every tensor of the network."""
@@ -320,7 +354,7 @@ class Refitter:
     def _space(self, metric: str, inputs: dict[str, Any]):
         """The network's figure for ``metric`` in the loss's space (log or log1p)."""
         i = self.spec.metrics.index(metric)
-        out = self.net.readout(**inputs)
+        out = self._readout(inputs)
         return out[:, i] * self.spec.sigma[i] + self.spec.mu[i]
 
     def predict(self, metric: str, rows: Sequence[int]) -> np.ndarray:

@@ -1,0 +1,460 @@
+"""Few-shot adaptation (`perfsage adapt`) measured three ways; writes docs/results.md's section.
+
+    .venv/bin/python benchmarks/few_shot.py latbench [--draws 10] [--sizes 10,20,50,100]
+    .venv/bin/python benchmarks/few_shot.py vela [--draws 5] [--samples 50]
+    .venv/bin/python benchmarks/few_shot.py cpu [--splits 10] [--repeats 3]
+    .venv/bin/python benchmarks/few_shot.py doc        # rewrite the section from saved results
+
+* ``latbench``: LatBench's real desktop-CPU latencies (Intel i7-7820X, float32) of
+  NAS-Bench-201 cells; per draw, n random cells adapt and every other cell is predicted.
+  Spearman rho and the share within +-10 %, beside HELP's published figures.
+* ``vela``: the shipped ethos-u55-128 network adapted to Vela's ethos-u65-256 and
+  ethos-u85-256 latency with n zoo models (data/zoo shards, never trained on), scored on the
+  other zoo models; beside the unadapted U55 network and the shipped network of each target
+  (trained on 21,000 models).
+* ``cpu``: this machine's CPU (LiteRT, XNNPACK, one thread: target ``cpu-litert``) as a
+  stand-in for a user's board. Real Keras architectures (benchmarks/keras_zoo.py) are
+  measured ``--repeats`` times in interleaved passes (the label is the median, the spread is
+  reported); per split, 20 adapt through a CSV exactly as ``perfsage adapt`` reads one and
+  20 others are predicted through ``perfsage.predict_many(..., weights=DIR)``.
+
+Every (setting, draw) result is a JSON file under out/few-shot/, written as it finishes, so
+a killed run resumes and ``doc`` re-reports without refitting. Figures are measured on each
+run, never copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from results_doc import ROOT, replace_section
+
+from perfsage.eval.metrics import mape, spearman_rho, within
+from perfsage.predictors.adapt import Settings, adapt, adapt_set
+
+OUT = ROOT / "out" / "few-shot"
+LATBENCH_CSV = ROOT.parent / "shared" / "data" / "latbench" / "desktop-cpu-core-i7-7820x-fp32.csv"
+ZOO_SHARDS = sorted((ROOT / "data" / "zoo").glob("zoo-shard-*.parquet"))
+BASE = "ethos-u55-128"
+SECTION = "few-shot"
+#: HELP (Lee et al., NeurIPS 2021), Table 3 as its README gives it: Spearman rho on
+#: NAS-Bench-201 with 10 samples of the target device, after meta-training on 9 others.
+HELP_README = "[README](https://github.com/HayeonLee/HELP)"
+HELP_ROWS = [
+    "| source | predictor | device | samples of the device | Spearman ρ |",
+    "|---|---|---|---|---|",
+    f"| HELP, Lee et al., NeurIPS 2021, Table 3 ({HELP_README}) | HELP (meta-trained on 9 "
+    "other devices' NAS-Bench-201 latencies) | mean of six: Titan RTX b256, Xeon Gold 6226, "
+    "Pixel2, Raspi4, Eyeriss ASIC, FPGA | 10 | 0.932 |",
+    "| same | HELP | desktop CPU Xeon Gold 6226 | 10 | 0.989 |",
+    "| same | BRP-NAS GCN | desktop CPU Xeon Gold 6226 | 900 | 0.796 |",
+    "| same | FLOPS | desktop CPU Xeon Gold 6226 | – | 0.826 |",
+]
+
+
+def score(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """MAPE, median APE, share within +-10 % (in %) and Spearman rho."""
+    ape = np.abs(pred / true - 1) * 100
+    return {"mape": mape(pred, true), "median_ape": float(np.median(ape)),
+            "max_ape": float(ape.max()), "within_10": within(pred, true, 10),
+            "spearman": spearman_rho(pred, true)}
+
+
+def _cached(path: Path, make, *args) -> dict:
+    """The JSON result at ``path``, computed by ``make(*args)`` and written first if missing."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.process_time()
+    result = {**make(*args), "cpu_s": None}
+    result["cpu_s"] = time.process_time() - start
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(path)
+    return result
+
+
+def _chosen(folder: Path) -> str:
+    """The candidate cross-validation chose for latency, as the report names it."""
+    report = json.loads((folder / "adapt-report.json").read_text())
+    return next(c["label"] for c in report["choices"] if c["metric"] == "latency_ms")
+
+
+def _log(*parts) -> None:
+    print("[few-shot]", *parts, file=sys.stderr, flush=True)
+
+
+# -- variants: which base and which moves -----------------------------------------------
+
+#: key -> (what a table row calls it, base, the moves allowed or None for all).
+VARIANTS = {
+    "u55-cv": ("from ethos-u55-128, chosen by CV", BASE, None),
+    "u55-scale": ("from ethos-u55-128, scale only", BASE, ("scale",)),
+    "none-cv": ("from nothing, chosen by CV", "none", None),
+    "none-linear": ("from nothing, linear only", "none", ("linear",)),
+}
+
+
+def _settings(moves, seed: int) -> Settings:
+    return Settings(seed=seed, **({"moves": moves} if moves else {}))
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text).strip("-")
+
+
+def _adapted(train, folder: Path, base: str, settings: Settings, graphs, truth) -> dict:
+    """Adapt on ``train`` (a GraphSet) into ``folder``; score its NumPy weights on ``graphs``."""
+    from perfsage.predictors.perfsage_gnn.predictor import PerfSAGEModel
+
+    adapt_set(train, folder, base=base, settings=settings)
+    pred = PerfSAGEModel.load(folder).predict(graphs)["latency_ms"]
+    return {**score(pred, truth), "chosen": _chosen(folder)}
+
+
+def _fixed(folder: Path, graphs, truth) -> dict:
+    """A weights folder's score as it is, without adapting."""
+    from perfsage.predictors.perfsage_gnn.predictor import PerfSAGEModel
+
+    return {**score(PerfSAGEModel.load(folder).predict(graphs)["latency_ms"], truth),
+            "chosen": "-"}
+
+
+def _adapted_csv(csv: Path, out: Path, base: str, settings: Settings, names: list[str],
+                 paths: list[Path], truth) -> dict:
+    """``perfsage adapt CSV`` as the command runs it, then ``predict_many`` on ``paths``."""
+    from perfsage.api import predict_many
+
+    adapt(csv, out, base=base, name="this-cpu", settings=settings)
+    pred = np.array([f["latency_ms"] for f in predict_many(paths, weights=out)])
+    return {**score(pred, truth), "chosen": _chosen(out), "test": names,
+            "predicted": pred.tolist(), "measured": np.asarray(truth).tolist()}
+
+
+# -- LatBench -----------------------------------------------------------------------------
+
+
+def run_latbench(args) -> None:
+    from perfsage.predictors.latbench import load_latbench
+
+    data = load_latbench(LATBENCH_CSV, ROOT / "out" / "latbench", workers=1)
+    data.target = "latbench-i7-7820x"
+    y = data.labels["latency_ms"]
+    for n in args.sizes:
+        for draw in range(args.draws):
+            rows = np.random.default_rng(1000 * n + draw).permutation(len(data))
+            train, test = np.sort(rows[:n]), np.sort(rows[n:])
+            for variant in args.variants:
+                _, base, moves = VARIANTS[variant]
+                tag = f"{variant}-n{n}-d{draw}"
+                folder = OUT / "latbench" / "weights" / tag
+                result = _cached(OUT / "latbench" / "results" / f"{tag}.json", _adapted,
+                                 data.subset(train), folder, base, _settings(moves, draw),
+                                 [data.graphs[i] for i in test], y[test])
+                _log(f"latbench n={n} draw {draw} {variant}: rho {result['spearman']:.3f}, "
+                     f"±10 % {result['within_10']:.1f}, MAPE {result['mape']:.1f}")
+
+
+def latbench_lines(sizes, variants) -> list[str]:
+    found = _results(OUT / "latbench" / "results")
+    if not found:
+        return ["Not run yet."]
+    lines = ["| adapted | samples | draws | Spearman ρ | ±10 % | MAPE % | chose (most often) "
+             "| CPU s per adaptation |", "|---|---|---|---|---|---|---|---|"]
+    for variant in variants:
+        for n in sizes:
+            rows = [r for tag, r in found.items()
+                    if tag.startswith(f"{variant}-n{n}-d")]
+            if rows:
+                lines.append(_row(VARIANTS[variant][0], n, rows))
+    return lines
+
+
+def _row(variant: str, n: int, rows: list[dict]) -> str:
+    def stat(key: str, form: str) -> str:
+        values = np.array([r[key] for r in rows], dtype=float)
+        return form.format(values.mean()) + (" ± " + form.format(values.std())
+                                             if len(values) > 1 else "")
+
+    chosen = [r.get("chosen", "") for r in rows]
+    common = max(set(chosen), key=chosen.count)
+    return (f"| {variant} | {n} | {len(rows)} | {stat('spearman', '{:.3f}')} | "
+            f"{stat('within_10', '{:.1f}')} | {stat('mape', '{:.1f}')} | {common} "
+            f"({chosen.count(common)}/{len(rows)}) | {stat('cpu_s', '{:.0f}')} |")
+
+
+def _results(folder: Path) -> dict[str, dict]:
+    if not folder.is_dir():
+        return {}
+    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+
+
+# -- Vela transfer ------------------------------------------------------------------------
+
+VELA_TARGETS = ("ethos-u65-256", "ethos-u85-256")
+
+
+def _zoo(target: str):
+    """The zoo shards' models with ``target``'s Vela labels (imported into a store once)."""
+    from perfsage.dataset.export import import_parquet
+    from perfsage.predictors.graphset import load_graphset
+
+    folder = OUT / "zoo-store"
+    if not (folder / "perfsage.sqlite").is_file():
+        import_parquet(ZOO_SHARDS, folder)
+    return load_graphset(folder, target, workers=1,
+                         progress=lambda d, t: _log(f"zoo features {d}/{t}")
+                         if d % 200 == 0 else None)
+
+
+def run_vela(args) -> None:
+    from perfsage.predictors.shipped import weights_dir
+
+    for target in VELA_TARGETS:
+        data = _zoo(target)
+        positive = np.flatnonzero(data.labels["latency_ms"] > 0)
+        data = data.subset(positive)
+        data.labels = {"latency_ms": data.labels["latency_ms"]}
+        y = data.labels["latency_ms"]
+        n = args.samples
+        for draw in range(args.draws):
+            rows = np.random.default_rng(draw).permutation(len(data))
+            train, test = np.sort(rows[:n]), np.sort(rows[n:])
+            graphs = [data.graphs[i] for i in test]
+            for name, folder in (("u55 network, not adapted", weights_dir(BASE)),
+                                 (f"shipped {target} network", weights_dir(target))):
+                tag = f"{target}-{_slug(name)}-d{draw}"
+                _cached(OUT / "vela" / "results" / f"{tag}.json", _fixed, folder, graphs,
+                        y[test])
+            for variant in args.variants:
+                _, base, moves = VARIANTS[variant]
+                tag = f"{target}-{variant}-d{draw}"
+                folder = OUT / "vela" / "weights" / tag
+                train_set = data.subset(train)
+                train_set.target = target
+                result = _cached(OUT / "vela" / "results" / f"{tag}.json", _adapted,
+                                 train_set, folder, base, _settings(moves, draw), graphs,
+                                 y[test])
+                _log(f"vela {target} draw {draw} {variant}: MAPE {result['mape']:.1f}, "
+                     f"rho {result['spearman']:.3f}")
+
+
+def vela_lines(samples: int, variants) -> list[str]:
+    found = _results(OUT / "vela" / "results")
+    if not found:
+        return ["Not run yet."]
+    lines = ["| target | network | draws | MAPE % | median APE % | ±10 % | Spearman ρ | "
+             "chose (most often) |", "|---|---|---|---|---|---|---|---|"]
+    for target in VELA_TARGETS:
+        names = ["u55 network, not adapted", *variants, f"shipped {target} network"]
+        for name in names:
+            key = name if name in VARIANTS else _slug(name)
+            rows = [r for tag, r in found.items() if tag.startswith(f"{target}-{key}-d")]
+            if not rows:
+                continue
+
+            def stat(key, form, rows=rows):
+                v = np.array([r[key] for r in rows], dtype=float)
+                return form.format(v.mean()) + (" ± " + form.format(v.std()) if len(v) > 1
+                                                else "")
+
+            chosen = [r.get("chosen", "-") for r in rows]
+            common = max(set(chosen), key=chosen.count)
+            shown = f"{VARIANTS[name][0]}, {samples} samples" if name in VARIANTS else name
+            lines.append(f"| {target} | {shown} | {len(rows)} | {stat('mape', '{:.1f}')} | "
+                         f"{stat('median_ape', '{:.1f}')} | {stat('within_10', '{:.1f}')} | "
+                         f"{stat('spearman', '{:.3f}')} | {common} |")
+    return lines
+
+
+# -- this machine's CPU -------------------------------------------------------------------
+
+
+def _keras_zoo() -> dict[str, Path]:
+    """Built Keras-zoo models (benchmarks/keras_zoo.py's cache), by name."""
+    from keras_zoo import CACHE, MODELS
+
+    return {name: CACHE / f"{name}.tflite" for name in MODELS
+            if (CACHE / f"{name}.tflite").is_file()}
+
+
+def measure_cpu(repeats: int) -> dict[str, list[float]]:
+    """cpu-litert latency of every built zoo model, ``repeats`` interleaved passes (cached)."""
+    from perfsage.errors import MeasurementError
+    from perfsage.targets.litert_cpu import CpuLiteRT
+
+    path = OUT / "cpu" / "cpu-litert.json"
+    found = json.loads(path.read_text()) if path.is_file() else {}
+    cpu = CpuLiteRT()
+    models = _keras_zoo()
+    for rep in range(repeats):
+        for name, model in models.items():
+            done = found.setdefault(name, [])
+            if len(done) > rep or done == ["failed"]:
+                continue
+            try:
+                done.append(cpu.measure(model.read_bytes())["latency_ms"])
+            except MeasurementError as exc:
+                _log(f"{name}: {exc}")
+                found[name] = ["failed"]
+            _log(f"cpu-litert pass {rep + 1}/{repeats}: {name} {found[name]}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.with_suffix(".tmp").write_text(json.dumps(found, indent=1))
+            path.with_suffix(".tmp").replace(path)
+    return {k: v for k, v in found.items() if v != ["failed"] and len(v) >= repeats}
+
+
+def run_cpu(args) -> None:
+    measured = measure_cpu(args.repeats)
+    models = _keras_zoo()
+    names = sorted(n for n in measured if n in models)
+    label = {n: float(np.median(measured[n])) for n in names}
+    for split in range(args.splits):
+        order = np.random.default_rng(split).permutation(len(names))
+        train = [names[i] for i in order[:args.train]]
+        test = [names[i] for i in order[args.train:args.train + args.test]]
+        folder = OUT / "cpu" / f"split{split}"
+        folder.mkdir(parents=True, exist_ok=True)
+        csv = folder / "measured.csv"
+        csv.write_text("model,latency_ms\n" + "".join(
+            f"{models[n]},{label[n]!r}\n" for n in train))
+        truth = np.array([label[n] for n in test])
+        for variant in args.variants:
+            _, base, moves = VARIANTS[variant]
+            result = _cached(folder / f"{variant}.json", _adapted_csv, csv, folder / variant,
+                             base, _settings(moves, split), test, [models[n] for n in test],
+                             truth)
+            _log(f"cpu split {split} {variant}: MAPE {result['mape']:.1f}, "
+                 f"median {result['median_ape']:.1f}, rho {result['spearman']:.3f}")
+
+
+def cpu_lines(variants, train: int, test: int) -> list[str]:
+    path = OUT / "cpu" / "cpu-litert.json"
+    if not path.is_file():
+        return ["Not run yet."]
+    measured = {k: v for k, v in json.loads(path.read_text()).items() if v != ["failed"]}
+    spread = np.array([(max(v) - min(v)) / np.median(v) * 100 for v in measured.values()
+                       if len(v) > 1])
+    ms = np.array([np.median(v) for v in measured.values()])
+    lines = [f"{len(measured)} models measured, {ms.min():.2f}–{ms.max():.0f} ms (median of "
+             f"the repeats); spread between repeats (max − min) / median: median "
+             f"{np.median(spread):.1f} %, 90th percentile {np.percentile(spread, 90):.1f} %, "
+             f"largest {spread.max():.1f} %.", "",
+             "| adapted | splits | MAPE % | median APE % | worst APE % | ±10 % | Spearman ρ "
+             "| chose (most often) | MAPE ≤ 15 % in |", "|---|---|---|---|---|---|---|---|---|"]
+    for variant in variants:
+        rows = [json.loads(p.read_text())
+                for p in sorted((OUT / "cpu").glob(f"split*/{variant}.json"))]
+        if not rows:
+            continue
+
+        def stat(key, form, rows=rows):
+            v = np.array([r[key] for r in rows], dtype=float)
+            return form.format(v.mean()) + (" ± " + form.format(v.std()) if len(v) > 1
+                                            else "")
+
+        chosen = [r["chosen"] for r in rows]
+        common = max(set(chosen), key=chosen.count)
+        passed = sum(r["mape"] <= 15 for r in rows)
+        lines.append(f"| {VARIANTS[variant][0]} | {len(rows)} | {stat('mape', '{:.1f}')} | "
+                     f"{stat('median_ape', '{:.1f}')} | {stat('max_ape', '{:.0f}')} | "
+                     f"{stat('within_10', '{:.1f}')} | {stat('spearman', '{:.3f}')} | "
+                     f"{common} ({chosen.count(common)}/{len(rows)}) | {passed}/{len(rows)} |")
+    return lines
+
+
+# -- the section --------------------------------------------------------------------------
+
+
+def write_doc(args, commands: dict[str, str]) -> None:
+    """The docs/results.md section from every saved result; each table under its command."""
+    saved = OUT / "commands.json"
+    known = json.loads(saved.read_text()) if saved.is_file() else {}
+    known.update(commands)
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(known, indent=1))
+
+    def command(part: str) -> str:
+        return f"Regenerate: `{known[part]}`" if part in known else "Not run yet."
+
+    lines = [
+        "## Few-shot adaptation: `perfsage adapt` on a board it has never seen", "",
+        "`perfsage adapt MEASUREMENTS.csv --base TARGET|none --out DIR` keeps the network's "
+        "encoder and per-operator cost structure, and chooses by k-fold cross-validation on "
+        "the user's rows, per metric, between a level shift of the base network (`scale`), "
+        "MACs/bytes/operators at fitted rates (`linear`, the physics baseline), the "
+        "network-wide rates (`rates`) and the last per-operator layer (`head`), each with "
+        "ridge weights and Adam step counts to choose from. Rows below name the base and "
+        "the moves allowed; 'chosen by CV' is what the command does. Every figure is on "
+        "models the adaptation never saw; mean ± std over draws.", "",
+        "### This machine's CPU as a user's board (real architectures)", "",
+        command("cpu"), "",
+        "The target `cpu-litert` (LiteRT with XNNPACK, one thread, on this shared 2-core "
+        "machine) stands in for a board PerfSAGE has no weights for. Models: the real Keras "
+        "architectures of `benchmarks/keras_zoo.py` (MobileNets, EfficientNets, ResNets, "
+        "DenseNet, ViTs, U-Nets, ...), int8. Per split (seeded), "
+        f"{args.train} models' latencies go into a CSV, `perfsage adapt` fits on them, and "
+        f"{args.test} others are predicted through `perfsage.predict_many(..., weights=DIR)`. "
+        "The bar (issue 15): MAPE ≤ 15 % (goal ≤ 5 %).", "",
+        *cpu_lines(args.variants, args.train, args.test), "",
+        "### LatBench: real desktop-CPU latency (Intel i7-7820X, float32, NAS-Bench-201)", "",
+        command("latbench"), "",
+        "Per draw (seeded) n random cells of the 15,284 adapt and every other cell is "
+        "predicted. The u55 base was trained on Vela's int8 Ethos-U55 figures, never on a "
+        "CPU nor on float32 models.", "",
+        *latbench_lines(args.sizes, args.variants), "",
+        "HELP's published figures (a different CPU; HELP meta-trains on nine other devices' "
+        "latencies of the same NAS-Bench-201 cells before it sees the 10 samples):", "",
+        *HELP_ROWS, "",
+        "### Vela transfer: ethos-u55-128 weights adapted to ethos-u65-256 and ethos-u85-256",
+        "", command("vela"), "",
+        f"The zoo shards (data/zoo, real-architecture families, never in any training set) "
+        f"with Vela's latency; per draw {args.samples} random models adapt and the others "
+        "are scored. 'shipped' is the network trained for that target on 21,000 models of "
+        "our search spaces, for reference.", "",
+        *vela_lines(args.samples, args.variants),
+    ]
+    replace_section(SECTION, lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("part", choices=("latbench", "vela", "cpu", "doc"))
+    parser.add_argument("--draws", type=int, default=10)
+    parser.add_argument("--sizes", default="10,20,50,100")
+    parser.add_argument("--samples", type=int, default=50, help="vela: models to adapt on")
+    parser.add_argument("--splits", type=int, default=10)
+    parser.add_argument("--train", type=int, default=20)
+    parser.add_argument("--test", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3, help="cpu: measurement passes")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated, of: {', '.join(VARIANTS)}")
+    parser.add_argument("--no-doc", action="store_true")
+    args = parser.parse_args()
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    for v in args.variants:
+        if v not in VARIANTS:
+            parser.error(f"unknown variant {v!r}")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    run = {"latbench": run_latbench, "vela": run_vela, "cpu": run_cpu}.get(args.part)
+    commands = {}
+    if run is not None:
+        run(args)
+        commands[args.part] = shlex.join([".venv/bin/python", "benchmarks/few_shot.py",
+                                          *sys.argv[1:]])
+    if not args.no_doc:
+        write_doc(args, commands)
+
+
+if __name__ == "__main__":
+    main()
