@@ -47,6 +47,21 @@ def test_the_stream_is_vela_reorder(opcode, shape):
         we.weight_stream(opcode, values).size
 
 
+@pytest.mark.parametrize(("opcode", "shape"), [
+    ("DEPTHWISE_CONV_2D", (1, 3, 3, 40)), ("TRANSPOSE_CONV", (8, 3, 3, 16)),
+    ("CONV_2D", (20, 10, 4, 3)), ("FULLY_CONNECTED", (12, 64)),
+])
+def test_statistics_read_the_stored_layout_as_the_stream(opcode, shape):
+    rng = np.random.default_rng(4)
+    values = np.where(rng.random(shape) < 0.5, 0, rng.integers(-127, 128, shape)).astype(np.int8)
+    stream = we.weight_stream(opcode, values)
+    stats = we.stream_stats(opcode, values)
+    runs = np.diff(np.concatenate([[-1], np.flatnonzero(stream), [stream.size]])) - 1
+    assert np.array_equal(stats.runs, np.bincount(runs))
+    assert np.array_equal(stats.hist, np.bincount(stream.astype(np.int64) + 256, minlength=512))
+    assert we.code(stats).nbytes == we.encoded_bytes(stream)
+
+
 def test_sampled_statistics_match_the_whole_stream():
     rng = np.random.default_rng(2)
     values = rng.integers(-127, 128, (256, 1, 1, 512)).astype(np.int8)

@@ -246,56 +246,96 @@ def stream_stats(opcode: str, values: np.ndarray, zero_point: np.ndarray | int =
 
     The histogram is the weights' own (order does not matter) plus the padding zeros; the
     zero runs come from the stream itself when it is short, else from windows spread
-    evenly over the walk, scaled to the stream's length.
+    evenly over the walk, scaled to the stream's length. Which weight each stream position
+    holds depends on the layer's shape alone, and is kept for the next layer of that shape.
     """
+    walk = traversal(opcode, values.shape)
     zp = np.asarray(zero_point, dtype=np.int64).reshape(-1)
     if zp.size > 1 and (zp != zp[0]).any():  # zero points differ per channel: subtract
-        values = _signed(opcode, values, zp, axis).transpose(
-            *((3, 1, 2, 0) if opcode == "DEPTHWISE_CONV_2D" else range(4)))
-        values = values.reshape(values.shape[:2]) if values.shape[1:3] == (1, 1) and \
-            opcode == "FULLY_CONNECTED" else values
-        zp = np.zeros(1, np.int64)
-    zero_value = int(zp[0]) if zp.size else 0
-    src = ohwi(opcode, values)
-    shape = tuple(int(d) for d in src.shape)
-    walk = traversal(opcode, values.shape)
+        signed = np.ascontiguousarray(_signed(opcode, values, zp, axis))
+        shape, flat, layout, zero_value = signed.shape, signed.reshape(-1), "ohwi", 0
+    else:
+        shape = ohwi(opcode, values).shape
+        flat = np.ascontiguousarray(values).reshape(-1)
+        layout = _LAYOUTS.get(opcode, "ohwi")
+        zero_value = int(zp[0]) if zp.size else 0
+    shape = tuple(int(d) for d in shape)
     length = stream_length(shape, walk)
-    hist = _histogram(values, zero_value)
-    hist[256] += length - values.size
-    pieces = _pieces(shape, walk, ofm_block)
-    if length <= SAMPLE_VALUES or len(pieces) > 1:
-        runs = _zero_runs(_is_zero(src, _order(shape, walk, ofm_block), zero_value))
+    hist = _histogram(flat, zero_value)
+    hist[256] += length - flat.size
+    if length <= SAMPLE_VALUES or len(_pieces(shape, walk, ofm_block)) > 1:
+        runs = _zero_runs(_is_zero(flat, _stream_index(shape, walk, ofm_block, layout),
+                                   zero_value))
         return StreamStats(length, hist, np.bincount(runs), float(runs[runs >= 2].sum()))
-    piece = pieces[0]
-    span = SAMPLE_VALUES // _WINDOWS
-    starts = np.linspace(0, piece.size - span, _WINDOWS).astype(np.int64)
-    index, visit = piece.at((starts[:, None] + np.arange(span)).reshape(-1))
-    zero = _is_zero(src, index, zero_value).reshape(_WINDOWS, span)
-    seen = visit.reshape(_WINDOWS, span)
+    index, seen = _windows(shape, walk, ofm_block, layout)
+    zero = _is_zero(flat, index, zero_value).reshape(seen.shape)
     runs = np.concatenate([_zero_runs(z[v]) for z, v in zip(zero, seen, strict=True)])
     scale = length / max(int(seen.sum()), 1)
     return StreamStats(length, hist, np.bincount(runs) * scale,
                        float(runs[runs >= 2].sum()) * scale)
 
 
-def _histogram(values: np.ndarray, zero_point: int) -> np.ndarray:
-    """Counts of each value less the zero point, -256..255, as 512 bins."""
-    if values.dtype == np.int8:
-        counts = np.bincount(np.ascontiguousarray(values).view(np.uint8).reshape(-1),
-                             minlength=256)
-        q = np.arange(256)
-        q = np.where(q < 128, q, q - 256) - zero_point + 256  # the int8 value, shifted
-        hist = np.zeros(512, np.int64)
-        np.add.at(hist, q, counts)
-        return hist
-    return np.bincount(values.reshape(-1).astype(np.intp) - zero_point + 256, minlength=512)
+#: How a layer's stored weights relate to the OHWI order Vela walks (see _in_layout).
+_LAYOUTS = {"DEPTHWISE_CONV_2D": "depthwise", "TRANSPOSE_CONV": "flipped"}
 
 
-def _is_zero(src: np.ndarray, index: np.ndarray, zero_point: int) -> np.ndarray:
-    """Whether each stream position (a flat OHWI index, -1 for padding) holds a zero."""
+def _in_layout(index: np.ndarray, shape: tuple[int, int, int, int], layout: str) -> np.ndarray:
+    """Flat OHWI indices (-1: padding) as indices into the layer's own stored layout.
+
+    ``depthwise``: TFLite's (1, H, W, C) for Vela's (C, H, W, 1); ``flipped``: a transposed
+    convolution's kernel, which Vela reverses in height and width; ``ohwi``: as they are.
+    """
+    if layout == "ohwi":
+        return index
+    o, kh, kw, i = shape
     pad = index < 0
-    at = np.unravel_index(np.where(pad, 0, index), src.shape)
-    return (src[at] == zero_point) | pad
+    rest, c = np.divmod(np.where(pad, 0, index), i)
+    rest, x = np.divmod(rest, kw)
+    ch, y = np.divmod(rest, kh)
+    if layout == "depthwise":
+        found = (y * kw + x) * o + ch
+    else:
+        found = ((ch * kh + kh - 1 - y) * kw + kw - 1 - x) * i + c
+    return np.where(pad, -1, found)
+
+
+@lru_cache(maxsize=64)
+def _stream_index(shape: tuple[int, int, int, int], walk: str, ofm_block: int, layout: str,
+                  ) -> np.ndarray:
+    """:func:`_order` in the layer's stored layout."""
+    return _in_layout(_order(shape, walk, ofm_block), shape, layout)
+
+
+@lru_cache(maxsize=128)
+def _windows(shape: tuple[int, int, int, int], walk: str, ofm_block: int, layout: str,
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(stored index or -1, visited) at :data:`_WINDOWS` windows spread over the walk."""
+    piece = _pieces(shape, walk, ofm_block)[0]
+    span = SAMPLE_VALUES // _WINDOWS
+    starts = np.linspace(0, piece.size - span, _WINDOWS).astype(np.int64)
+    index, visit = piece.at((starts[:, None] + np.arange(span)).reshape(-1))
+    return (_in_layout(index, shape, layout),
+            np.ascontiguousarray(visit).reshape(_WINDOWS, span))
+
+
+def _histogram(flat: np.ndarray, zero_point: int) -> np.ndarray:
+    """Counts of each value less the zero point, -256..255, as 512 bins."""
+    if flat.dtype == np.int8:
+        counts = np.bincount(flat.view(np.uint8), minlength=256)
+        hist = np.zeros(512, np.int64)
+        hist[_INT8_BINS - zero_point] = counts  # distinct bins: a plain assignment
+        return hist
+    return np.bincount(flat.astype(np.intp) - zero_point + 256, minlength=512)
+
+
+#: The 512-bin histogram index of each int8 bit pattern (0..255) with a zero point of 0.
+_INT8_BINS = np.where(np.arange(256) < 128, np.arange(256), np.arange(256) - 256) + 256
+
+
+def _is_zero(flat: np.ndarray, index: np.ndarray, zero_point: int) -> np.ndarray:
+    """Whether each stream position (a stored index, -1 for padding) holds a zero."""
+    pad = index < 0
+    return (flat[np.where(pad, 0, index)] == zero_point) | pad
 
 
 @dataclass(frozen=True, slots=True)
