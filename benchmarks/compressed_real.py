@@ -4,7 +4,7 @@
 
 Real architectures (the Keras models of ``benchmarks/keras_zoo.py``, built there and cached
 under out/keras-zoo; random weights, official converter) compressed by
-``perfsage.search.compress`` at (sparsity, bits) = (0.5, 8), (0.75, 4), (0.9, 2), each
+``perfsage.udc.compress`` at (sparsity, bits) = (0.5, 8), (0.75, 4), (0.9, 2), each
 compiled by Vela for every target and predicted by the shipped weights through the one
 pipeline (which corrects the network's figures for the weights' encoded size,
 ``perfsage.predictors.compressed``). Prints per target and configuration the MAPE of
@@ -87,7 +87,7 @@ def _load(path: Path) -> dict[tuple, dict]:
 def run(models: list[str], targets: list[str], out: Path) -> list[dict]:
     """Measure (once: resumes from ``out``) and predict every (model, configuration, target)."""
     from perfsage.api import pipeline
-    from perfsage.search.compress import compress
+    from perfsage.udc.compress import compress
 
     done = _load(out)
     rows = []
@@ -169,7 +169,7 @@ def timing(name: str) -> str:
     from perfsage.graph import read_model
     from perfsage.graph.weight_stats import weight_stats, weight_tensors
     from perfsage.predictors.compressed import weight_bytes
-    from perfsage.search.compress import compress
+    from perfsage.udc.compress import compress
 
     dense_bytes = model_bytes(name)
     small_bytes = compress(dense_bytes, 0.75, 4)
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"Measured on real models: `{command}`", "",
              f"{len({r['model'] for r in rows})} Keras models ({', '.join(args.models.split(','))}"
              f"; random weights, built by `benchmarks/keras_zoo.py`) compressed with "
-             "`perfsage.search.compress` (magnitude pruning, then per-channel clustering), "
+             "`perfsage.udc.compress` (magnitude pruning, then per-channel clustering), "
              "compiled by Vela 5.2 and predicted by the shipped weights. MAPE of the "
              "predicted figure against Vela's; bars: flash ≤ 5 %, latency ≤ 8 %.", "",
              *report(rows, targets), timing(args.timing_model)]

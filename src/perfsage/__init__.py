@@ -10,7 +10,8 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     # The prediction API loads on first use, so `import perfsage` stays cheap.
-    if name in ("predict", "predict_many", "predictions", "predict_layers", "close_workers"):
+    if name in ("predict", "predict_many", "predictions", "predict_layers", "close_workers",
+                "search"):
         from perfsage import api
 
         return getattr(api, name)

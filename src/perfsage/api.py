@@ -131,7 +131,7 @@ def search(space: str, target: str, budgets: Mapping[str, float] | Iterable[str]
 
     Regularised evolution over the space's architecture choices and each weighted layer's
     sparsity and bit-width, with this pipeline's predictions as its cost model; see
-    :mod:`perfsage.search.evolution` and docs/udc.md.
+    :mod:`perfsage.udc.evolution` and docs/udc.md.
 
     Args:
         space: a search space (``perfsage dataset generate --help`` lists them).
@@ -143,7 +143,7 @@ def search(space: str, target: str, budgets: Mapping[str, float] | Iterable[str]
         objective: what to maximise among candidates within budget: ``"params"`` (the
             default: effective int8 weights), ``"macs"`` (both are proxies for accuracy,
             not accuracy), a ``"module:function"`` or a callable taking a
-            :class:`~perfsage.search.evolution.Candidate` and returning a number.
+            :class:`~perfsage.udc.evolution.Candidate` and returning a number.
         generations: populations of children after the first.
         population: candidates alive at a time, and children per generation.
         seed: the search's random seed.
@@ -158,10 +158,10 @@ def search(space: str, target: str, budgets: Mapping[str, float] | Iterable[str]
         progress: called with (candidates evaluated, candidates planned) after each batch.
 
     Returns:
-        A :class:`~perfsage.search.evolution.SearchResult`: ``candidates`` (best first),
+        A :class:`~perfsage.udc.evolution.SearchResult`: ``candidates`` (best first),
         ``dropped``, ``evaluated``, ``timing``; ``as_dict()`` for JSON.
     """
-    from perfsage.search.evolution import search as run_search
+    from perfsage.udc.evolution import search as run_search
 
     with _collector_paused(), _one_blas_thread():
         return run_search(space, target, budgets, count=count, objective=objective,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers.processes import perfsage as cli
-from perfsage.search.compress import weight_layers
+from perfsage.udc.compress import weight_layers
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "models"
 KWS = EXAMPLES / "ds_cnn_s_kws_int8.tflite"

@@ -9,7 +9,7 @@ import pytest
 
 from perfsage.graph import read_model
 from perfsage.graph.weight_stats import weight_stats
-from perfsage.search.compress import compress
+from perfsage.udc.compress import compress
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "models"
 MOBILENET = EXAMPLES / "mobilenet_v2_0.35_96_int8.tflite"

@@ -11,7 +11,7 @@ import pytest
 
 from perfsage.graph import read_model
 from perfsage.graph.weight_stats import weight_tensors
-from perfsage.search.compress import compress
+from perfsage.udc.compress import compress
 from perfsage.targets import weight_encoding as we
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "models"

@@ -1,7 +1,7 @@
 """`perfsage compress`: prune and cluster a model's int8 weights, and see what it saves.
 
 Magnitude pruning and per-output-channel clustering of the weights of every convolution
-and dense layer (:mod:`perfsage.search.compress`): the same graph and quantisation, other
+and dense layer (:mod:`perfsage.udc.compress`): the same graph and quantisation, other
 values, so the file runs wherever the original did. Prints the predicted costs before and
 after on each target (where weights are decompressed in hardware, Ethos-U, flash, weight
 traffic, latency and energy fall); ``--measure`` checks both with the real tool;
@@ -61,7 +61,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Compress, predict before and after, optionally measure, sweep and write."""
     from perfsage.graph.reader import mapped
-    from perfsage.search.compress import CompressionPlan, apply_plan, plan_from_file
+    from perfsage.udc.compress import CompressionPlan, apply_plan, plan_from_file
 
     per_layer = _per_layer(args.per_layer, plan_from_file)
     plan = CompressionPlan.of(args.sparsity, args.bits, per_layer, args.structured)
@@ -116,7 +116,7 @@ def _compare(target: str, original: bytes, compressed: bytes, measure: bool) -> 
 def _sweep(target: str, original: bytes, per_layer: dict, structured: bool) -> dict:
     """Predicted figures over the sparsity x bits grid, on one target."""
     from perfsage.api import pipeline
-    from perfsage.search.compress import compress
+    from perfsage.udc.compress import compress
 
     grid = [(s, b) for s in SWEEP_SPARSITY for b in SWEEP_BITS]
     models = [compress(original, s, b, per_layer, structured=structured) for s, b in grid]

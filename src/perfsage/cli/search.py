@@ -93,7 +93,7 @@ def _print(result, args: argparse.Namespace) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from perfsage.search.objectives import PROXY_WARNING
+    from perfsage.udc.objectives import PROXY_WARNING
 
     out = fmt.console()
     timing = result.timing.as_dict()

@@ -2,7 +2,7 @@
 
 ``get_space("keyword-spotting+compressed")`` is the keyword-spotting space whose configs
 also carry a ``"compression"`` entry: a default (sparsity, bits) and per-layer exceptions
-by operator index (:class:`perfsage.search.compress.CompressionPlan`'s JSON), drawn from
+by operator index (:class:`perfsage.udc.compress.CompressionPlan`'s JSON), drawn from
 the config's own generator. ``build`` makes the dense model as the base space does and
 applies the plan, so a dataset of such configs can be generated, rebuilt and labelled with
 Vela like any other, and the labels see what Vela's weight encoder makes of the weights.
@@ -40,7 +40,7 @@ class CompressedSpace(SearchSpace):
 
     def sample(self, rng: np.random.Generator) -> Config:
         """A base config with a compression plan drawn for its weight layers."""
-        from perfsage.search.compress import weight_layers
+        from perfsage.udc.compress import weight_layers
 
         config = self.base.sample(rng)
         layers = weight_layers(self._dense(config))
@@ -49,7 +49,7 @@ class CompressedSpace(SearchSpace):
 
     def build(self, config: Config, dtype: str = "int8") -> bytes:
         """The base space's model of ``config``, compressed as its plan says (int8 only)."""
-        from perfsage.search.compress import CompressionPlan, apply_plan
+        from perfsage.udc.compress import CompressionPlan, apply_plan
 
         dense = self._dense({k: v for k, v in config.items() if k != KEY}, dtype)
         plan = config.get(KEY)

@@ -12,7 +12,7 @@ import csv
 import json
 from pathlib import Path
 
-from perfsage.search.evolution import Candidate, SearchResult
+from perfsage.udc.evolution import Candidate, SearchResult
 
 #: Model files of a search are named ``candidate_<rank>.tflite``; a new search in the same
 #: folder replaces them all, so no file of an earlier, longer list is left to mislead.

@@ -8,7 +8,7 @@ the predictor sees them in one batch, which is what makes it fast.
 
 A candidate is a config of the space (its architecture) and a compression gene per
 weighted layer (sparsity and bit-width, a
-:class:`~perfsage.search.compress.LayerCompression`). Its cost is the pipeline's
+:class:`~perfsage.udc.compress.LayerCompression`). Its cost is the pipeline's
 prediction with intervals; it is *within budget* only when the upper end of every budgeted
 metric's interval is. Selection ranks candidates within budget above those outside, the
 former by the objective, the latter by how far they are over (the summed relative excess,
@@ -39,10 +39,10 @@ import numpy as np
 from perfsage.errors import PerfSageError, PredictionError, UsageError
 from perfsage.pipeline import Prediction
 from perfsage.predictors.intervals import DEFAULT_LEVEL
-from perfsage.search.budgets import Budget, parse_budgets
-from perfsage.search.compress import LayerCompression, WeightLayer, compress_values, weight_layers
-from perfsage.search.mutation import Mutator, architecture
-from perfsage.search.objectives import Objective, resolve
+from perfsage.udc.budgets import Budget, parse_budgets
+from perfsage.udc.compress import LayerCompression, WeightLayer, compress_values, weight_layers
+from perfsage.udc.mutation import Mutator, architecture
+from perfsage.udc.objectives import Objective, resolve
 from perfsage.spaces import Config, SearchSpace, get_space
 
 log = logging.getLogger(__name__)
@@ -330,7 +330,7 @@ class Evaluator:
     def _compressed(self, arch: Architecture, genes: tuple[LayerCompression, ...]) -> bytes:
         """The architecture's model with each weight layer pruned and clustered by its gene.
 
-        Only the weight bytes change (:mod:`perfsage.search.compress`); each layer's
+        Only the weight bytes change (:mod:`perfsage.udc.compress`); each layer's
         compressed values are kept, so a child that changed one gene costs one layer.
         """
         if all(g.is_identity for g in genes):
@@ -589,7 +589,7 @@ class SearchResult:
 
     def as_dict(self, files: Mapping[int, str] | None = None) -> dict[str, Any]:
         """JSON form: settings, every reported candidate, counts and timing."""
-        from perfsage.search.objectives import PROXY_WARNING
+        from perfsage.udc.objectives import PROXY_WARNING
 
         files = files or {}
         within = sum(c.within_budget for c in self.evaluated)
@@ -749,7 +749,7 @@ def search(space: str, target: str, budgets: Mapping[str, float] | Iterable[str]
                           kept[:count], dropped, evaluated, len(evaluator.invalid),
                           evaluator.unpredictable, evaluator.timing, tool, notes)
     if folder is not None:
-        from perfsage.search.output import write_outputs
+        from perfsage.udc.output import write_outputs
 
         write_outputs(result, folder)
     return result

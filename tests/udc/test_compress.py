@@ -10,7 +10,7 @@ import pytest
 
 from perfsage.errors import UsageError
 from perfsage.graph import read_model
-from perfsage.search.compress import (
+from perfsage.udc.compress import (
     CompressionPlan,
     LayerCompression,
     apply_plan,

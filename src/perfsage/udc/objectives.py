@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from perfsage.errors import UsageError
 
 if TYPE_CHECKING:
-    from perfsage.search.evolution import Candidate
+    from perfsage.udc.evolution import Candidate
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,11 @@ import pytest
 from helpers.processes import perfsage as cli
 from perfsage.cli.main import main
 from perfsage.errors import UsageError
-from perfsage.search.budgets import Budget, parse_budgets
-from perfsage.search.compress import CompressionPlan, LayerCompression, apply_plan
-from perfsage.search.evolution import Evaluator, Evolution, Settings, search, verify_candidates
-from perfsage.search.mutation import Mutator
-from perfsage.search.objectives import resolve
+from perfsage.udc.budgets import Budget, parse_budgets
+from perfsage.udc.compress import CompressionPlan, LayerCompression, apply_plan
+from perfsage.udc.evolution import Evaluator, Evolution, Settings, search, verify_candidates
+from perfsage.udc.mutation import Mutator
+from perfsage.udc.objectives import resolve
 from perfsage.spaces import get_space, space_names
 
 TARGET = "ethos-u55-128"
@@ -111,8 +111,11 @@ def test_build_workers_change_nothing_but_the_time():
 
 @pytest.mark.vela
 def test_a_small_search_returns_candidates_vela_confirms(tmp_path):
-    result = search(SPACE, TARGET, BUDGETS, count=2, generations=2, population=12, seed=4,
-                    out=tmp_path)
+    import perfsage
+
+    # perfsage.search is the API's function (the package is perfsage.udc, not shadowing it).
+    result = perfsage.search(SPACE, TARGET, BUDGETS, count=2, generations=2, population=12,
+                             seed=4, out=tmp_path)
     assert len(result.candidates) == 2 and result.tool == "ethos-u-vela"
     objectives = [c.objective for c in result.candidates]
     assert objectives == sorted(objectives, reverse=True)
