@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from perfsage.eval.report import evaluate as score
     from perfsage.eval.report import scatter_plots
     from perfsage.pipeline import Pipeline
-    from perfsage.predictors.graphset import load_graphset, splits
+    from perfsage.predictors.graphset import load_graphset, splits, without_rare_zeros
 
     weights, split = args.weights, args.split
     pipe = Pipeline(weights=weights)
@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     holdout = model.spec.holdout_space
     if split != "all":
         data = data.subset(splits(data, holdout)[split])
+    # As in training: graphs whose label is 0 in a metric almost never 0 (the models Vela
+    # leaves wholly on the CPU, which prediction reports as such) have no relative error.
+    data = without_rare_zeros(data)
     pred = pipe.columns(data.graphs)
     report = score(pred, data.labels, data.spaces, model.metrics)
     scatter_plots(pred, data.labels, data.spaces, list(report),
