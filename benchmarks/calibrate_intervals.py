@@ -82,8 +82,9 @@ def _clusters(data: cd.Labelled) -> np.ndarray:
     return np.where(data.groups == "zoo", data.names, "")
 
 
-#: Groups that count in every difficulty bin (``--zoo-everywhere``).
-EVERYWHERE: tuple[str, ...] = ()
+#: Groups that count in every difficulty bin, for every metric or per metric
+#: (``--zoo-everywhere [METRIC ...]``).
+EVERYWHERE: tuple[str, ...] | dict[str, tuple[str, ...]] = ()
 
 
 def _fit(target, reference, x, data, pred, modes, index, levels):
@@ -379,13 +380,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-sample", type=int, default=2000,
                     help="training graphs the reference statistics come from")
     ap.add_argument("--write", action="store_true", help="save intervals.json with each weights")
-    ap.add_argument("--zoo-everywhere", action="store_true",
+    ap.add_argument("--zoo-everywhere", nargs="*", metavar="METRIC",
                     help="the zoo counts in every difficulty bin (wider: no interval is as "
-                         "narrow as the task spaces' own)")
+                         "narrow as the task spaces' own), for the metrics named (every "
+                         "metric when none is)")
     ap.add_argument("--no-doc", action="store_true")
     args = ap.parse_args(argv)
     global EVERYWHERE
-    EVERYWHERE = ("zoo",) if args.zoo_everywhere else ()
+    if args.zoo_everywhere is None:
+        EVERYWHERE = ()
+    elif args.zoo_everywhere:
+        EVERYWHERE = {m: ("zoo",) for m in args.zoo_everywhere}
+    else:
+        EVERYWHERE = ("zoo",)
     start = time.time()
     args.cache.mkdir(parents=True, exist_ok=True)
     with Store(args.dataset) as store:

@@ -50,7 +50,7 @@ def test_notes_come_from_the_api_as_from_the_cli():
     notes = json.loads(result.stdout)[0]["notes"]
     assert [n["message"] for n in notes] == [n.message for n in found.notes]
     table = cli("predict", str(float_model), "-t", TARGET)
-    assert "perfsage: warning:" in table.stderr and "32-bit" in table.stderr
+    assert "perfsage: warning:" in table.stderr and "float model" in table.stderr
 
 
 def test_several_targets_in_one_call():

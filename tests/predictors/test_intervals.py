@@ -117,6 +117,21 @@ def test_widest_group_present_sets_the_bin():
     assert narrow < 5 * task_only[1] < wide
 
 
+def test_everywhere_per_metric_widens_only_the_metrics_it_names(reference):
+    # A few zoo graphs with large misses on easy graphs: where the zoo counts everywhere
+    # (latency here) the easiest bin takes its tails; SRAM, not named, keeps the task's.
+    rng = np.random.default_rng(3)
+    x, pred, y, _ = synthetic(2000, 1)
+    groups = np.where(np.arange(2000) < 30, "zoo", "task")
+    y = np.where(groups == "zoo", pred * np.exp(rng.normal(0, 0.5, 2000)), y)
+    labels, predicted = {"latency_ms": y, "sram_kib": y}, {"latency_ms": pred, "sram_kib": pred}
+    cal = iv.IntervalCalibration.fit("ethos-u55-128", reference, x, labels, predicted, groups,
+                                     everywhere={"latency_ms": ["zoo"]}, levels=(0.9,))
+    i = iv.level_index(0.9)
+    latency, sram = cal.metrics["latency_ms"], cal.metrics["sram_kib"]
+    assert latency.q_hi[i, 0] > 3 * sram.q_hi[i, 0]
+
+
 # -- calibrating and covering -------------------------------------------------------------------
 
 def test_coverage_holds_on_new_draws(reference):

@@ -562,7 +562,8 @@ class IntervalCalibration:
     def fit(cls, target: str, reference: Reference, x: np.ndarray,
             labels: Mapping[str, np.ndarray], predicted: Mapping[str, np.ndarray],
             groups: np.ndarray, *, clusters: np.ndarray | None = None,
-            everywhere: Iterable[str] = (), modes: Mapping[str, str] | None = None,
+            everywhere: Iterable[str] | Mapping[str, Iterable[str]] = (),
+            modes: Mapping[str, str] | None = None,
             levels: Sequence[float] = LEVELS, n_bins: int = BINS, seed: int = 0,
             info: dict[str, Any] | None = None) -> IntervalCalibration:
         """Calibrate every metric of ``predicted`` on graphs with ``labels``.
@@ -576,7 +577,8 @@ class IntervalCalibration:
             groups: each graph's population (e.g. "task", "random", "zoo").
             clusters: each graph's cluster ("" for none), e.g. its zoo family: a new
                 family's interval is widened as left-out families needed (fit_metric).
-            everywhere: groups that count in every bin, however few of their graphs it holds.
+            everywhere: groups that count in every bin, however few of their graphs it holds
+                (a mapping: per metric; a metric it does not name has none).
             modes: metric -> the weights' output mode; "log" metrics get log residuals,
                 the others log1p ones. By default "log" where every value is positive.
             levels: the levels to calibrate (all of :data:`LEVELS` to save).
@@ -595,8 +597,9 @@ class IntervalCalibration:
                 raise UsageError(f"{m}: {int(ok.sum())} calibration graphs with a finite "
                                  f"residual; at least {MIN_GRAPHS} are needed")
             cl = None if clusters is None else np.asarray(clusters)[ok]
+            mine = everywhere.get(m, ()) if isinstance(everywhere, Mapping) else everywhere
             metrics[m] = fit_metric(x[ok], r[ok], np.asarray(groups)[ok], space, clusters=cl,
-                                    everywhere=everywhere,
+                                    everywhere=mine,
                                     n_bins=n_bins, levels=levels, seed=seed)
         return cls(target, reference, metrics, info)
 
