@@ -81,10 +81,11 @@ def _cached(path: Path, make, *args) -> dict:
     return result
 
 
-def _chosen(folder: Path) -> str:
-    """The candidate cross-validation chose for latency, as the report names it."""
+def _chosen(folder: Path) -> dict:
+    """What cross-validation chose: the start kept, its latency candidate, every start's error."""
     report = json.loads((folder / "adapt-report.json").read_text())
-    return next(c["label"] for c in report["choices"] if c["metric"] == "latency_ms")
+    label = next(c["label"] for c in report["choices"] if c["metric"] == "latency_ms")
+    return {"chosen": f"{report['start']}: {label}", "starts": report["starts"]}
 
 
 def _log(*parts) -> None:
@@ -93,17 +94,67 @@ def _log(*parts) -> None:
 
 # -- variants: which base and which moves -----------------------------------------------
 
-#: key -> (what a table row calls it, base, the moves allowed or None for all).
+#: key -> (what a table row calls it, base, settings beyond the seed).
 VARIANTS = {
-    "u55-cv": ("from ethos-u55-128, chosen by CV", BASE, None),
-    "u55-scale": ("from ethos-u55-128, scale only", BASE, ("scale",)),
-    "none-cv": ("from nothing, chosen by CV", "none", None),
-    "none-linear": ("from nothing, linear only", "none", ("linear",)),
+    "u55-cv": ("`--base ethos-u55-128`: every start, chosen by CV", BASE, None),
+    "u55-only": ("the ethos-u55-128 network refitted, moves chosen by CV", BASE,
+                 {"starts": ("base",)}),
+    "u55-scale": ("the ethos-u55-128 network, scale only", BASE,
+                  {"starts": ("base",), "moves": ("scale",)}),
+    "none-cv": ("`--base none`: chosen by CV", "none", {}),
+    "none-linear": ("from nothing, linear only (MACs, bytes, calls)", "none",
+                    {"starts": ("types",), "moves": ("linear",)}),
 }
 
 
-def _settings(moves, seed: int) -> Settings:
-    return Settings(seed=seed, **({"moves": moves} if moves else {}))
+#: ``u55-cv`` is what the command does with ``--base ethos-u55-128``: cross-validate the
+#: U55 network's start and the two from nothing, keep the lowest error. Those are exactly
+#: the runs of ``u55-only`` and ``none-cv`` (same rows, folds and seed), so its result is
+#: taken from theirs by the command's own rule instead of being fitted a third time.
+DERIVED = {"u55-cv": ("u55-only", "none-cv")}
+
+
+def _fitted(variants: list[str]) -> list[str]:
+    """The variants to fit: the derived ones replaced by the runs they are taken from."""
+    out: list[str] = []
+    for v in variants:
+        for part in DERIVED.get(v, (v,)):
+            if part not in out:
+                out.append(part)
+    return out
+
+
+def _settings(extra: dict, seed: int) -> Settings:
+    return Settings(seed=seed, **extra)
+
+
+def _derived(results: dict[str, dict]) -> dict | None:
+    """The result the command would keep among its starts' results (None if one is missing).
+
+    ``results``: variant -> its result for one draw; the start kept is the one with the
+    lowest cross-validated latency error, as ``predictors.adapt`` keeps it.
+    """
+    if any(r is None for r in results.values()):
+        return None
+    best = min(results.values(), key=lambda r: min(e["latency_ms"] for e in
+                                                   r["starts"].values()))
+    return {**best, "cpu_s": sum(r["cpu_s"] for r in results.values())}
+
+
+def _with_derived(found: dict[str, dict], key) -> dict[str, dict]:
+    """``found`` (tag -> result) plus the derived variants' results, tags made by ``key``.
+
+    ``key(variant, rest)`` builds a tag from a variant and the rest of a tag (size, draw).
+    """
+    out = dict(found)
+    for variant, parts in DERIVED.items():
+        prefix = key(parts[0], "")
+        for tag in [t for t in found if t.startswith(prefix)]:
+            rest = tag[len(prefix):]
+            result = _derived({v: found.get(key(v, rest)) for v in parts})
+            if result is not None:
+                out[key(variant, rest)] = result
+    return out
 
 
 def _slug(text: str) -> str:
@@ -116,7 +167,7 @@ def _adapted(train, folder: Path, base: str, settings: Settings, graphs, truth) 
 
     adapt_set(train, folder, base=base, settings=settings)
     pred = PerfSAGEModel.load(folder).predict(graphs)["latency_ms"]
-    return {**score(pred, truth), "chosen": _chosen(folder)}
+    return {**score(pred, truth), **_chosen(folder)}
 
 
 def _fixed(folder: Path, graphs, truth) -> dict:
@@ -134,7 +185,7 @@ def _adapted_csv(csv: Path, out: Path, base: str, settings: Settings, names: lis
 
     adapt(csv, out, base=base, name="this-cpu", settings=settings)
     pred = np.array([f["latency_ms"] for f in predict_many(paths, weights=out)])
-    return {**score(pred, truth), "chosen": _chosen(out), "test": names,
+    return {**score(pred, truth), **_chosen(out), "test": names,
             "predicted": pred.tolist(), "measured": np.asarray(truth).tolist()}
 
 
@@ -151,19 +202,19 @@ def run_latbench(args) -> None:
         for draw in range(args.draws):
             rows = np.random.default_rng(1000 * n + draw).permutation(len(data))
             train, test = np.sort(rows[:n]), np.sort(rows[n:])
-            for variant in args.variants:
-                _, base, moves = VARIANTS[variant]
+            for variant in _fitted(args.variants):
+                _, base, extra = VARIANTS[variant]
                 tag = f"{variant}-n{n}-d{draw}"
                 folder = OUT / "latbench" / "weights" / tag
                 result = _cached(OUT / "latbench" / "results" / f"{tag}.json", _adapted,
-                                 data.subset(train), folder, base, _settings(moves, draw),
+                                 data.subset(train), folder, base, _settings(extra, draw),
                                  [data.graphs[i] for i in test], y[test])
                 _log(f"latbench n={n} draw {draw} {variant}: rho {result['spearman']:.3f}, "
                      f"±10 % {result['within_10']:.1f}, MAPE {result['mape']:.1f}")
 
 
 def latbench_lines(sizes, variants) -> list[str]:
-    found = _results(OUT / "latbench" / "results")
+    found = _with_derived(_results(OUT / "latbench" / "results"), lambda v, rest: f"{v}-{rest}")
     if not found:
         return ["Not run yet."]
     lines = ["| adapted | samples | draws | Spearman ρ | ±10 % | MAPE % | chose (most often) "
@@ -179,15 +230,26 @@ def latbench_lines(sizes, variants) -> list[str]:
 
 def _row(variant: str, n: int, rows: list[dict]) -> str:
     def stat(key: str, form: str) -> str:
-        values = np.array([r[key] for r in rows], dtype=float)
-        return form.format(values.mean()) + (" ± " + form.format(values.std())
-                                             if len(values) > 1 else "")
+        return _stat(rows, key, form)
 
-    chosen = [r.get("chosen", "") for r in rows]
-    common = max(set(chosen), key=chosen.count)
+    common, count = _most_often(rows)
     return (f"| {variant} | {n} | {len(rows)} | {stat('spearman', '{:.3f}')} | "
             f"{stat('within_10', '{:.1f}')} | {stat('mape', '{:.1f}')} | {common} "
-            f"({chosen.count(common)}/{len(rows)}) | {stat('cpu_s', '{:.0f}')} |")
+            f"({count}/{len(rows)}) | {stat('cpu_s', '{:.0f}')} |")
+
+
+def _stat(rows: list[dict], key: str, form: str) -> str:
+    """Mean ± std over draws of one figure (the mean alone for one draw)."""
+    values = np.array([r[key] for r in rows], dtype=float)
+    return form.format(values.mean()) + (" ± " + form.format(values.std())
+                                         if len(values) > 1 else "")
+
+
+def _most_often(rows: list[dict]) -> tuple[str, int]:
+    """The candidate chosen most often over draws, and how often."""
+    chosen = [r.get("chosen", "-") for r in rows]
+    common = max(set(chosen), key=chosen.count)
+    return common, chosen.count(common)
 
 
 def _results(folder: Path) -> dict[str, dict]:
@@ -233,14 +295,14 @@ def run_vela(args) -> None:
                 tag = f"{target}-{_slug(name)}-d{draw}"
                 _cached(OUT / "vela" / "results" / f"{tag}.json", _fixed, folder, graphs,
                         y[test])
-            for variant in args.variants:
-                _, base, moves = VARIANTS[variant]
+            for variant in _fitted(args.variants):
+                _, base, extra = VARIANTS[variant]
                 tag = f"{target}-{variant}-d{draw}"
                 folder = OUT / "vela" / "weights" / tag
                 train_set = data.subset(train)
                 train_set.target = target
                 result = _cached(OUT / "vela" / "results" / f"{tag}.json", _adapted,
-                                 train_set, folder, base, _settings(moves, draw), graphs,
+                                 train_set, folder, base, _settings(extra, draw), graphs,
                                  y[test])
                 _log(f"vela {target} draw {draw} {variant}: MAPE {result['mape']:.1f}, "
                      f"rho {result['spearman']:.3f}")
@@ -248,6 +310,8 @@ def run_vela(args) -> None:
 
 def vela_lines(samples: int, variants) -> list[str]:
     found = _results(OUT / "vela" / "results")
+    for target in VELA_TARGETS:
+        found = _with_derived(found, lambda v, rest, t=target: f"{t}-{v}-{rest}")
     if not found:
         return ["Not run yet."]
     lines = ["| target | network | draws | MAPE % | median APE % | ±10 % | Spearman ρ | "
@@ -261,12 +325,9 @@ def vela_lines(samples: int, variants) -> list[str]:
                 continue
 
             def stat(key, form, rows=rows):
-                v = np.array([r[key] for r in rows], dtype=float)
-                return form.format(v.mean()) + (" ± " + form.format(v.std()) if len(v) > 1
-                                                else "")
+                return _stat(rows, key, form)
 
-            chosen = [r.get("chosen", "-") for r in rows]
-            common = max(set(chosen), key=chosen.count)
+            common, _ = _most_often(rows)
             shown = f"{VARIANTS[name][0]}, {samples} samples" if name in VARIANTS else name
             lines.append(f"| {target} | {shown} | {len(rows)} | {stat('mape', '{:.1f}')} | "
                          f"{stat('median_ape', '{:.1f}')} | {stat('within_10', '{:.1f}')} | "
@@ -285,8 +346,16 @@ def _keras_zoo() -> dict[str, Path]:
             if (CACHE / f"{name}.tflite").is_file()}
 
 
-def measure_cpu(repeats: int) -> dict[str, list[float]]:
-    """cpu-litert latency of every built zoo model, ``repeats`` interleaved passes (cached)."""
+#: What each repeat keeps of a cpu-litert measurement.
+KEPT = ("latency_ms", "latency_p10_ms", "latency_p90_ms")
+
+
+def measure_cpu(repeats: int) -> dict[str, list[dict]]:
+    """cpu-litert figures of every built zoo model, ``repeats`` interleaved passes (cached).
+
+    One pass measures every model once, so a model's repeats fall minutes apart, under
+    whatever else the shared machine runs then; each repeat records the 1-minute load.
+    """
     from perfsage.errors import MeasurementError
     from perfsage.targets.litert_cpu import CpuLiteRT
 
@@ -297,25 +366,37 @@ def measure_cpu(repeats: int) -> dict[str, list[float]]:
     for rep in range(repeats):
         for name, model in models.items():
             done = found.setdefault(name, [])
-            if len(done) > rep or done == ["failed"]:
+            if len(done) > rep or any("failed" in d for d in done):
                 continue
             try:
-                done.append(cpu.measure(model.read_bytes())["latency_ms"])
+                figures = cpu.measure(model.read_bytes())
+                done.append({k: figures[k] for k in KEPT} | {"load_1m": os.getloadavg()[0]})
             except MeasurementError as exc:
                 _log(f"{name}: {exc}")
-                found[name] = ["failed"]
-            _log(f"cpu-litert pass {rep + 1}/{repeats}: {name} {found[name]}")
+                done.append({"failed": str(exc)})
+            _log(f"cpu-litert pass {rep + 1}/{repeats}: {name} {done[-1]}")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.with_suffix(".tmp").write_text(json.dumps(found, indent=1))
             path.with_suffix(".tmp").replace(path)
-    return {k: v for k, v in found.items() if v != ["failed"] and len(v) >= repeats}
+    return {k: v for k, v in found.items()
+            if len(v) >= repeats and not any("failed" in d for d in v)}
+
+
+def label_ms(repeats: list[dict]) -> float:
+    """A model's latency on the board: the lowest of its repeats' medians.
+
+    Another process can only slow a timed invoke down, never speed it up, so on a shared
+    machine the least disturbed repeat is the closest to the board's own figure; the
+    median within each repeat (of 50 invokes) already discards single preemptions.
+    """
+    return min(r["latency_ms"] for r in repeats)
 
 
 def run_cpu(args) -> None:
     measured = measure_cpu(args.repeats)
     models = _keras_zoo()
     names = sorted(n for n in measured if n in models)
-    label = {n: float(np.median(measured[n])) for n in names}
+    label = {n: label_ms(measured[n]) for n in names}
     for split in range(args.splits):
         order = np.random.default_rng(split).permutation(len(names))
         train = [names[i] for i in order[:args.train]]
@@ -326,10 +407,10 @@ def run_cpu(args) -> None:
         csv.write_text("model,latency_ms\n" + "".join(
             f"{models[n]},{label[n]!r}\n" for n in train))
         truth = np.array([label[n] for n in test])
-        for variant in args.variants:
-            _, base, moves = VARIANTS[variant]
+        for variant in _fitted(args.variants):
+            _, base, extra = VARIANTS[variant]
             result = _cached(folder / f"{variant}.json", _adapted_csv, csv, folder / variant,
-                             base, _settings(moves, split), test, [models[n] for n in test],
+                             base, _settings(extra, split), test, [models[n] for n in test],
                              truth)
             _log(f"cpu split {split} {variant}: MAPE {result['mape']:.1f}, "
                  f"median {result['median_ape']:.1f}, rho {result['spearman']:.3f}")
@@ -339,34 +420,39 @@ def cpu_lines(variants, train: int, test: int) -> list[str]:
     path = OUT / "cpu" / "cpu-litert.json"
     if not path.is_file():
         return ["Not run yet."]
-    measured = {k: v for k, v in json.loads(path.read_text()).items() if v != ["failed"]}
-    spread = np.array([(max(v) - min(v)) / np.median(v) * 100 for v in measured.values()
-                       if len(v) > 1])
-    ms = np.array([np.median(v) for v in measured.values()])
-    lines = [f"{len(measured)} models measured, {ms.min():.2f}–{ms.max():.0f} ms (median of "
-             f"the repeats); spread between repeats (max − min) / median: median "
-             f"{np.median(spread):.1f} %, 90th percentile {np.percentile(spread, 90):.1f} %, "
-             f"largest {spread.max():.1f} %.", "",
+    measured = {k: v for k, v in json.loads(path.read_text()).items()
+                if len(v) > 1 and not any("failed" in d for d in v)}
+    medians = [np.array([r["latency_ms"] for r in v]) for v in measured.values()]
+    spread = np.array([(m.max() - m.min()) / m.min() * 100 for m in medians])
+    ms = np.array([label_ms(v) for v in measured.values()])
+    load = np.array([r["load_1m"] for v in measured.values() for r in v])
+    lines = [f"{len(measured)} models, {ms.min():.3f}–{ms.max():.0f} ms, each measured "
+             f"{min(len(v) for v in measured.values())}+ times in interleaved passes (1-minute "
+             f"load average of the 2-core machine while measuring: median {np.median(load):.1f}"
+             f", up to {load.max():.1f}); the label is the lowest of a model's medians "
+             "(`label_ms`: other processes only ever slow a run down). Spread between a "
+             "model's medians, (max − min) / min: median "
+             f"{np.median(spread):.0f} %, 90th percentile {np.percentile(spread, 90):.0f} %, "
+             f"largest {spread.max():.0f} %.", "",
              "| adapted | splits | MAPE % | median APE % | worst APE % | ±10 % | Spearman ρ "
              "| chose (most often) | MAPE ≤ 15 % in |", "|---|---|---|---|---|---|---|---|---|"]
+    found = _with_derived({f"{p.stem}-{p.parent.name}": json.loads(p.read_text())
+                           for p in sorted((OUT / "cpu").glob("split*/*.json"))},
+                          lambda v, rest: f"{v}-{rest}")
     for variant in variants:
-        rows = [json.loads(p.read_text())
-                for p in sorted((OUT / "cpu").glob(f"split*/{variant}.json"))]
+        rows = [r for tag, r in found.items() if tag.startswith(f"{variant}-split")]
         if not rows:
             continue
 
         def stat(key, form, rows=rows):
-            v = np.array([r[key] for r in rows], dtype=float)
-            return form.format(v.mean()) + (" ± " + form.format(v.std()) if len(v) > 1
-                                            else "")
+            return _stat(rows, key, form)
 
-        chosen = [r["chosen"] for r in rows]
-        common = max(set(chosen), key=chosen.count)
+        common, count = _most_often(rows)
         passed = sum(r["mape"] <= 15 for r in rows)
         lines.append(f"| {VARIANTS[variant][0]} | {len(rows)} | {stat('mape', '{:.1f}')} | "
                      f"{stat('median_ape', '{:.1f}')} | {stat('max_ape', '{:.0f}')} | "
                      f"{stat('within_10', '{:.1f}')} | {stat('spearman', '{:.3f}')} | "
-                     f"{common} ({chosen.count(common)}/{len(rows)}) | {passed}/{len(rows)} |")
+                     f"{common} ({count}/{len(rows)}) | {passed}/{len(rows)} |")
     return lines
 
 

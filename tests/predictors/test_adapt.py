@@ -112,7 +112,8 @@ def test_adapting_u55_weights_to_u65_beats_them_out_of_fold(tmp_path):
     latency = [vela.measure(m.read_bytes())["latency_ms"] for m in models]
     csv = _csv(tmp_path / "u65.csv", models, {"latency_ms": latency})
     report = adapt(csv, tmp_path / "w", base="ethos-u55-128", name="ethos-u65-256",
-                   settings=QUICK)
+                   settings=Settings(folds=3, ridges=(0.01,), steps=(10, 40),
+                                     starts=("base",)))
     (choice,) = report.choices
     assert choice.source == "latency_ms"
     assert choice.cv_error < choice.base_error
@@ -155,3 +156,31 @@ def test_a_name_is_checked_before_the_file_is_read(tmp_path):
         adapt(tmp_path / "missing.csv", tmp_path / "w", base="none", name="my board!")
     with pytest.raises(UsageError, match="no such measurements file"):
         adapt(tmp_path / "missing.csv", tmp_path / "w", base="none", name="b")
+
+
+def test_from_operator_types_learns_a_rate_per_type():
+    """Latency that costs depthwise MACs 8x what other MACs cost: one rate cannot fit it,
+    a rate per operator type (the ``types`` start's ``head``) can."""
+    from perfsage.graph import read_model
+    from perfsage.predictors.features import NODE_FEATURES, OP_TYPES, featurize
+    from perfsage.predictors.graphset import GraphSet
+    from perfsage.predictors.perfsage_gnn.adapt import Refitter, from_nothing
+    from perfsage.spaces import get_space
+
+    space, rng = get_space("image-classification"), np.random.default_rng(4)
+    graphs = [featurize(read_model(space.build(space.sample(rng)))) for _ in range(12)]
+    depthwise = OP_TYPES.index("DEPTHWISE_CONV_2D")
+    macs = NODE_FEATURES.index("macs")
+    latency = np.array([float(np.sum(np.expm1(g.nodes[:, macs].astype(np.float64))
+                                     * np.where(g.op_types == depthwise, 8.0, 1.0))) * 1e-8
+                        for g in graphs])
+    assert all(np.any(g.op_types == depthwise) for g in graphs[:3])
+    data = GraphSet(graphs, {"latency_ms": latency}, np.full(12, "x"),
+                    np.array([str(i) for i in range(12)]), np.arange(12), "my-board")
+    rows = np.arange(12)
+    fits = {}
+    for move in ("linear", "linear+head"):
+        refitter = Refitter(from_nothing(data, "my-board", encoder="types"), data)
+        refitter.apply("latency_ms", move, rows, ridge=0.0, checkpoints=(600,))
+        fits[move] = np.mean(np.abs(refitter.predict("latency_ms", rows) / latency - 1))
+    assert fits["linear+head"] < 0.03 < fits["linear"]

@@ -67,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: How the starts of ``predictors.adapt.STARTS`` read in the summary.
+START_NAMES = {"base": "the base network, refitted", "types": "from nothing, per operator type",
+               "random": "from nothing, random operator features"}
+
+
 def _joined(values) -> str:
     return ",".join(f"{v:g}" for v in values)
 
@@ -89,8 +94,9 @@ def _print(report) -> None:
 
     from perfsage.cli import format as fmt
 
-    table = Table(title=f"{report.name}: adapted from {report.base} on {report.models} models "
-                        f"({report.folds}-fold cross-validation)", title_justify="left")
+    kept = START_NAMES.get(report.start, report.start)
+    table = Table(title=f"{report.name}: {report.models} models, {report.folds}-fold "
+                        f"cross-validation; kept: {kept}", title_justify="left")
     for column in ("metric", "chosen", "error", "cross-validated", "before", "on all rows"):
         table.add_column(column, justify="left" if column in ("metric", "chosen") else "right")
 
@@ -103,5 +109,9 @@ def _print(report) -> None:
     table.caption = ("cross-validated: each model predicted by a fit that never saw it; "
                      "before: the base network's figure; on all rows: the final fit, in-sample")
     fmt.console().print(table)
+    for start, errors in report.starts.items():
+        shown = ", ".join(f"{m} {e:.1f}" for m, e in errors.items())
+        mark = "kept" if start == report.start else "    "
+        print(f"  {mark} {START_NAMES.get(start, start)}: cross-validated {shown}")
     print(f"weights in {report.out}; predict with `perfsage predict MODEL --weights "
           f"{report.out}`")

@@ -11,7 +11,12 @@ network, the physics baseline of MACs and bytes at fitted rates, the network-wid
 the last per-operator layer) each with several ridge weights and Adam step counts, are
 scored by k-fold cross-validation on the user's rows (every row predicted once by a fit
 that never saw it), and each metric gets the candidate with the lowest out-of-fold error;
-ties go to the simpler one. The winner is then refitted on every row.
+ties go to the simpler one. This is done for each network one may start from: the base
+network (``--base``) and two from nothing, whose frozen operator features are the
+operator's type (a rate per type, learnt) or random message-passing features; the start
+with the lowest mean out-of-fold error is kept, and its winners refitted on every row.
+A base trained for an NPU need not know a CPU: on this machine's CPU the start from
+operator types won, on Vela's U85 the refitted U55 network did (docs/results.md).
 
 Every finished (metric, fold, move, ridge) run is written to a checkpoint in the output
 folder as it ends, so a killed job resumes where it stopped and a finished one re-reports
@@ -33,7 +38,7 @@ import numpy as np
 from perfsage.dataset.measurements import Measurements, read_measurements
 from perfsage.errors import UsageError
 from perfsage.predictors.graphset import GraphSet
-from perfsage.predictors.perfsage_gnn.adapt import ITERATIVE, MOVES, moves_for
+from perfsage.predictors.perfsage_gnn.adapt import ENCODERS, ITERATIVE, MOVES, moves_for
 
 CHECKPOINT = "adapt-checkpoint.json"
 REPORT = "adapt-report.json"
@@ -43,15 +48,21 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 Progress = Callable[[int, int, str], None]
 
 
+#: The networks an adaptation may start from: the base's, or one from nothing whose frozen
+#: operator features are their types or random (``perfsage_gnn.adapt.from_nothing``).
+STARTS = ("base", *ENCODERS)
+
+
 @dataclass(frozen=True)
 class Settings:
-    """How candidates are searched: folds, ridge weights, Adam step counts, moves."""
+    """How candidates are searched: folds, ridge weights, Adam step counts, moves, starts."""
 
     folds: int = 5
     seed: int = 0
-    ridges: tuple[float, ...] = (1e-3, 1e-2, 1e-1)
-    steps: tuple[int, ...] = (25, 50, 100, 200)
+    ridges: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
+    steps: tuple[int, ...] = (50, 100, 200, 400, 800)
     moves: tuple[str, ...] = MOVES
+    starts: tuple[str, ...] = STARTS
 
     def __post_init__(self) -> None:
         if self.folds < 2:
@@ -64,6 +75,10 @@ class Settings:
         if unknown or not self.moves:
             raise UsageError(f"moves: {', '.join(sorted(unknown)) or 'none given'}; choose "
                              f"from: {', '.join(MOVES)}")
+        unknown = set(self.starts) - set(STARTS)
+        if unknown or not self.starts:
+            raise UsageError(f"starts: {', '.join(sorted(unknown)) or 'none given'}; choose "
+                             f"from: {', '.join(STARTS)}")
 
 
 @dataclass(frozen=True)
@@ -97,19 +112,26 @@ class MetricChoice:
 
 @dataclass
 class Report:
-    """The outcome of one adaptation: where the weights went and what was chosen."""
+    """The outcome of one adaptation: where the weights went and what was chosen.
+
+    ``start`` is the network kept (``STARTS``), ``choices`` its metrics' choices, and
+    ``starts`` every start's cross-validated error per metric.
+    """
 
     out: Path
     name: str
     base: str
     models: int
     folds: int
+    start: str = ""
     choices: list[MetricChoice] = field(default_factory=list)
+    starts: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (the folder's ``adapt-report.json``)."""
         return {"out": str(self.out), "name": self.name, "base": self.base,
-                "models": self.models, "folds": self.folds,
+                "models": self.models, "folds": self.folds, "start": self.start,
+                "starts": self.starts,
                 "choices": [asdict(c) | {"candidate": asdict(c.candidate),
                                          "label": c.candidate.label()} for c in self.choices]}
 
@@ -265,29 +287,29 @@ def adapt_set(data: GraphSet, out: str | Path, *, base: str, settings: Settings 
               folder: Path | None = None) -> Report:
     """:func:`adapt` on rows already read: ``data.target`` is the name the weights carry.
 
-    ``dataset`` names where the rows came from in the weights' config; ``folder`` is
-    ``base_folder(base)`` when the caller has it.
+    Every start in ``settings.starts`` (the base network where ``base`` names one, and the
+    networks from nothing) is cross-validated; the one with the lowest mean out-of-fold
+    error over the metrics is kept and refitted on every row. ``dataset`` names where the
+    rows came from in the weights' config; ``folder`` is ``base_folder(base)`` when the
+    caller has it.
     """
     from perfsage.predictors.perfsage_gnn import weights
-    from perfsage.predictors.perfsage_gnn.adapt import Refitter, from_base, from_nothing
+    from perfsage.predictors.perfsage_gnn.adapt import Refitter
     from perfsage.predictors.perfsage_gnn.spec import data_sha256
 
     settings = settings or Settings()
     name, out = check_name(data.target), Path(out)
     folder = folder if folder is not None else base_folder(base)
-    if folder is None:
-        start, base_sha = from_nothing(data, name, seed=settings.seed), None
-    else:
-        tensors, config = weights.load(folder)
-        start, base_sha = from_base(config, tensors, data.labels, name), config["spec_sha256"]
-    refitter = Refitter(start, data)
-    spec = refitter.spec
+    starts, base_sha = _starts(data, base, folder, settings)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = _Checkpoint(out / CHECKPOINT, _fingerprint(data, base, base_sha, settings))
     folds = folds_of(len(data), settings.folds, settings.seed)
-    moves = {m: [x for x in moves_for(spec, m, from_nothing=start.from_nothing)
-                 if x in settings.moves] for m in spec.metrics}
-    total = sum(len(folds) * len(_runs(moves[m], settings)) for m in spec.metrics)
+    refitters = {key: Refitter(start, data) for key, start in starts.items()}
+    moves = {key: {m: [x for x in moves_for(r.spec, m, from_nothing=r.from_nothing)
+                       if x in settings.moves] for m in r.spec.metrics}
+             for key, r in refitters.items()}
+    total = sum(len(folds) * len(_runs(ms, settings)) for by_metric in moves.values()
+                for ms in by_metric.values())
     done = 0
 
     def tick(what: str) -> None:
@@ -297,22 +319,29 @@ def adapt_set(data: GraphSet, out: str | Path, *, base: str, settings: Settings 
             progress(done, total, what)
 
     report = Report(out=out, name=name, base=base, models=len(data), folds=len(folds))
+    chosen: dict[str, list[MetricChoice]] = {}
+    for key, refitter in refitters.items():
+        chosen[key] = [_choose(refitter, m, moves[key][m], folds, settings,
+                               _Prefixed(checkpoint, key), tick, starts[key].sources.get(m))
+                       for m in refitter.spec.metrics]
+        report.starts[key] = {c.metric: c.cv_error for c in chosen[key]}
+    report.start = min(refitters, key=lambda k: (_start_score(chosen[k]),
+                                                 list(refitters).index(k)))
+    report.choices, refitter = chosen[report.start], refitters[report.start]
     everything = np.arange(len(data))
-    for metric in spec.metrics:
-        report.choices.append(_choose(refitter, metric, moves[metric], folds, settings,
-                                      checkpoint, tick, start.sources.get(metric)))
     for choice in report.choices:  # each metric's rows are its own: refit one by one
         c = choice.candidate
         if c.move != "constant":
             refitter.apply(choice.metric, c.move, everything, ridge=c.ridge,
                            checkpoints=(c.steps,) if c.steps else ())
         choice.fit_error = error(refitter.predict(choice.metric, everything),
-                                 data.labels[choice.metric], spec.modes[choice.metric])
-    draft = dict(start.draft)
+                                 data.labels[choice.metric], refitter.spec.modes[choice.metric])
+    draft = dict(starts[report.start].draft)
     draft["trained"] = {
         "dataset": dataset, "holdout_space": None,
         "data_sha256": data_sha256(name, {"train": data}), "train_graphs": len(data),
         "val_graphs": 0, "adapted_from": base, "base_spec_sha256": base_sha,
+        "start": report.start, "starts_cv_error": report.starts,
         "adapt": {c.metric: {"move": c.candidate.move, "ridge": c.candidate.ridge,
                              "steps": c.candidate.steps, "source": c.source,
                              "cv_error": c.cv_error, "error": c.error_name,
@@ -322,6 +351,45 @@ def adapt_set(data: GraphSet, out: str | Path, *, base: str, settings: Settings 
     _check_written(out, refitter, data)
     (out / REPORT).write_text(json.dumps(report.as_dict(), indent=1))
     return report
+
+
+def _starts(data: GraphSet, base: str, folder: Path | None, settings: Settings):
+    """The networks to cross-validate, by start name, and the base's spec hash (or None)."""
+    from perfsage.predictors.perfsage_gnn import weights
+    from perfsage.predictors.perfsage_gnn.adapt import from_base, from_nothing
+
+    starts, base_sha = {}, None
+    if folder is not None and "base" in settings.starts:
+        tensors, config = weights.load(folder)
+        starts["base"] = from_base(config, tensors, data.labels, data.target)
+        base_sha = config["spec_sha256"]
+    for encoder in ENCODERS:
+        if encoder in settings.starts:
+            starts[encoder] = from_nothing(data, data.target, seed=settings.seed,
+                                           encoder=encoder)
+    if not starts:
+        raise UsageError(f"--base {base}: no network to start from; the starts allowed "
+                         f"({', '.join(settings.starts)}) need a base network")
+    return starts, base_sha
+
+
+def _start_score(choices: list[MetricChoice]) -> float:
+    """How a start compares: the mean out-of-fold MAPE of its metrics (MAE where none is)."""
+    mape = [c.cv_error for c in choices if c.error_name == "MAPE %"]
+    return float(np.mean(mape or [c.cv_error for c in choices] or [0.0]))
+
+
+class _Prefixed:
+    """A view of the checkpoint whose run names start with one start's name."""
+
+    def __init__(self, checkpoint: _Checkpoint, prefix: str) -> None:
+        self.checkpoint, self.prefix = checkpoint, prefix
+
+    def get(self, run: str) -> dict[int, np.ndarray] | None:
+        return self.checkpoint.get(f"{self.prefix}|{run}")
+
+    def put(self, run: str, found: dict[int, np.ndarray]) -> None:
+        self.checkpoint.put(f"{self.prefix}|{run}", found)
 
 
 def _choose(refitter, metric: str, moves: list[str], folds: list[np.ndarray],

@@ -45,6 +45,8 @@ ITERATIVE = ("rates", "head", "linear+head")
 #: Config fields ``weights.save`` writes itself: dropped from a base config before reuse.
 _DERIVED = ("format", "spec_version", "feature_version", "op_types", "tensors",
             "weights_sha256", "spec_sha256")
+#: How a network fitted from nothing sees operators (``from_nothing``).
+ENCODERS = ("types", "random")
 #: Adam's step size on the refitted rows (log rates and layer weights alike).
 LEARNING_RATE = 0.02
 #: A peak metric's pooled floor where none is learnt: far below any real figure (log KiB).
@@ -182,33 +184,55 @@ def from_base(config: dict[str, Any], tensors: dict[str, np.ndarray],
     return Start(draft, out, sources, from_nothing=False)
 
 
-def from_nothing(data: GraphSet, name: str, *, seed: int = 0, hidden: int = 64,
-                 layers: int = 2) -> Start:
+def from_nothing(data: GraphSet, name: str, *, seed: int = 0, encoder: str = "types") -> Start:
     """A fresh network for ``data``'s metrics whose readout starts at the physics baseline.
 
     The spec is the one ``perfsage train`` would write for these rows (scaling, inputs,
-    domain); the encoder is randomly initialised (seeded) and frozen, so it gives the
-    readout random but type- and shape-aware operator features. Per-operator corrections
-    and pooled rows start at 0: an additive metric is then MACs, bytes and operators at
-    network-wide rates, a peak metric the largest live activation bytes.
+    domain). Per-operator corrections and pooled rows start at 0: an additive metric is
+    then MACs, bytes and operators at network-wide rates, a peak metric the largest live
+    activation bytes. The frozen encoder gives the per-operator heads their features:
+
+    * ``types``: no message passing, and each operator's state is the one-hot of its type
+      (the embedding and the first layers are identities). The last layer of the
+      per-operator head then holds one log-rate correction per operator type and cost
+      quantity: ``head`` fits a rate per MAC, per byte and per call for each type, pulled
+      toward the shared rate by the ridge. Where hardware is unknown, what an operator
+      type costs per MAC is the first thing to learn.
+    * ``random``: two rounds of message passing with random (seeded) weights: random but
+      type-, shape- and neighbour-aware operator features.
     """
     from dataclasses import fields
 
     import torch
 
+    from perfsage.predictors.features import OP_TYPES
     from perfsage.predictors.perfsage_gnn.net import PerfSAGENet
     from perfsage.predictors.perfsage_gnn.train import Hyper, _spec
     from perfsage.targets.registry import target_names
 
+    if encoder not in ENCODERS:
+        raise UsageError(f"encoder {encoder!r}: choose from {', '.join(ENCODERS)}")
+    types = len(OP_TYPES) + 1  # and "unknown"
     # Hardware-aware inputs need hardware PerfSAGE knows: none for a board named by the user.
     known = {"roofline": False} if name not in target_names() and "roofline" in {
         f.name for f in fields(Hyper)} else {}
-    hyper = Hyper(hidden=hidden, layers=layers, embed=16, type_dropout=0.0, seed=seed, **known)
+    shape = {"hidden": 64, "layers": 0, "embed": types} if encoder == "types" else \
+        {"hidden": 64, "layers": 2, "embed": 16}
+    hyper = Hyper(**shape, type_dropout=0.0, seed=seed, **known)
     draft = _spec(data, data, name, hyper, None)
     spec = parse_spec(draft, source=f"the spec of {name}")
     torch.manual_seed(seed)
     net = PerfSAGENet.from_spec(spec)
     tensors = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+    if encoder == "types":  # operator state = one-hot type, passed through unchanged
+        tensors["embed.weight"] = np.eye(types, dtype=np.float32)
+        tensors["lin_in.weight"][:] = 0
+        tensors["lin_in.weight"][:types, :types] = np.eye(types, dtype=np.float32)
+        tensors["lin_in.bias"][:] = 0
+        for head in ("node_head", "peak_head"):
+            if f"{head}.0.weight" in tensors:
+                tensors[f"{head}.0.weight"] = np.eye(shape["hidden"], dtype=np.float32)
+                tensors[f"{head}.0.bias"][:] = 0
     tensors["head.4.weight"][:] = 0
     tensors["head.4.bias"][:] = 0
     for i, m in enumerate(spec.metrics):
@@ -388,8 +412,11 @@ class Refitter:
         if kind == "additive" and "rate_log" in params:
             out["rate_log"] = mask("rate_log", self.spec.additive.index(metric), axis=1)
         if move in ("head", "linear+head"):
-            out["head.4.weight"], out["head.4.bias"] = mask("head.4.weight", i), \
-                mask("head.4.bias", i)
+            # From nothing, the pooled head sees random features: an additive metric's
+            # overhead stays its rate alone rather than learn a spurious dependence on them.
+            if not (self.from_nothing and kind == "additive"):
+                out["head.4.weight"], out["head.4.bias"] = mask("head.4.weight", i), \
+                    mask("head.4.bias", i)
             if kind == "additive":
                 a, n_add = self.spec.additive.index(metric), len(self.spec.additive)
                 width = params["node_head.2.weight"].shape[0]
@@ -437,10 +464,12 @@ class Refitter:
 
         params = dict(self.net.named_parameters())
         masks = self._rows(metric, "linear+head")
+        i = self.spec.metrics.index(metric)
         with torch.no_grad():
-            for name in ("node_head.2.weight", "node_head.2.bias", "head.4.weight",
-                         "head.4.bias"):
+            for name in ("node_head.2.weight", "node_head.2.bias"):
                 params[name][masks[name].bool()] = 0
+            params["head.4.weight"][i] = 0  # the overhead: its rate alone
+            params["head.4.bias"][i] = 0
         basis = [torch.exp(self.encoded.basis[i].double()).sum(dim=0).numpy() for i in rows]
         design = np.column_stack([np.array(basis), np.ones(len(rows))])
         y = np.asarray(self.labels[metric], dtype=np.float64)[list(rows)]
