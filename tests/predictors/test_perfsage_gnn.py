@@ -236,6 +236,25 @@ def test_train_cli_records_its_readout_options(labelled, tmp_path):
     assert bad.returncode != 0 and "type-dropout" in bad.stderr
 
 
+def test_train_continues_from_weights_of_the_same_spec_only(labelled, tmp_path):
+    from helpers.processes import perfsage
+
+    small = ("--epochs", "1", "--hidden", "8", "--layers", "1")
+    first = perfsage("train", str(labelled), "--target", TARGET, "--out", str(tmp_path / "a"),
+                     *small)
+    assert first.returncode == 0, first.stderr
+    more = perfsage("train", str(labelled), "--target", TARGET, "--out", str(tmp_path / "b"),
+                    *small, "--lr", "0.0005", "--init", str(tmp_path / "a"))
+    assert more.returncode == 0, more.stderr
+    a, b = (json.loads((tmp_path / d / "config.json").read_text()) for d in "ab")
+    assert a["node_columns"] == b["node_columns"] and b["hyper"]["lr"] == 0.0005
+    other = perfsage("train", str(labelled), "--target", TARGET, "--out", str(tmp_path / "c"),
+                     *small, "--no-roofline", "--init", str(tmp_path / "a"))
+    errors = [line for line in other.stderr.splitlines() if "error" in line]
+    assert other.returncode == 2 and len(errors) == 1  # stderr also holds the progress line
+    assert errors[0].startswith("perfsage: error: --init") and "node_columns" in errors[0]
+
+
 def test_operator_costs_add_up_to_the_prediction(trained_each_readout):
     model = PerfSAGEModel.load(trained_each_readout)
     graph = featurize(read_model(EXAMPLES[0]))

@@ -46,6 +46,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "the target's hardware (Vela's ini) as inputs and as the anchor "
                              "of its additive cost, so the network learns a correction to "
                              "physics")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (0.002)")
+    parser.add_argument("--init", type=Path, metavar="WEIGHTS",
+                        help="start from these weights (trained on the same dataset with the "
+                             "same options) instead of fresh ones: more epochs, e.g. at a "
+                             "lower --lr")
     parser.add_argument("--workers", type=at_least(1), default=2,
                         help="processes for featurising (2)")
 
@@ -62,11 +67,13 @@ def run(args: argparse.Namespace) -> int:
     target_class(target)
     if not 0 <= args.type_dropout <= 0.95:
         raise UsageError(f"--type-dropout: {args.type_dropout} is outside 0 to 0.95")
+    if not 0 < args.lr < 1:
+        raise UsageError(f"--lr: {args.lr} is outside 0 to 1")
     dataset, out, epochs = args.dataset, args.out, args.epochs
     hyper = Hyper(epochs=epochs, patience=args.patience, hidden=args.hidden, layers=args.layers,
                   seed=args.seed, readout=args.readout, peak=args.peak,
                   type_dropout=args.type_dropout, rates=args.rates, align=args.align,
-                  roofline=args.roofline)
+                  roofline=args.roofline, lr=args.lr)
     with Reporter("features", "graphs") as progress:
         data = load_graphset(dataset, target, workers=args.workers, progress=progress.update)
     sets = split_sets(data, args.holdout_space)
@@ -78,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
                             f"{s['val_mape']:.2f}% (best {s['best_val_mape']:.2f}% at "
                             f"{s['best_epoch']})")
 
-        state = fit(sets["train"], sets["val"], target, out, hyper, info=info, progress=report)
+        state = fit(sets["train"], sets["val"], target, out, hyper, info=info, progress=report,
+                    init=args.init)
     print(f"{target}: best validation MAPE {state['best_val_mape']:.2f}% at epoch "
           f"{state['best_epoch']} of {state['epoch']}; {state['wall_s'] / 60:.1f} min training; "
           f"weights in {out}")

@@ -220,9 +220,12 @@ def _predict(net, loader) -> np.ndarray:
 
 def fit(train: GraphSet, val: GraphSet, target: str, out: str | Path,
         hyper: Hyper | None = None, info: dict[str, Any] | None = None,
-        progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        init: str | Path | None = None) -> dict[str, Any]:
     """Train on ``train``, early-stop on the MAPE over ``val``; weights go to ``out``.
 
+    ``init``: a weights folder to start from instead of fresh weights (more epochs for a
+    network trained on the same data: its spec must be the one this run derives).
     Returns the final training state (epochs run, best validation MAPE, wall time).
     """
     import torch
@@ -246,6 +249,8 @@ def fit(train: GraphSet, val: GraphSet, target: str, out: str | Path,
     train_set, val_set = _pyg(train, spec), _pyg(val, spec)
     val_loader = DataLoader(val_set, batch_size=256)
     net = PerfSAGENet.from_spec(spec)
+    if init is not None:
+        net.load_state_dict(_initial_weights(init, draft))
     opt = torch.optim.AdamW(net.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=hyper.epochs)
     sigma, log_mask = loss_weights(scale)
@@ -301,6 +306,27 @@ def fit(train: GraphSet, val: GraphSet, target: str, out: str | Path,
         if progress:
             progress({**state, "train_loss": float(np.mean(losses)), "val_mape": val_mape})
     return state
+
+
+def _initial_weights(folder: str | Path, draft: dict[str, Any]) -> dict:
+    """The network tensors of a weights folder whose spec is the one ``draft`` describes.
+
+    Raises:
+        UsageError: the folder's network reads other columns or scales its inputs or
+            outputs otherwise (trained on other data or with other options).
+    """
+    import torch
+
+    tensors, config = weights.load(folder)
+    for key in ("node_columns", "metrics", "modes", "mu", "sigma", "node_mu", "node_sigma",
+                "global_mu", "global_sigma", "additive", "peak", "roofline_target"):
+        a, b = config.get(key), draft.get(key)
+        same = (np.allclose(a, b, rtol=1e-5) if key.endswith(("mu", "sigma")) and a and b
+                else a == b)
+        if not same:
+            raise UsageError(f"--init {folder}: its {key} differs from what this run derives "
+                             "(trained on other data or options); start without --init")
+    return {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
 
 
 def _optimizer_tensors(opt) -> dict:
