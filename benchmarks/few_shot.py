@@ -37,7 +37,7 @@ import numpy as np
 from results_doc import ROOT, replace_section
 
 from perfsage.eval.metrics import mape, spearman_rho, within
-from perfsage.predictors.adapt import Settings, adapt, adapt_set
+from perfsage.predictors.adapt import Settings, adapt, adapt_set, keep_start
 
 OUT = ROOT / "out" / "few-shot"
 LATBENCH_CSV = ROOT.parent / "shared" / "data" / "latbench" / "desktop-cpu-core-i7-7820x-fp32.csv"
@@ -85,7 +85,8 @@ def _chosen(folder: Path) -> dict:
     """What cross-validation chose: the start kept, its latency candidate, every start's error."""
     report = json.loads((folder / "adapt-report.json").read_text())
     label = next(c["label"] for c in report["choices"] if c["metric"] == "latency_ms")
-    return {"chosen": f"{report['start']}: {label}", "starts": report["starts"]}
+    return {"chosen": f"{report['start']}: {label}", "starts": report["starts"],
+            "scores": report["scores"]}
 
 
 def _log(*parts) -> None:
@@ -102,8 +103,8 @@ VARIANTS = {
     "u55-scale": ("the ethos-u55-128 network, scale only", BASE,
                   {"starts": ("base",), "moves": ("scale",)}),
     "none-cv": ("`--base none`: chosen by CV", "none", {}),
-    "none-linear": ("from nothing, linear only (MACs, bytes, calls)", "none",
-                    {"starts": ("types",), "moves": ("linear",)}),
+    "none-compute": ("from nothing, MACs and activation bytes only (`compute`)", "none",
+                     {"starts": ("types",), "moves": ("compute",)}),
 }
 
 
@@ -131,13 +132,15 @@ def _settings(extra: dict, seed: int) -> Settings:
 def _derived(results: dict[str, dict]) -> dict | None:
     """The result the command would keep among its starts' results (None if one is missing).
 
-    ``results``: variant -> its result for one draw; the start kept is the one with the
-    lowest cross-validated latency error, as ``predictors.adapt`` keeps it.
+    ``results``: variant -> its result for one draw; the start kept is the one
+    ``predictors.adapt.keep_start`` keeps from all their starts' scores.
     """
     if any(r is None for r in results.values()):
         return None
-    best = min(results.values(), key=lambda r: min(e["latency_ms"] for e in
-                                                   r["starts"].values()))
+    scores = {start: tuple(score) for r in results.values()
+              for start, score in r["scores"].items()}
+    kept = keep_start(scores)
+    best = next(r for r in results.values() if kept in r["scores"])
     return {**best, "cpu_s": sum(r["cpu_s"] for r in results.values())}
 
 

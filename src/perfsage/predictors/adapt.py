@@ -51,6 +51,10 @@ Progress = Callable[[int, int, str], None]
 #: The networks an adaptation may start from: the base's, or one from nothing whose frozen
 #: operator features are their types or random (``perfsage_gnn.adapt.from_nothing``).
 STARTS = ("base", *ENCODERS)
+#: The starts from the fewest assumptions to the most: a rate per operator type, random
+#: operator features, a whole encoder trained for other hardware. The one kept is the first
+#: whose error is within one standard error of the best start's.
+SIMPLEST_START = (*ENCODERS, "base")
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ class MetricChoice:
     base_error: float | None  # the base network's error before any refit, where it has one
     fit_error: float | None = None  # the refitted network's error on every row (in-sample)
     source: str | None = None  # the base metric whose rows it started from
+    cv_se: float = 0.0  # standard error of cv_error (its rows' errors' std / sqrt(rows))
 
 
 @dataclass
@@ -126,12 +131,13 @@ class Report:
     start: str = ""
     choices: list[MetricChoice] = field(default_factory=list)
     starts: dict[str, dict[str, float]] = field(default_factory=dict)
+    scores: dict[str, tuple[float, float]] = field(default_factory=dict)  # (score, its SE)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (the folder's ``adapt-report.json``)."""
         return {"out": str(self.out), "name": self.name, "base": self.base,
                 "models": self.models, "folds": self.folds, "start": self.start,
-                "starts": self.starts,
+                "starts": self.starts, "scores": self.scores,
                 "choices": [asdict(c) | {"candidate": asdict(c.candidate),
                                          "label": c.candidate.label()} for c in self.choices]}
 
@@ -325,8 +331,8 @@ def adapt_set(data: GraphSet, out: str | Path, *, base: str, settings: Settings 
                                _Prefixed(checkpoint, key), tick, starts[key].sources.get(m))
                        for m in refitter.spec.metrics]
         report.starts[key] = {c.metric: c.cv_error for c in chosen[key]}
-    report.start = min(refitters, key=lambda k: (_start_score(chosen[k]),
-                                                 list(refitters).index(k)))
+    report.scores = {k: _start_score(chosen[k]) for k in refitters}
+    report.start = keep_start(report.scores)
     report.choices, refitter = chosen[report.start], refitters[report.start]
     everything = np.arange(len(data))
     for choice in report.choices:  # each metric's rows are its own: refit one by one
@@ -373,10 +379,26 @@ def _starts(data: GraphSet, base: str, folder: Path | None, settings: Settings):
     return starts, base_sha
 
 
-def _start_score(choices: list[MetricChoice]) -> float:
-    """How a start compares: the mean out-of-fold MAPE of its metrics (MAE where none is)."""
-    mape = [c.cv_error for c in choices if c.error_name == "MAPE %"]
-    return float(np.mean(mape or [c.cv_error for c in choices] or [0.0]))
+def _start_score(choices: list[MetricChoice]) -> tuple[float, float]:
+    """How a start compares: its metrics' mean out-of-fold MAPE, and their mean SE.
+
+    MAE stands in for MAPE where no metric has one (counts only).
+    """
+    kept = [c for c in choices if c.error_name == "MAPE %"] or choices
+    if not kept:
+        return 0.0, 0.0
+    return (float(np.mean([c.cv_error for c in kept])),
+            float(np.mean([c.cv_se for c in kept])))
+
+
+def keep_start(scores: dict[str, tuple[float, float]]) -> str:
+    """The start kept: the simplest (``SIMPLEST_START``) within one SE of the best.
+
+    ``scores``: start -> (mean cross-validated error, its standard error).
+    """
+    best = min(scores, key=lambda k: scores[k][0])
+    limit = sum(scores[best])
+    return next(k for k in SIMPLEST_START if k in scores and scores[k][0] <= limit)
 
 
 class _Prefixed:
@@ -407,11 +429,31 @@ def _choose(refitter, metric: str, moves: list[str], folds: list[np.ndarray],
         base_error = error(refitter.predict(metric, everything), y, mode)
     oof = cross_validate(refitter, metric, moves, folds, settings, checkpoint, tick)
     scores = {c: error(p, y, mode) for c, p in oof.items()}
-    order = sorted(scores, key=lambda c: (round(scores[c], 9), MOVES.index(c.move), c.steps,
-                                         -c.ridge))
-    best = order[0]
-    return MetricChoice(metric, best, scores[best], name,
-                        {c.label(): scores[c] for c in order}, base_error, source=source)
+    order = sorted(scores, key=lambda c: (round(scores[c], 9), _complexity(c)))
+    limit = scores[order[0]] + _standard_error(oof[order[0]], y, mode)
+    chosen = min((c for c in scores if scores[c] <= limit), key=_complexity)
+    return MetricChoice(metric, chosen, scores[chosen], name,
+                        {c.label(): scores[c] for c in order}, base_error, source=source,
+                        cv_se=_standard_error(oof[chosen], y, mode))
+
+
+def _complexity(c: Candidate) -> tuple:
+    """Simpler first: the move's place in ``MOVES``, fewer steps, a stronger ridge."""
+    return MOVES.index(c.move), c.steps, -c.ridge
+
+
+def _standard_error(pred: np.ndarray, y: np.ndarray, mode: str) -> float:
+    """Standard error of :func:`error`: its rows' errors' standard deviation / sqrt(rows).
+
+    What the one-standard-error rule allows (Breiman et al., *Classification and Regression
+    Trees*, 1984; Hastie et al., *The Elements of Statistical Learning*, 7.10): the simplest
+    candidate, and the simplest start, whose cross-validated error is within one standard
+    error of the best's is kept. With 20 rows, candidates a few points apart are not told
+    apart, and the simpler one extrapolates less wildly to models unlike the rows (a
+    per-call rate fitted on large models, applied to one of 800 tiny layers).
+    """
+    per_row = np.abs(pred / y - 1) * 100 if mode == "log" else np.abs(pred - y)
+    return float(np.std(per_row, ddof=1) / np.sqrt(len(y))) if len(y) > 1 else 0.0
 
 
 def _check_written(out: Path, refitter, data: GraphSet) -> None:

@@ -9,15 +9,16 @@ The moves, cheapest first:
 
 * ``scale``: one factor per metric, closed form (the mean log ratio). The base network's
   ranking of models is kept exactly; only its level moves.
-* ``linear``: the per-operator corrections ``d_ik`` set to 0, the rates fitted by
-  non-negative least squares on relative error. Cost is then MACs, bytes and operators at
-  network-wide rates: the physics baseline, and the start from nothing (``--base none``).
+* ``compute``: the per-operator corrections ``d_ik`` set to 0, the rates of MACs and
+  activation bytes fitted by non-negative least squares on relative error; nothing per
+  call, per weight byte or per network. The plainest physics, and the most robust.
+* ``linear``: as ``compute`` with every rate of the cost basis and the overhead's.
 * ``rates``: after ``scale``, the network-wide rates (and the overhead's) fitted by Adam,
   ridge-pulled toward where they started.
 * ``head``: as ``rates``, plus the last layer of the per-operator correction (``node_head``'s,
   or ``peak_head``'s for peak memory) and the metric's row of the pooled head, all
   ridge-pulled toward the base's values.
-* ``linear+head``: ``linear``, then ``head``'s refit from there.
+* ``compute+head``, ``linear+head``: ``compute`` or ``linear``, then ``head``'s refit.
 
 Each move touches only the rows of its own metric, so metrics are fitted one by one on one
 network. Adam's state is recorded at several step counts, so cross-validation can pick the
@@ -37,14 +38,23 @@ from perfsage.errors import UsageError
 from perfsage.predictors.graphset import GraphSet
 from perfsage.predictors.outputs import ADDITIVE_METRICS, PEAK_METRICS, output_scaling
 from perfsage.predictors.perfsage_gnn.config import parse_spec
+from perfsage.predictors.perfsage_gnn.spec import basis_names
 
-#: The moves, in the order ties are broken (simplest first).
-MOVES = ("scale", "linear", "rates", "head", "linear+head")
+#: The moves, simplest first: cross-validation prefers the simplest whose error is within
+#: one standard error of the best.
+MOVES = ("scale", "compute", "linear", "rates", "head", "compute+head", "linear+head")
 #: Moves refitted by Adam, whose ridge weight and step count cross-validation chooses.
-ITERATIVE = ("rates", "head", "linear+head")
+ITERATIVE = ("rates", "head", "compute+head", "linear+head")
+#: The cost quantities of ``compute``: work and activation traffic (and, where the network
+#: has them, the roofline's cycles), without a per-call, per-weight-byte or per-network
+#: constant. Those three are what a few large models fit worst and extrapolate worst: to a
+#: model of 10 tiny layers, or one of 800 cheap ones.
+COMPUTE = ("macs", "activation_bytes", "roofline_cycles")
 #: Config fields ``weights.save`` writes itself: dropped from a base config before reuse.
 _DERIVED = ("format", "spec_version", "feature_version", "op_types", "tensors",
             "weights_sha256", "spec_sha256")
+#: The fewest training graphs in which a per-operator input must be active to be refitted.
+MIN_SUPPORT = 3
 #: How a network fitted from nothing sees operators (``from_nothing``).
 ENCODERS = ("types", "random")
 #: Adam's step size on the refitted rows (log rates and layer weights alike).
@@ -67,8 +77,8 @@ def readout_of(spec, metric: str) -> str:
 def moves_for(spec, metric: str, *, from_nothing: bool) -> tuple[str, ...]:
     """The moves that apply to ``metric`` of ``spec``'s network.
 
-    From nothing there is no base to scale: additive metrics start from ``linear``, the
-    others from their fresh rows (``scale`` fits their level).
+    From nothing there is no base to scale: additive metrics start from ``compute`` or
+    ``linear``, the others from their fresh rows (``scale`` fits their level).
     """
     kind = readout_of(spec, metric)
     if kind == "constant":
@@ -76,7 +86,9 @@ def moves_for(spec, metric: str, *, from_nothing: bool) -> tuple[str, ...]:
     if kind == "additive":
         if spec.rate_init is None:
             return ("scale", "head")
-        return ("linear", "linear+head") if from_nothing else MOVES
+        # From nothing the rates start where no fold may see: every fit begins with NNLS.
+        return tuple(m for m in MOVES if m.startswith(("compute", "linear"))) \
+            if from_nothing else MOVES
     return ("scale", "head")
 
 
@@ -288,6 +300,19 @@ class Encoded:
         #: head name -> each graph's output of the head's (frozen) first layer
         self.first = {name: split(t) for name, t in first.items()}
 
+    def support(self, head: str, rows: Sequence[int]):
+        """1 for each input of ``head``'s last layer active in ``MIN_SUPPORT`` graphs of ``rows``.
+
+        An operator feature seen in one or two models (an operator type only they have)
+        can absorb all of their residual, and a model rich in it then gets that error
+        multiplied: such inputs keep their start weights. Dense features (a trained or a
+        random encoder's) are active everywhere and all move.
+        """
+        import torch
+
+        active = torch.stack([(self.first[head][i] > 0).any(dim=0) for i in rows])
+        return (active.sum(dim=0) >= MIN_SUPPORT).float()[None, :]
+
     def gather(self, rows: Sequence[int]) -> tuple[dict[str, Any], dict[str, Any]]:
         """``readout``'s arguments and the heads' first-layer outputs, graphs at ``rows``."""
         import torch
@@ -452,12 +477,14 @@ class Refitter:
                 params["head.4.bias"][i] += gap / self.spec.sigma[i]
         return gap
 
-    def linear(self, metric: str, rows: Sequence[int]) -> None:
+    def linear(self, metric: str, rows: Sequence[int],
+               only: tuple[str, ...] | None = None) -> None:
         """``linear``: per-operator corrections to 0, rates by NNLS on relative error.
 
         The metric's total is then ``sum_k r_k * sum_i b_ik + r_overhead``; the rates
         minimise ``sum ((total - y) / y)^2`` with every rate at 0 or more. A rate the fit
-        zeroes is kept at 1/1000 of what alone would explain the labels (log needs > 0).
+        zeroes, or one left out of ``only`` (names of ``spec.basis_names`` and
+        ``"overhead"``), is kept at 1/1000 of what alone would explain the labels.
         """
         import torch
         from scipy.optimize import nnls
@@ -473,7 +500,12 @@ class Refitter:
         basis = [torch.exp(self.encoded.basis[i].double()).sum(dim=0).numpy() for i in rows]
         design = np.column_stack([np.array(basis), np.ones(len(rows))])
         y = np.asarray(self.labels[metric], dtype=np.float64)[list(rows)]
-        coef, _ = nnls(design / y[:, None], np.ones(len(y)))
+        keep = np.ones(design.shape[1], dtype=bool)
+        if only is not None:  # the other rates (and the overhead's) stay at their floor
+            names = (*basis_names(self.spec.groups), "overhead")
+            keep = np.array([n in only for n in names])
+        coef = np.zeros(design.shape[1])
+        coef[keep], _ = nnls(design[:, keep] / y[:, None], np.ones(len(y)))
         floor = 1e-3 * np.median(y[:, None] / np.maximum(design, 1e-30), axis=0)
         a = self.spec.additive.index(metric)
         with torch.no_grad():
@@ -491,6 +523,10 @@ class Refitter:
         import torch
 
         masks = self._rows(metric, move)
+        for head in self.encoded.first:
+            name = f"{head}.2.weight"
+            if name in masks:  # inputs too rare to tell apart from one model's residual
+                masks[name] = masks[name] * self.encoded.support(head, rows)
         params = dict(self.net.named_parameters())
         start = {n: params[n].detach().clone() for n in masks}
         trained = [params[n] for n in masks]
@@ -527,9 +563,11 @@ class Refitter:
             raise UsageError(f"unknown move {move!r}; choose from: {', '.join(MOVES)}")
         if move.startswith("linear"):
             self.linear(metric, rows)
+        elif move.startswith("compute"):
+            self.linear(metric, rows, only=COMPUTE)
         elif not self.from_nothing or readout_of(self.spec, metric) != "additive":
             self.shift(metric, rows)
         if move in ITERATIVE:
-            return self.adam(metric, "head" if move != "rates" else "rates", rows, ridge,
+            return self.adam(metric, "rates" if move == "rates" else "head", rows, ridge,
                              checkpoints, held)
         return {0: self.predict(metric, held) if len(held) else np.zeros(0)}
