@@ -13,8 +13,8 @@ import pytest
 
 from perfsage.dataset import latbench
 from perfsage.errors import UsageError
-from perfsage.predictors import latbench as graphs
 from perfsage.graph import read_model
+from perfsage.predictors import latbench as graphs
 from perfsage.spaces.nasbench201 import OPS, all_archs, arch_string, parse_arch
 
 SHARED = Path(__file__).resolve().parents[3] / "shared/data/latbench"

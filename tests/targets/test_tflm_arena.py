@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from ai_edge_litert import schema_py_generated as fb
-from helpers.tflite_edit import edit
 
+from helpers.tflite_edit import edit
 from perfsage.builder import ModelBuilder
 from perfsage.errors import MeasurementError, UsageError
 from perfsage.graph import read_model

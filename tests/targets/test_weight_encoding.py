@@ -11,8 +11,8 @@ import pytest
 
 from perfsage.graph import read_model
 from perfsage.graph.weight_stats import weight_tensors
-from perfsage.udc.compress import compress
 from perfsage.targets import weight_encoding as we
+from perfsage.udc.compress import compress
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "models"
 

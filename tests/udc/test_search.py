@@ -11,12 +11,12 @@ import pytest
 from helpers.processes import perfsage as cli
 from perfsage.cli.main import main
 from perfsage.errors import UsageError
+from perfsage.spaces import get_space, space_names
 from perfsage.udc.budgets import Budget, parse_budgets
 from perfsage.udc.compress import CompressionPlan, LayerCompression, apply_plan
 from perfsage.udc.evolution import Evaluator, Evolution, Settings, search, verify_candidates
 from perfsage.udc.mutation import Mutator
 from perfsage.udc.objectives import resolve
-from perfsage.spaces import get_space, space_names
 
 TARGET = "ethos-u55-128"
 SPACE = "keyword-spotting"

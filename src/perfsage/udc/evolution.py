@@ -39,11 +39,11 @@ import numpy as np
 from perfsage.errors import PerfSageError, PredictionError, UsageError
 from perfsage.pipeline import Prediction
 from perfsage.predictors.intervals import DEFAULT_LEVEL
+from perfsage.spaces import Config, SearchSpace, get_space
 from perfsage.udc.budgets import Budget, parse_budgets
 from perfsage.udc.compress import LayerCompression, WeightLayer, compress_values, weight_layers
 from perfsage.udc.mutation import Mutator, architecture
 from perfsage.udc.objectives import Objective, resolve
-from perfsage.spaces import Config, SearchSpace, get_space
 
 log = logging.getLogger(__name__)
 
