@@ -204,7 +204,7 @@ def run_latbench(args) -> None:
     for n in args.sizes:
         for draw in range(args.draws):
             rows = np.random.default_rng(1000 * n + draw).permutation(len(data))
-            train, test = np.sort(rows[:n]), np.sort(rows[n:])
+            train, test = np.sort(rows[:n]), np.sort(rows[n:n + args.test_cells])
             for variant in _fitted(args.variants):
                 _, base, extra = VARIANTS[variant]
                 tag = f"{variant}-n{n}-d{draw}"
@@ -456,7 +456,22 @@ def cpu_lines(variants, train: int, test: int) -> list[str]:
                      f"{stat('median_ape', '{:.1f}')} | {stat('max_ape', '{:.0f}')} | "
                      f"{stat('within_10', '{:.1f}')} | {stat('spearman', '{:.3f}')} | "
                      f"{common} ({count}/{len(rows)}) | {passed}/{len(rows)} |")
-    return lines
+    return lines + ["", *_misses(found, variants[0])]
+
+
+def _misses(found: dict[str, dict], variant: str, most: int = 8) -> list[str]:
+    """The models ``variant`` missed most, with their APE over the splits that tested them."""
+    ape: dict[str, list[float]] = {}
+    for tag, r in found.items():
+        if tag.startswith(f"{variant}-split"):
+            for name, p, m in zip(r["test"], r["predicted"], r["measured"], strict=True):
+                ape.setdefault(name, []).append(abs(p / m - 1) * 100)
+    if not ape:
+        return []
+    worst = sorted(ape, key=lambda n: -np.median(ape[n]))[:most]
+    return [f"Missed most by {VARIANTS[variant][0]} (median APE over the splits that "
+            "tested it): " + ", ".join(f"{n} {np.median(ape[n]):.0f} % ({len(ape[n])})"
+                                        for n in worst) + "."]
 
 
 # -- the section --------------------------------------------------------------------------
@@ -495,9 +510,9 @@ def write_doc(args, commands: dict[str, str]) -> None:
         *cpu_lines(args.variants, args.train, args.test), "",
         "### LatBench: real desktop-CPU latency (Intel i7-7820X, float32, NAS-Bench-201)", "",
         command("latbench"), "",
-        "Per draw (seeded) n random cells of the 15,284 adapt and every other cell is "
-        "predicted. The u55 base was trained on Vela's int8 Ethos-U55 figures, never on a "
-        "CPU nor on float32 models.", "",
+        f"Per draw (seeded) n random cells of the 15,284 adapt and {args.test_cells:,} "
+        "random others are predicted. The u55 base was trained on Vela's int8 Ethos-U55 "
+        "figures, never on a CPU nor on float32 models.", "",
         *latbench_lines(args.sizes, args.variants), "",
         "HELP's published figures (a different CPU; HELP meta-trains on nine other devices' "
         "latencies of the same NAS-Bench-201 cells before it sees the 10 samples):", "",
@@ -520,6 +535,9 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=10)
     parser.add_argument("--sizes", default="10,20,50,100")
     parser.add_argument("--samples", type=int, default=50, help="vela: models to adapt on")
+    parser.add_argument("--test-cells", type=int, default=3000,
+                        help="latbench: random cells scored per draw (of the ~15,000 not "
+                             "adapted on)")
     parser.add_argument("--splits", type=int, default=10)
     parser.add_argument("--train", type=int, default=20)
     parser.add_argument("--test", type=int, default=20)

@@ -186,3 +186,16 @@ def test_from_operator_types_learns_a_rate_per_type():
         refitter.apply("latency_ms", move, rows, ridge=0.0, checkpoints=(600,))
         fits[move] = np.mean(np.abs(refitter.predict("latency_ms", rows) / latency - 1))
     assert fits["linear+head"] < 0.03 < fits["linear"]
+
+
+def test_folds_hold_out_whole_groups_when_there_are_enough():
+    from perfsage.predictors.adapt import folds_of
+
+    groups = ["a", "a", "b", "b", "b", "c", "d", "e", "e", "f"]
+    folds = folds_of(len(groups), 3, seed=1, groups=groups)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(10))
+    for fold in folds:  # a group never spans two folds
+        inside = {groups[i] for i in fold}
+        assert all(groups[j] not in inside for f in folds if f is not fold for j in f)
+    one_group = folds_of(10, 3, seed=1, groups=["x"] * 10)  # too few groups: random folds
+    assert sorted(len(f) for f in one_group) == [3, 3, 4]

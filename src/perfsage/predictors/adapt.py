@@ -9,14 +9,16 @@ With so few samples the question is what to fit, and the answer is left to evide
 candidate moves of :mod:`perfsage.predictors.perfsage_gnn.adapt` (a level shift of the base
 network, the physics baseline of MACs and bytes at fitted rates, the network-wide rates,
 the last per-operator layer) each with several ridge weights and Adam step counts, are
-scored by k-fold cross-validation on the user's rows (every row predicted once by a fit
-that never saw it), and each metric gets the candidate with the lowest out-of-fold error;
-ties go to the simpler one. This is done for each network one may start from: the base
-network (``--base``) and two from nothing, whose frozen operator features are the
-operator's type (a rate per type, learnt) or random message-passing features; the start
-with the lowest mean out-of-fold error is kept, and its winners refitted on every row.
-A base trained for an NPU need not know a CPU: on this machine's CPU the start from
-operator types won, on Vela's U85 the refitted U55 network did (docs/results.md).
+scored by k-fold cross-validation on the user's rows: every row predicted once by a fit
+that never saw it, and where the rows have enough distinct operator-type sets (near enough
+architecture families, ``type_sets``) each fold holds out whole sets. Each metric gets the
+simplest candidate whose out-of-fold error is within one standard error of the lowest
+(the one-standard-error rule: with 20 rows, candidates a few points apart are not told
+apart, and the simpler extrapolates less wildly). This is done for each network one may
+start from: the base network (``--base``) and two from nothing, whose frozen operator
+features are the operator's type (a rate per type, learnt) or random message-passing
+features; the simplest start within one standard error of the best is kept
+(``keep_start``), and its choices are refitted on every row.
 
 Every finished (metric, fold, move, ridge) run is written to a checkpoint in the output
 folder as it ends, so a killed job resumes where it stopped and a finished one re-reports
@@ -190,10 +192,38 @@ def read_rows(found: Measurements, target: str, progress: Progress | None = None
 # -- cross-validation --------------------------------------------------------------------
 
 
-def folds_of(n: int, k: int, seed: int) -> list[np.ndarray]:
-    """``min(k, n)`` folds of a seeded permutation of ``n`` rows, sizes within one."""
-    order = np.random.default_rng(seed).permutation(n)
-    return [np.sort(part) for part in np.array_split(order, min(k, n))]
+def folds_of(n: int, k: int, seed: int, groups: Sequence[Any] | None = None,
+             ) -> list[np.ndarray]:
+    """``min(k, n)`` cross-validation folds of ``n`` rows, seeded.
+
+    With ``groups`` (one label per row) of at least ``k`` distinct values, a group's rows
+    all fall in one fold, the groups dealt in a seeded order to the emptiest fold: each
+    fold then holds out whole groups. Otherwise the folds split a seeded permutation, sizes
+    within one.
+    """
+    rng = np.random.default_rng(seed)
+    k = min(k, n)
+    labels = list(dict.fromkeys(groups)) if groups is not None else []
+    if len(labels) < k:
+        return [np.sort(part) for part in np.array_split(rng.permutation(n), k)]
+    members = {g: [i for i in range(n) if groups[i] == g] for g in labels}
+    folds: list[list[int]] = [[] for _ in range(k)]
+    for j in rng.permutation(len(labels)):
+        min(folds, key=len).extend(members[labels[j]])
+    return [np.sort(np.array(f, dtype=np.int64)) for f in folds]
+
+
+def type_sets(data: GraphSet) -> list[tuple[int, ...]]:
+    """Each row's set of operator types: the family a model belongs to, near enough.
+
+    Models of one architecture family share their operator types (MobileNet v1 at any
+    width and resolution), and what an adapted network must do for a user is predict
+    families it was not shown; folds that hold out whole type sets measure that, where
+    random folds leave a sibling in training and flatter the candidates that memorise a
+    family (on this machine's CPU they chose per-type and random-feature refits that then
+    missed unseen families by 5-10x).
+    """
+    return [tuple(sorted(set(g.op_types.tolist()))) for g in data.graphs]
 
 
 def error(pred: np.ndarray, true: np.ndarray, mode: str) -> float:
@@ -253,11 +283,14 @@ def cross_validate(refitter, metric: str, moves: Sequence[str], folds: list[np.n
     return oof
 
 
-def _fingerprint(data: GraphSet, base: str, base_sha: str | None, settings: Settings) -> str:
+def _fingerprint(data: GraphSet, base: str, base_sha: str | None, settings: Settings,
+                 folds: list[np.ndarray]) -> str:
+    """What a checkpoint's runs depend on: rows, base, settings and the folds themselves."""
     from perfsage.predictors.perfsage_gnn.spec import data_sha256
 
     text = json.dumps({"data": data_sha256(data.target, {"train": data}), "base": base,
-                       "base_sha": base_sha, "settings": asdict(settings)}, sort_keys=True)
+                       "base_sha": base_sha, "settings": asdict(settings),
+                       "folds": [f.tolist() for f in folds]}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -294,10 +327,9 @@ def adapt_set(data: GraphSet, out: str | Path, *, base: str, settings: Settings 
     """:func:`adapt` on rows already read: ``data.target`` is the name the weights carry.
 
     Every start in ``settings.starts`` (the base network where ``base`` names one, and the
-    networks from nothing) is cross-validated; the one with the lowest mean out-of-fold
-    error over the metrics is kept and refitted on every row. ``dataset`` names where the
-    rows came from in the weights' config; ``folder`` is ``base_folder(base)`` when the
-    caller has it.
+    networks from nothing) that has a move for each metric is cross-validated, and the one
+    :func:`keep_start` keeps is refitted on every row. ``dataset`` names where the rows came
+    from in the weights' config; ``folder`` is ``base_folder(base)`` when the caller has it.
     """
     from perfsage.predictors.perfsage_gnn import weights
     from perfsage.predictors.perfsage_gnn.adapt import Refitter
@@ -308,12 +340,20 @@ def adapt_set(data: GraphSet, out: str | Path, *, base: str, settings: Settings 
     folder = folder if folder is not None else base_folder(base)
     starts, base_sha = _starts(data, base, folder, settings)
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint = _Checkpoint(out / CHECKPOINT, _fingerprint(data, base, base_sha, settings))
-    folds = folds_of(len(data), settings.folds, settings.seed)
+    folds = folds_of(len(data), settings.folds, settings.seed, type_sets(data))
+    checkpoint = _Checkpoint(out / CHECKPOINT, _fingerprint(data, base, base_sha, settings,
+                                                            folds))
     refitters = {key: Refitter(start, data) for key, start in starts.items()}
     moves = {key: {m: [x for x in moves_for(r.spec, m, from_nothing=r.from_nothing)
                        if x in settings.moves] for m in r.spec.metrics}
              for key, r in refitters.items()}
+    for key, by_metric in list(moves.items()):  # a start that cannot fit every metric
+        if any(not ms and refitters[key].spec.modes[m] != "constant"
+               for m, ms in by_metric.items()):
+            del moves[key], refitters[key]
+    if not refitters:
+        raise UsageError(f"moves {', '.join(settings.moves)}: none applies to every metric "
+                         f"from the starts {', '.join(starts)}; allow more moves")
     total = sum(len(folds) * len(_runs(ms, settings)) for by_metric in moves.values()
                 for ms in by_metric.values())
     done = 0
