@@ -47,7 +47,8 @@ def accuracy(dataset: Path, target: str, plots: Path) -> tuple[list[str], dict]:
     data = load_graphset(dataset, target)
     # As training and `perfsage evaluate`: no relative error for the rare zero labels (the
     # models Vela leaves wholly on the CPU, which prediction reports as such).
-    test = without_rare_zeros(data.subset(splits(data)["test"]))
+    data = without_rare_zeros(data)
+    test = data.subset(splits(data)["test"])
     pred = model.predict(test.graphs)
     report = evaluate(pred, test.labels, test.spaces, model.metrics)
     tasks = ~np.isin(test.spaces, COVERAGE_SPACES)
@@ -124,8 +125,8 @@ def loso(dataset: Path, folders: list[Path]) -> list[str]:
             space = model.config["trained"]["holdout_space"]
             if model.target not in data:
                 data[model.target] = load_graphset(dataset, model.target)
-            test = without_rare_zeros(
-                data[model.target].subset(splits(data[model.target], space)["test"]))
+            everything = without_rare_zeros(data[model.target])
+            test = everything.subset(splits(everything, space)["test"])
             report = evaluate(model.predict(test.graphs), test.labels, test.spaces,
                               ["latency_ms"])
             r = report["latency_ms"]["all"]
