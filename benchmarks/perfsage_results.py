@@ -111,6 +111,8 @@ def readout_name(hyper: dict) -> str:
         name += f", type dropout {hyper['type_dropout']:g}"
     if hyper.get("align"):
         name += ", channel alignment"
+    if hyper.get("roofline"):
+        name += ", roofline inputs and anchor"
     return name
 
 
@@ -186,10 +188,13 @@ def main() -> None:
                   "Each row: `perfsage train DATASET --target ethos-u55-128 --holdout-space "
                   "SPACE --epochs 6 --patience 4` with the readout options in the table (the "
                   "defaults: additive with rates, peak memory, type dropout 0.1, channel "
-                  "alignment; older rows: `--no-align`, and before that `--readout pool` or "
-                  "`--readout additive`, each with `--no-rates --no-peak --type-dropout 0`), "
-                  "tested on every graph of the held-out space. Rows with random graphs in "
-                  "training used EdgeDLPerf-26k, the others the 20k task-space set.",
+                  "alignment, roofline inputs and anchor), tested on every graph of the "
+                  "held-out space (less the models Vela leaves wholly on the CPU). DATASET: "
+                  "the task spaces, the random graphs and the zoo "
+                  "(`perfsage dataset import data/edgedlperf-20k.parquet "
+                  "data/random-graphs-6k.parquet data/zoo/*.parquet --out DATASET`). Earlier "
+                  "rows, for the task spaces held out under older options, are in "
+                  "docs/perfsage.md.",
                   ""] + loso(args.dataset, args.loso_dir)
     lines += ["", f"_Written in {time.time() - start:.0f} s._", ""]
     replace_section("perfsage-gnn", lines)
