@@ -239,10 +239,10 @@ class Pipeline:
         (:mod:`perfsage.predictors.compressed`). Returns the encoded sizes when the model's
         weights are compressed, else None (and ``row`` is left as it was).
         """
-        from perfsage.graph.weight_stats import weight_stats, weight_tensors
+        from perfsage.graph.weight_stats import is_compressed, weight_tensors
 
         tensors = weight_tensors(model)
-        if not tensors or not weight_stats(model, tensors).is_compressed():
+        if not is_compressed(model, tensors):
             return None
         from perfsage.predictors.compressed import correction, weight_bytes
         from perfsage.targets.hardware import hardware

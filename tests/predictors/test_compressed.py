@@ -30,6 +30,38 @@ def test_statistics_see_pruning_and_clustering():
     assert (small.entropy_bits[weighted] < dense.entropy_bits[weighted]).all()
 
 
+@pytest.mark.parametrize(("source", "sparsity", "bits", "per_layer", "expected"), [
+    (MOBILENET, 0.0, 8, None, False), (KWS, 0.0, 8, None, False),  # dense
+    (MOBILENET, 0.5, 8, None, True), (KWS, 0.12, 8, None, True),  # pruned
+    (MOBILENET, 0.0, 4, None, True), (MOBILENET, 0.0, 5, None, True),  # clustered
+    (MOBILENET, 0.0, 6, None, False),  # 64 values per channel: more than clustering allows
+    (MOBILENET, 0.0, 8, {0: (0.5, 8)}, False),  # one small pruned layer: under the share
+    (MOBILENET, 0.0, 8, {-1: (0.0, 4)}, True),  # one clustered layer, enough of the weights
+])
+def test_is_compressed_decides_as_the_full_statistics(source, sparsity, bits, per_layer,
+                                                      expected):
+    from perfsage.graph.weight_stats import is_compressed, weight_tensors
+    from perfsage.udc.compress import weight_layers
+
+    data = source.read_bytes()
+    if per_layer is not None:  # keyed by position among the weight layers (-1: the last)
+        layers = weight_layers(data)
+        per_layer = {layers[k].op_index: v for k, v in per_layer.items()}
+    model = read_model(compress(data, sparsity, bits, per_layer))
+    assert weight_stats(model).is_compressed() is expected
+    assert is_compressed(model) is expected
+    assert is_compressed(model, weight_tensors(model)) is expected
+
+
+def test_is_compressed_sees_clustering_alone():
+    from perfsage.graph.weight_stats import is_compressed
+
+    model = read_model(compress(MOBILENET.read_bytes(), 0.0, 4))
+    stats = weight_stats(model)
+    assert not stats.pruned.any() and stats.clustered.any()
+    assert is_compressed(model) and not is_compressed(read_model(MOBILENET.read_bytes()))
+
+
 @pytest.mark.parametrize("space", ["keyword-spotting", "image-classification", "zoo"])
 def test_builder_models_are_dense(space):
     from perfsage.spaces import get_space
