@@ -185,7 +185,7 @@ def main() -> None:
               ""] + real_world(list(reports))
     if args.loso_dir:
         lines += ["", "### Leave one space out (latency)", "",
-                  "Each row: `perfsage train DATASET --target ethos-u55-128 --holdout-space "
+                  "Each row: `perfsage train DATASET --target TARGET --holdout-space "
                   "SPACE --epochs 6 --patience 4` with the readout options in the table (the "
                   "defaults: additive with rates, peak memory, type dropout 0.1, channel "
                   "alignment, roofline inputs and anchor), tested on every graph of the "
