@@ -6,18 +6,22 @@
     .venv/bin/python benchmarks/few_shot.py doc        # rewrite the section from saved results
 
 * ``latbench``: LatBench's real desktop-CPU latencies (Intel i7-7820X, float32) of
-  NAS-Bench-201 cells; per draw, n random cells adapt and every other cell is predicted.
-  Spearman rho and the share within +-10 %, beside HELP's published figures.
+  NAS-Bench-201 cells; per draw, n random cells adapt and ``--test-cells`` random others
+  are predicted. Spearman rho and the share within +-10 %, beside HELP's published figures.
 * ``vela``: the shipped ethos-u55-128 network adapted to Vela's ethos-u65-256 and
   ethos-u85-256 latency with n zoo models (data/zoo shards, never trained on), scored on the
   other zoo models; beside the unadapted U55 network and the shipped network of each target
   (trained on 21,000 models).
 * ``cpu``: this machine's CPU (LiteRT, XNNPACK, one thread: target ``cpu-litert``) as a
-  stand-in for a user's board. Real Keras architectures (benchmarks/keras_zoo.py) are
-  measured ``--repeats`` times in interleaved passes (the label is the median, the spread is
-  reported); per split, 20 adapt through a CSV exactly as ``perfsage adapt`` reads one and
-  20 others are predicted through ``perfsage.predict_many(..., weights=DIR)``.
+  stand-in for a user's board. Real Keras architectures (benchmarks/keras_zoo.py, built
+  where missing) are measured ``--repeats`` times in interleaved passes (the label is the
+  lowest pass median, the spread is reported); per split, 20 adapt through a CSV exactly as
+  ``perfsage adapt`` reads one and 20 others are predicted through
+  ``perfsage.predict_many(..., weights=DIR)``.
 
+The cpu-litert passes go to data/real-models/cpu-litert.csv (in git: they take a quiet
+machine to make and cannot be made again elsewhere) as they come, one row per model file
+(SHA-256) and target settings hash; passes already there are reused, never measured again.
 Every (setting, draw) result is a JSON file under out/few-shot/, written as it finishes, so
 a killed run resumes and ``doc`` re-reports without refitting. Figures are measured on each
 run, never copied.
@@ -26,11 +30,15 @@ run, never copied.
 from __future__ import annotations
 
 import argparse
+import csv
+import hashlib
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -349,94 +357,202 @@ def _keras_zoo() -> dict[str, Path]:
             if (CACHE / f"{name}.tflite").is_file()}
 
 
-#: What each repeat keeps of a cpu-litert measurement.
-KEPT = ("latency_ms", "latency_p10_ms", "latency_p90_ms")
+def _build_zoo() -> dict[str, Path]:
+    """Every Keras-zoo model, built where missing, by name.
 
-
-def measure_cpu(repeats: int) -> dict[str, list[dict]]:
-    """cpu-litert figures of every built zoo model, ``repeats`` interleaved passes (cached).
-
-    One pass measures every model once, so a model's repeats fall minutes apart, under
-    whatever else the shared machine runs then; each repeat records the 1-minute load.
+    keras_zoo.py converts each model in its own process (the converter can crash one) and
+    prints why one fails; a failed model is left out. Cached files cost nothing.
     """
+    import subprocess
+
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "keras_zoo.py")], check=False,
+                   stdout=sys.stderr)
+    return _keras_zoo()
+
+
+#: This machine's cpu-litert labels, kept in the repo because they cost minutes of a quiet
+#: machine to make and cannot be made again elsewhere: one row per model file and target
+#: settings (the host's CPU is in them), every pass's median in it.
+CPU_LABELS = ROOT / "data" / "real-models" / "cpu-litert.csv"
+CPU_FIELDS = ("model", "family", "sha256", "settings_hash", "status", "message", "label_ms",
+              "medians_ms", "load_1m")
+
+
+@dataclass
+class CpuLabel:
+    """One model file's cpu-litert passes under one settings hash."""
+
+    model: str
+    family: str
+    sha256: str
+    settings_hash: str
+    status: str = "ok"
+    message: str = ""
+    medians_ms: list[float] = field(default_factory=list)
+    load_1m: list[float] = field(default_factory=list)
+
+    @property
+    def label_ms(self) -> float:
+        """The model's latency on the board: the lowest of its passes' medians.
+
+        Another process can only slow a timed invoke down, never speed it up, so on a shared
+        machine the least disturbed pass is the closest to the board's own figure; the
+        median within each pass (of 50 invokes) already discards single preemptions.
+        """
+        return min(self.medians_ms)
+
+    def cells(self) -> dict[str, str]:
+        return {"model": self.model, "family": self.family, "sha256": self.sha256,
+                "settings_hash": self.settings_hash, "status": self.status,
+                "message": self.message,
+                "label_ms": f"{self.label_ms:.6g}" if self.medians_ms else "",
+                "medians_ms": ";".join(f"{m:.6g}" for m in self.medians_ms),
+                "load_1m": ";".join(f"{x:.2f}" for x in self.load_1m)}
+
+
+def read_cpu_labels(path: Path = CPU_LABELS) -> dict[tuple[str, str], CpuLabel]:
+    """Rows by (model, settings hash); the file is only ever replaced whole, never torn."""
+    if not path.is_file():
+        return {}
+
+    def numbers(cell: str) -> list[float]:
+        return [float(x) for x in cell.split(";") if x]
+
+    with path.open(newline="") as f:
+        rows = [CpuLabel(r["model"], r["family"], r["sha256"], r["settings_hash"], r["status"],
+                         r["message"], numbers(r["medians_ms"]), numbers(r["load_1m"]))
+                for r in csv.DictReader(f)]
+    return {(r.model, r.settings_hash): r for r in rows}
+
+
+def write_cpu_labels(rows, path: Path = CPU_LABELS) -> None:
+    """Replace the file with ``rows`` (zoo order), synced to disk first: a kill keeps the last."""
+    from keras_zoo import MODELS
+
+    order = {name: i for i, name in enumerate(MODELS)}
+    rows = sorted(rows, key=lambda r: (order.get(r.model, len(order)), r.model,
+                                       r.settings_hash))
+    tmp = path.with_suffix(".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, CPU_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(r.cells() for r in rows)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def measure_cpu(repeats: int, models: dict[str, Path]) -> dict[str, CpuLabel]:
+    """At least ``repeats`` cpu-litert passes of each of ``models``, from CPU_LABELS or measured.
+
+    Passes already in CPU_LABELS for the same file (SHA-256) and settings are reused, never
+    measured again; a file rebuilt since starts afresh. One pass measures every model once,
+    so a model's passes fall a whole pass apart, each under whatever else the shared machine
+    runs then; each records the 1-minute load, and the file is rewritten after each
+    measurement.
+    Returns the models measured ``repeats`` times or more, without error.
+    """
+    from keras_zoo import MODELS
+
     from perfsage.errors import MeasurementError
     from perfsage.targets.litert_cpu import CpuLiteRT
 
-    path = OUT / "cpu" / "cpu-litert.json"
-    found = json.loads(path.read_text()) if path.is_file() else {}
     cpu = CpuLiteRT()
-    models = _keras_zoo()
+    settings = cpu.settings_hash
+    rows = read_cpu_labels()
+    for name, path in models.items():
+        sha = _sha256(path)
+        row = rows.get((name, settings))
+        if row is None or row.sha256 != sha:
+            if row is not None:
+                _log(f"{name}: the file differs from the one measured (SHA-256); measuring it")
+            rows[(name, settings)] = CpuLabel(name, MODELS[name][0], sha, settings)
     for rep in range(repeats):
-        for name, model in models.items():
-            done = found.setdefault(name, [])
-            if len(done) > rep or any("failed" in d for d in done):
+        for name, path in models.items():
+            row = rows[(name, settings)]
+            if row.status != "ok" or len(row.medians_ms) > rep:
                 continue
             try:
-                figures = cpu.measure(model.read_bytes())
-                done.append({k: figures[k] for k in KEPT} | {"load_1m": os.getloadavg()[0]})
+                figures = cpu.measure(path.read_bytes())
             except MeasurementError as exc:
-                _log(f"{name}: {exc}")
-                done.append({"failed": str(exc)})
-            _log(f"cpu-litert pass {rep + 1}/{repeats}: {name} {done[-1]}")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.with_suffix(".tmp").write_text(json.dumps(found, indent=1))
-            path.with_suffix(".tmp").replace(path)
-    return {k: v for k, v in found.items()
-            if len(v) >= repeats and not any("failed" in d for d in v)}
+                row.status, row.message = "error", " ".join(str(exc).split())[:300]
+            else:
+                row.medians_ms.append(figures["latency_ms"])
+                row.load_1m.append(os.getloadavg()[0])
+            write_cpu_labels(rows.values())
+            _log(f"cpu-litert pass {rep + 1}/{repeats}: {name} "
+                 + (row.message if row.status != "ok" else f"{row.medians_ms[-1]:.4g} ms"))
+    rows = read_cpu_labels()  # the figures as the file keeps them, for every later run alike
+    return {name: rows[(name, settings)] for name in models
+            if rows[(name, settings)].status == "ok"
+            and len(rows[(name, settings)].medians_ms) >= repeats}
 
 
-def label_ms(repeats: list[dict]) -> float:
-    """A model's latency on the board: the lowest of its repeats' medians.
-
-    Another process can only slow a timed invoke down, never speed it up, so on a shared
-    machine the least disturbed repeat is the closest to the board's own figure; the
-    median within each repeat (of 50 invokes) already discards single preemptions.
-    """
-    return min(r["latency_ms"] for r in repeats)
+def _split_files(folder: Path, files: dict[str, str]) -> None:
+    """Write a split's CSVs; results cached under ``folder`` for other CSVs are dropped first."""
+    if any(not (folder / n).is_file() or (folder / n).read_text() != t for n, t in files.items()):
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
 
 
 def run_cpu(args) -> None:
-    measured = measure_cpu(args.repeats)
-    models = _keras_zoo()
-    names = sorted(n for n in measured if n in models)
-    label = {n: label_ms(measured[n]) for n in names}
+    models = _build_zoo()
+    measured = measure_cpu(args.repeats, models)
+    names = sorted(measured)
+    label = {n: measured[n].label_ms for n in names}
     for split in range(args.splits):
         order = np.random.default_rng(split).permutation(len(names))
         train = [names[i] for i in order[:args.train]]
         test = [names[i] for i in order[args.train:args.train + args.test]]
         folder = OUT / "cpu" / f"split{split}"
-        folder.mkdir(parents=True, exist_ok=True)
-        csv = folder / "measured.csv"
-        csv.write_text("model,latency_ms\n" + "".join(
-            f"{models[n]},{label[n]!r}\n" for n in train))
+        csv_path = folder / "measured.csv"
+        _split_files(folder, {
+            csv_path.name: "model,latency_ms\n" + "".join(f"{models[n]},{label[n]!r}\n"
+                                                          for n in train),
+            "test.csv": "model,latency_ms\n" + "".join(f"{n},{label[n]!r}\n" for n in test)})
         truth = np.array([label[n] for n in test])
         for variant in _fitted(args.variants):
             _, base, extra = VARIANTS[variant]
-            result = _cached(folder / f"{variant}.json", _adapted_csv, csv, folder / variant,
-                             base, _settings(extra, split), test, [models[n] for n in test],
-                             truth)
+            result = _cached(folder / f"{variant}.json", _adapted_csv, csv_path,
+                             folder / variant, base, _settings(extra, split), test,
+                             [models[n] for n in test], truth)
             _log(f"cpu split {split} {variant}: MAPE {result['mape']:.1f}, "
                  f"median {result['median_ape']:.1f}, rho {result['spearman']:.3f}")
 
 
 def cpu_lines(variants, train: int, test: int) -> list[str]:
-    path = OUT / "cpu" / "cpu-litert.json"
-    if not path.is_file():
+    from perfsage.targets.litert_cpu import CpuLiteRT
+
+    settings = CpuLiteRT().settings_hash
+    labelled = [r for r in read_cpu_labels().values() if r.settings_hash == settings]
+    measured = [r for r in labelled if r.status == "ok" and len(r.medians_ms) > 1]
+    if not measured:
         return ["Not run yet."]
-    measured = {k: v for k, v in json.loads(path.read_text()).items()
-                if len(v) > 1 and not any("failed" in d for d in v)}
-    medians = [np.array([r["latency_ms"] for r in v]) for v in measured.values()]
-    spread = np.array([(m.max() - m.min()) / m.min() * 100 for m in medians])
-    ms = np.array([label_ms(v) for v in measured.values()])
-    load = np.array([r["load_1m"] for v in measured.values() for r in v])
+    spread = np.array([(max(r.medians_ms) - min(r.medians_ms)) / min(r.medians_ms) * 100
+                       for r in measured])
+    ms = np.array([r.label_ms for r in measured])
+    load = np.array([x for r in measured for x in r.load_1m])
+    failed = [r for r in labelled if r.status != "ok"]
     lines = [f"{len(measured)} models, {ms.min():.3f}–{ms.max():.0f} ms, each measured "
-             f"{min(len(v) for v in measured.values())}+ times in interleaved passes (1-minute "
-             f"load average of the 2-core machine while measuring: median {np.median(load):.1f}"
-             f", up to {load.max():.1f}); the label is the lowest of a model's medians "
-             "(`label_ms`: other processes only ever slow a run down). Spread between a "
-             "model's medians, (max − min) / min: median "
+             f"{min(len(r.medians_ms) for r in measured)}+ times in interleaved passes "
+             "(1-minute load average of the 2-core machine while measuring: median "
+             f"{np.median(load):.1f}, up to {load.max():.1f}); the label is the lowest of a "
+             "model's medians (`CpuLabel.label_ms`: other processes only ever slow a run "
+             "down). Spread between a model's medians, (max − min) / min: median "
              f"{np.median(spread):.0f} %, 90th percentile {np.percentile(spread, 90):.0f} %, "
-             f"largest {spread.max():.0f} %.", "",
+             f"largest {spread.max():.0f} %. Every pass's median, the label and the file's "
+             f"SHA-256 are in `{CPU_LABELS.relative_to(ROOT)}`; a later run reuses them for "
+             "the same file and target settings instead of measuring again."
+             + (f" LiteRT failed on {len(failed)}: "
+                + ", ".join(f"{r.model} ({r.message[:80]})" for r in failed) + "."
+                if failed else ""), "",
              "| adapted | splits | MAPE % | median APE % | worst APE % | ±10 % | Spearman ρ "
              "| chose (most often) | MAPE ≤ 15 % in |", "|---|---|---|---|---|---|---|---|---|"]
     found = _with_derived({f"{p.stem}-{p.parent.name}": json.loads(p.read_text())
@@ -490,14 +606,21 @@ def write_doc(args, commands: dict[str, str]) -> None:
 
     lines = [
         "## Few-shot adaptation: `perfsage adapt` on a board it has never seen", "",
-        "`perfsage adapt MEASUREMENTS.csv --base TARGET|none --out DIR` keeps the network's "
-        "encoder and per-operator cost structure, and chooses by k-fold cross-validation on "
-        "the user's rows, per metric, between a level shift of the base network (`scale`), "
-        "MACs/bytes/operators at fitted rates (`linear`, the physics baseline), the "
-        "network-wide rates (`rates`) and the last per-operator layer (`head`), each with "
-        "ridge weights and Adam step counts to choose from. Rows below name the base and "
-        "the moves allowed; 'chosen by CV' is what the command does. Every figure is on "
-        "models the adaptation never saw; mean ± std over draws.", "",
+        "`perfsage adapt MEASUREMENTS.csv --base TARGET|none --out DIR` fits a network to a "
+        "user's measurements from three starts: the base network (its encoder frozen), and "
+        "two from nothing whose frozen operator features are the operator's type or random "
+        "message passing. Per start and metric it cross-validates the moves, simplest first: "
+        "a level shift of the base (`scale`); MACs and activation bytes at rates fitted by "
+        "NNLS (`compute`); every cost quantity plus per-call and per-network constants "
+        "(`linear`); the network-wide rates (`rates`); the last per-operator layer (`head`, "
+        "`compute+head`, `linear+head`), each Adam move with ridge weights 1e-4 to 1e-2 and "
+        "50 to 800 steps. Folds hold out whole operator-type sets (near enough architecture "
+        "families) where the rows have enough of them. The simplest candidate, and then the "
+        "simplest start, within one standard error of the best is kept (the "
+        "one-standard-error rule). Rows below name the starts and moves allowed; the first "
+        "row of each table is what the command does (taken from the runs of the rows that "
+        "restrict it to one start, by the command's own rule). Every figure is on models "
+        "the adaptation never saw; mean ± std over draws.", "",
         "### This machine's CPU as a user's board (real architectures)", "",
         command("cpu"), "",
         "The target `cpu-litert` (LiteRT with XNNPACK, one thread, on this shared 2-core "
@@ -507,13 +630,13 @@ def write_doc(args, commands: dict[str, str]) -> None:
         f"{args.train} models' latencies go into a CSV, `perfsage adapt` fits on them, and "
         f"{args.test} others are predicted through `perfsage.predict_many(..., weights=DIR)`. "
         "The bar (issue 15): MAPE ≤ 15 % (goal ≤ 5 %).", "",
-        *cpu_lines(args.variants, args.train, args.test), "",
+        *cpu_lines(list(VARIANTS), args.train, args.test), "",
         "### LatBench: real desktop-CPU latency (Intel i7-7820X, float32, NAS-Bench-201)", "",
         command("latbench"), "",
         f"Per draw (seeded) n random cells of the 15,284 adapt and {args.test_cells:,} "
         "random others are predicted. The u55 base was trained on Vela's int8 Ethos-U55 "
         "figures, never on a CPU nor on float32 models.", "",
-        *latbench_lines(args.sizes, args.variants), "",
+        *latbench_lines(args.sizes, list(VARIANTS)), "",
         "HELP's published figures (a different CPU; HELP meta-trains on nine other devices' "
         "latencies of the same NAS-Bench-201 cells before it sees the 10 samples):", "",
         *HELP_ROWS, "",
@@ -523,7 +646,7 @@ def write_doc(args, commands: dict[str, str]) -> None:
         f"with Vela's latency; per draw {args.samples} random models adapt and the others "
         "are scored. 'shipped' is the network trained for that target on 21,000 models of "
         "our search spaces, for reference.", "",
-        *vela_lines(args.samples, args.variants),
+        *vela_lines(args.samples, list(VARIANTS)),
     ]
     replace_section(SECTION, lines)
 
@@ -551,6 +674,8 @@ def main() -> None:
     for v in args.variants:
         if v not in VARIANTS:
             parser.error(f"unknown variant {v!r}")
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     sys.path.insert(0, str(ROOT / "benchmarks"))
     run = {"latbench": run_latbench, "vela": run_vela, "cpu": run_cpu}.get(args.part)
