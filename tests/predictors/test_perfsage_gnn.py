@@ -240,14 +240,20 @@ def test_train_continues_from_weights_of_the_same_spec_only(labelled, tmp_path):
     from helpers.processes import perfsage
 
     small = ("--epochs", "1", "--hidden", "8", "--layers", "1")
+    # The first network sees keyword spotting only; the second goes on with both spaces.
     first = perfsage("train", str(labelled), "--target", TARGET, "--out", str(tmp_path / "a"),
-                     *small)
+                     *small, "--holdout-space", "nasbench201")
     assert first.returncode == 0, first.stderr
     more = perfsage("train", str(labelled), "--target", TARGET, "--out", str(tmp_path / "b"),
                     *small, "--lr", "0.0005", "--init", str(tmp_path / "a"))
-    assert more.returncode == 0, more.stderr
-    a, b = (json.loads((tmp_path / d / "config.json").read_text()) for d in "ab")
+    fresh = perfsage("train", str(labelled), "--target", TARGET, "--out", str(tmp_path / "f"),
+                     *small)
+    assert more.returncode == 0 and fresh.returncode == 0, more.stderr + fresh.stderr
+    a, b, f = (json.loads((tmp_path / d / "config.json").read_text()) for d in "abf")
     assert a["node_columns"] == b["node_columns"] and b["hyper"]["lr"] == 0.0005
+    # The learnt weights keep the standardisation they were learnt under, not the new data's.
+    assert b["node_mu"] == a["node_mu"] != f["node_mu"] and b["mu"] == a["mu"] != f["mu"]
+    assert b["trained"]["train_graphs"] == f["trained"]["train_graphs"]
     other = perfsage("train", str(labelled), "--target", TARGET, "--out", str(tmp_path / "c"),
                      *small, "--no-roofline", "--init", str(tmp_path / "a"))
     errors = [line for line in other.stderr.splitlines() if "error" in line]

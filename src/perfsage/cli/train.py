@@ -48,9 +48,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "physics")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (0.002)")
     parser.add_argument("--init", type=Path, metavar="WEIGHTS",
-                        help="start from these weights (trained on the same dataset with the "
-                             "same options) instead of fresh ones: more epochs, e.g. at a "
-                             "lower --lr")
+                        help="start from these weights (trained with the same options) "
+                             "instead of fresh ones, keeping their input and output "
+                             "scaling: more epochs, or more data, e.g. at a lower --lr")
     parser.add_argument("--workers", type=at_least(1), default=2,
                         help="processes for featurising (2)")
 

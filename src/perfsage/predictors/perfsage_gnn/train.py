@@ -224,8 +224,9 @@ def fit(train: GraphSet, val: GraphSet, target: str, out: str | Path,
         init: str | Path | None = None) -> dict[str, Any]:
     """Train on ``train``, early-stop on the MAPE over ``val``; weights go to ``out``.
 
-    ``init``: a weights folder to start from instead of fresh weights (more epochs for a
-    network trained on the same data: its spec must be the one this run derives).
+    ``init``: a weights folder to start from instead of fresh weights: more epochs, or the
+    same network fine-tuned on more data. It must read the columns and predict the metrics
+    this run derives; its input and output scaling is kept (see ``_initial_weights``).
     Returns the final training state (epochs run, best validation MAPE, wall time).
     """
     import torch
@@ -244,13 +245,14 @@ def fit(train: GraphSet, val: GraphSet, target: str, out: str | Path,
     # thread made a batch 40x slower (1.5 s vs 37 ms) through oversubscription.
     torch.set_num_threads(1)
     draft = _spec(train, val, target, hyper, info)
+    start = _initial_weights(init, draft) if init is not None else None
     spec = parse_spec(draft, source=f"the spec of {out}")
     scale = spec.scale
     train_set, val_set = _pyg(train, spec), _pyg(val, spec)
     val_loader = DataLoader(val_set, batch_size=256)
     net = PerfSAGENet.from_spec(spec)
-    if init is not None:
-        net.load_state_dict(_initial_weights(init, draft))
+    if start is not None:
+        net.load_state_dict(start)
     opt = torch.optim.AdamW(net.parameters(), lr=hyper.lr, weight_decay=hyper.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=hyper.epochs)
     sigma, log_mask = loss_weights(scale)
@@ -308,24 +310,34 @@ def fit(train: GraphSet, val: GraphSet, target: str, out: str | Path,
     return state
 
 
+#: What a network to start from must share with the run: what it reads and predicts.
+_INIT_STRUCTURE = ("node_columns", "metrics", "modes", "additive", "peak", "roofline_target")
+#: What a run takes over from the network it starts from: its weights were learnt on inputs
+#: and outputs standardised by these, so rederiving them from new data would shift every
+#: input under the learnt weights.
+_INIT_SCALING = ("mu", "sigma", "constants", "node_mu", "node_sigma", "global_mu",
+                 "global_sigma", "rate_init")
+
+
 def _initial_weights(folder: str | Path, draft: dict[str, Any]) -> dict:
-    """The network tensors of a weights folder whose spec is the one ``draft`` describes.
+    """The network tensors of a weights folder to start from; ``draft`` takes its scaling.
+
+    The folder's network must read the columns and predict the metrics (in the same modes
+    and readouts) that ``draft`` describes; its input and output standardisation replace
+    ``draft``'s, so it can go on learning on data it has not seen (e.g. a larger dataset).
 
     Raises:
-        UsageError: the folder's network reads other columns or scales its inputs or
-            outputs otherwise (trained on other data or with other options).
+        UsageError: the folder's network reads other columns or predicts other metrics
+            (trained with other options, or for another target).
     """
     import torch
 
     tensors, config = weights.load(folder)
-    for key in ("node_columns", "metrics", "modes", "mu", "sigma", "node_mu", "node_sigma",
-                "global_mu", "global_sigma", "additive", "peak", "roofline_target"):
-        a, b = config.get(key), draft.get(key)
-        same = (np.allclose(a, b, rtol=1e-5) if key.endswith(("mu", "sigma")) and a and b
-                else a == b)
-        if not same:
+    for key in _INIT_STRUCTURE:
+        if config.get(key) != draft.get(key):
             raise UsageError(f"--init {folder}: its {key} differs from what this run derives "
-                             "(trained on other data or options); start without --init")
+                             "(trained with other options or labels); start without --init")
+    draft.update({key: config[key] for key in _INIT_SCALING if key in config})
     return {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
 
 
