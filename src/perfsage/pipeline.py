@@ -154,6 +154,20 @@ def read_for(target: str, source: Source, *, details: bool = False,
         return model, featurize(model)
 
 
+def _sram_cap_kib(target: str) -> float | None:
+    """The SRAM (KiB) an Ethos-U target's memory mode lets Vela use; None where unbounded.
+
+    With ``arena_cache_size`` set (the U85's Dedicated_Sram_384KB: a 384 KiB cache in front
+    of DRAM), Vela never reports more SRAM than that, however large the model: the learnt
+    peak extrapolates past it on models larger than any trained on (ResNet-50 at 160 px:
+    499 KiB predicted, 380 measured), so the figure and its interval stop at the bound.
+    """
+    from perfsage.targets.hardware import hardware
+
+    hw = hardware(target)
+    return hw.arena_cache_bytes / 1024 if hw.sram_limited else None
+
+
 class Pipeline:
     """Predictions for one target from one set of weights (shipped, or a trained folder).
 
@@ -179,6 +193,8 @@ class Pipeline:
         self.folder = Path(weights) if weights is not None else weights_dir(self.target)
         #: Conformal intervals calibrated for these weights (None: the folder has none).
         self.calibration = IntervalCalibration.load(self.folder)
+        #: The most SRAM Vela may use on this target (KiB), where its memory mode bounds it.
+        self.sram_cap_kib = _sram_cap_kib(self.target) if self._vela else None
 
     @property
     def lead_metric(self) -> str:
@@ -228,6 +244,8 @@ class Pipeline:
             if placement is not None:
                 stored = self._compressed_weights(row, model, graphs[i], placement)
                 raised = self._at_least_the_floor(row, model, graphs[i], placement, stored)
+            if self.sram_cap_kib is not None and "sram_kib" in row:
+                row["sram_kib"] = min(row["sram_kib"], self.sram_cap_kib)
             out.append(_Figures(row, tuple(computed), placement, raised, stored))
         return out
 
@@ -415,6 +433,9 @@ class Pipeline:
         for i, computed in enumerate(exact):  # an exact figure's interval is the figure
             for m in computed:
                 bounds[m][0][i] = bounds[m][1][i] = figures[i][m]
+        if self.sram_cap_kib is not None and "sram_kib" in bounds:
+            bounds["sram_kib"] = tuple(np.minimum(b, self.sram_cap_kib)
+                                       for b in bounds["sram_kib"])
         check_finite({f"{m} interval bound": np.concatenate(b) for m, b in bounds.items()},
                      names * 2)
         return bounds

@@ -84,3 +84,20 @@ def test_predict_warns_outside_the_training_data():
                             "--target", "ethos-u55-128"], capture_output=True, text=True,
                            timeout=60)
     assert quiet.returncode == 0 and "warning" not in quiet.stderr
+
+
+def test_sram_stops_at_the_memory_the_target_bounds_it_to():
+    """Ethos-U85's 384 KiB SRAM cache: Vela never uses more; nor may a figure or interval."""
+    import perfsage
+    from perfsage.pipeline import Pipeline
+    from perfsage.spaces import get_space
+    from perfsage.targets import target_class
+
+    space = get_space("zoo")
+    data = space.build(space.sample_seeded(7, 1))  # large feature maps: past what it trained on
+    pipeline = Pipeline("ethos-u85-256")
+    assert pipeline.columns([pipeline.read(data)[1]])["sram_kib"][0] > 400  # the network alone
+    found = perfsage.predictions([data], target="ethos-u85-256", level=0.9)[0]
+    measured = target_class("ethos-u85-256")().measure(data)["sram_kib"]
+    assert found.figures["sram_kib"] == pipeline.sram_cap_kib == 384
+    assert found.interval["sram_kib"][1] <= 384 and measured <= 384
