@@ -1,15 +1,17 @@
-"""Costs of models whose weights are compressed: what the network cannot see, computed.
+"""Costs that follow from a model's own weight values: what the network cannot see, computed.
 
-The network learned flash size, weight traffic and latency on models with dense random
-weights; it reads shapes, not weight values, so a pruned or clustered model gets the
-figures of its dense twin. On Ethos-U the difference is large (MobileNetV2 at 90 %
+The network learned flash size, weight traffic and latency on models with the builder's
+dense random weights; it reads shapes, not weight values, so any model gets the figures of
+a twin with those weights. On Ethos-U the difference can be large: Vela's weight encoder
+compresses, and pruned or clustered weights encode to a fraction (MobileNetV2 at 90 %
 sparsity and 4 values per channel: 3.4 times less flash and 2.9 times less time on
-Ethos-U55), and it follows from the bytes Vela's weight encoder makes of each layer, which
-:mod:`perfsage.targets.weight_encoding` counts from the weights themselves.
+Ethos-U55), trained or He-initialised ones peaked at zero to a few percent less (Keras'
+ResNets and ShuffleNets: 4-7 %). It follows from the bytes the encoder makes of each
+layer, which :mod:`perfsage.targets.weight_encoding` counts from the weights themselves.
 
-So for such a model each layer's encoded size is counted twice: for its own weights and
-for dense random weights of the same shape (the builder's triangular int8 values, what the
-network was trained on), and the difference corrects the network's figures:
+So for every model on Ethos-U each layer's encoded size is counted twice: for its own
+weights and for dense random weights of the same shape (the builder's triangular int8
+values, what the network was trained on), and the difference corrects the network's figures:
 
 * ``flash_kib`` (weights in flash): computed, the layers' encoded bytes plus what Vela
   adds (command stream, its own constants), instead of the network's figure;
@@ -20,9 +22,10 @@ network was trained on), and the difference corrects the network's figures:
 * ``energy_mj``: less by the bytes saved in the weights' memory (and, where SRAM caches
   the weights, their copy there) at the energy model's cost per byte.
 
-Dense models are left as they are: only a model whose pruned or clustered layers hold a
-share of its weights (:meth:`perfsage.graph.weight_stats.WeightStats.is_compressed`) is
-corrected.
+Each is per operator (:class:`Correction`), so ``--per-layer`` rows add up to the totals.
+A model with weights like the builder's is left almost as it is (MobileNetV2's example:
+0.3 % more bytes); one whose pruned or clustered layers hold a share of its weights
+(:func:`perfsage.graph.weight_stats.is_compressed`) also gets a note.
 """
 
 from __future__ import annotations
@@ -90,15 +93,34 @@ def _reference_bytes(opcode: str, shape: tuple[int, ...]) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Correction:
-    """What compressed weights make of a network's figures.
+    """What a model's own weights make of a network's figures, per operator.
 
-    ``flash_kib`` replaces the network's (None where the target keeps weights elsewhere);
-    ``latency_ms`` and ``energy_mj`` are taken off the network's.
+    ``flash_kib`` replaces the network's (None where the target keeps weights elsewhere):
+    per operator the encoded weights it stores (``flash_rows_kib``) plus what Vela adds
+    (``flash_overhead_kib``). ``less[metric]`` (latency, energy) is taken off the
+    network's cost of each operator.
     """
 
-    flash_kib: float | None
-    latency_ms: float
-    energy_mj: float
+    flash_rows_kib: np.ndarray | None
+    flash_overhead_kib: float
+    less: dict[str, np.ndarray]
+
+    @property
+    def flash_kib(self) -> float | None:
+        """The model's flash on the target, computed; None where weights are not in flash."""
+        if self.flash_rows_kib is None:
+            return None
+        return float(self.flash_rows_kib.sum()) + self.flash_overhead_kib
+
+    @property
+    def latency_ms(self) -> float:
+        """Time the model's weights save against dense random ones (negative: they cost)."""
+        return float(self.less["latency_ms"].sum())
+
+    @property
+    def energy_mj(self) -> float:
+        """Energy the model's weights save against dense random ones."""
+        return float(self.less["energy_mj"].sum())
 
     def apply(self, row: dict[str, float]) -> None:
         """Correct the figures of ``row`` in place; none falls below a small share of itself."""
@@ -107,6 +129,20 @@ class Correction:
         for metric, less in (("latency_ms", self.latency_ms), ("energy_mj", self.energy_mj)):
             if metric in row and less:
                 row[metric] = max(row[metric] - less, row[metric] * _FLOOR_SHARE)
+
+    def apply_per_operator(self, rows: dict[str, np.ndarray], overhead: dict[str, float],
+                           ) -> None:
+        """Correct an additive readout's per-operator costs in place, as :meth:`apply` does.
+
+        Flash rows become the encoded weights (the overhead Vela's additions); latency and
+        energy rows lose what each operator's weights save.
+        """
+        if self.flash_rows_kib is not None and "flash_kib" in rows:
+            rows["flash_kib"] = self.flash_rows_kib.copy()
+            overhead["flash_kib"] = self.flash_overhead_kib
+        for metric, less in self.less.items():
+            if metric in rows:
+                rows[metric] = rows[metric] - less
 
 
 #: A corrected figure never falls below this share of the network's: the corrections are
@@ -131,18 +167,13 @@ LUT_OPERATORS = frozenset({"LOGISTIC", "TANH", "HARD_SWISH", "GELU", "ELU", "EXP
                            "SQRT", "LEAKY_RELU", "PRELU"})
 
 
-def flash_bytes(model: Model, on_npu: np.ndarray, found: WeightBytes) -> float:
-    """Flash a model takes on Ethos-U: the NPU layers' encoded weights and what Vela adds.
-
-    The weights, biases and scales as Vela's encoder stores them (``found.actual``, exact
-    to about 1 %), plus the command stream and Vela's own constants
-    (:data:`COMMAND_BYTES_PER_OPERATOR` and the rest): within a few KiB on real models.
-    """
-    return float(found.actual[on_npu].sum()) + flash_overhead(model, on_npu)
-
-
 def flash_overhead(model: Model, on_npu: np.ndarray) -> float:
-    """Bytes Vela puts in flash besides the layers' weights (see :func:`flash_bytes`)."""
+    """Bytes Vela puts in flash besides the layers' encoded weights, biases and scales.
+
+    The command stream and Vela's own constants (:data:`COMMAND_BYTES_PER_OPERATOR` and the
+    rest); with the layers' bytes as the encoder makes them (exact to about 1 %), within a
+    few KiB of Vela's flash on real models.
+    """
     sub = model.main
     total = COMMAND_BYTES_PER_OPERATOR * float(on_npu.sum())
     for op in sub.operators:
@@ -168,7 +199,7 @@ WEIGHT_STREAM_BYTES_PER_CYCLE = {"ethos-u85": 3.5}
 
 def correction(model: Model, graph: GraphFeatures, hw: Hardware, on_npu: np.ndarray,
                found: WeightBytes, metrics: list[str]) -> Correction:
-    """The flash, and how much less time and energy, a model's own weights take."""
+    """The flash, and how much less time and energy, a model's own weights take, per operator."""
     saved = found.reference - found.actual
     saved[~on_npu] = 0.0
     rate = WEIGHT_STREAM_BYTES_PER_CYCLE.get(hw.accelerator.family)
@@ -176,15 +207,17 @@ def correction(model: Model, graph: GraphFeatures, hw: Hardware, on_npu: np.ndar
     dense = estimate_features(graph, hw, on_npu,
                               constant_bytes(graph, found.reference) * slower)
     own = estimate_features(graph, hw, on_npu, constant_bytes(graph, found.actual) * slower)
-    cycles = dense.total_cycles - own.total_cycles
-    flash = None
+    flash_rows, overhead = None, 0.0
     if "flash_kib" in metrics and hw.weights_memory in ("OffChipFlash", "OnChipFlash"):
-        flash = flash_bytes(model, on_npu, found) / 1024
+        flash_rows = np.where(on_npu, found.actual, 0.0) / 1024
+        overhead = flash_overhead(model, on_npu) / 1024
     per_byte = BYTE_PJ.get(_ENERGY_AREA.get(hw.weights_memory, ""), 0.0)
     if hw.weights_memory != hw.cache_memory and hw.spilling:
         per_byte += 2 * BYTE_PJ["sram"]  # copied into the SRAM cache, then read from it
-    energy = float(saved.sum()) * per_byte * 1e-9
-    return Correction(flash, hw.cycles_to_ms(cycles), energy)
+    cycles = dense.op_cycles - own.op_cycles
+    return Correction(flash_rows, overhead,
+                      {"latency_ms": hw.cycles_to_ms(cycles),
+                       "energy_mj": saved * per_byte * 1e-9})
 
 
 def constant_bytes(graph: GraphFeatures, stored: np.ndarray) -> np.ndarray:

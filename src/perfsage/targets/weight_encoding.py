@@ -263,6 +263,8 @@ def stream_stats(opcode: str, values: np.ndarray, zero_point: np.ndarray | int =
     length = stream_length(shape, walk)
     hist = _histogram(flat, zero_value)
     hist[256] += length - flat.size
+    if not _runs_possible(hist):  # the encoder codes no zero runs: no need to find them
+        return StreamStats(length, hist, np.zeros(1), 0.0)
     if length <= SAMPLE_VALUES or len(_pieces(shape, walk, ofm_block)) > 1:
         runs = _zero_runs(_is_zero(flat, _stream_index(shape, walk, ofm_block, layout),
                                    zero_value))
@@ -362,14 +364,22 @@ def _exact_stats(stream: np.ndarray) -> StreamStats:
                        np.bincount(runs), float(runs[runs >= 2].sum()))
 
 
+def _runs_possible(hist: np.ndarray) -> bool:
+    """Whether zeros are frequent enough for the encoder to code them as runs.
+
+    Dense weights (random, trained or He-initialised) never are: their zeros are about as
+    frequent as their ones, so :func:`code` decides the same without the runs.
+    """
+    return int(hist[256]) > _ZERO_FREQ_THRESHOLD * int(np.delete(hist, 256).max())
+
+
 def code(stats: StreamStats) -> StreamCode:
     """The coding decisions and length of one stream, from its statistics."""
     if stats.length == 0:
         return StreamCode(False, 0, 0.0, 0.0, 0.0, 0)
     hist = stats.hist
     zeros = int(hist[256])
-    common = int(np.delete(hist, 256).max())
-    use_runs = stats.in_runs >= zeros // 2 and zeros > _ZERO_FREQ_THRESHOLD * common
+    use_runs = _runs_possible(hist) and stats.in_runs >= zeros // 2
     if use_runs:
         hist = hist.copy()
         hist[256] = 0
