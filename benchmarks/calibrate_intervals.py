@@ -119,18 +119,19 @@ def without_zoo(target, reference, x, data, pred, modes) -> dict:
             for lv in REPORT_LEVELS}
 
 
-def real_models(target: str, cal: IntervalCalibration, model: PerfSAGEModel) -> list[dict]:
+def real_models(target: str, cal: IntervalCalibration) -> list[dict]:
     """Real models' measured figures, predictions and intervals (the calibration that ships).
 
-    Predicted as the pipeline does (the network's figures, Vela's notes, no NPU time figure
-    for a model the CPU mostly runs), without reading the calibration file it replaces.
+    Predicted by the pipeline users call (``perfsage.pipeline.Pipeline``: the network, what
+    is computed exactly, the weights' own encoded size, the roofline floor, Vela's notes),
+    with ``cal`` in place of the calibration file it replaces.
     """
-    from perfsage.graph import read_model
-    from perfsage.predictors.features import featurize
-    from perfsage.targets.vela_support import model_notes
+    from perfsage.pipeline import Pipeline
 
     if not REAL_LABELS.is_file():
         return []
+    pipe = Pipeline(target)
+    pipe.calibration = cal
     rows = []
     with REAL_LABELS.open(newline="") as f:
         for row in csv.DictReader(f):
@@ -140,19 +141,13 @@ def real_models(target: str, cal: IntervalCalibration, model: PerfSAGEModel) -> 
             data = path.read_bytes()
             if hashlib.sha256(data).hexdigest() != row["sha256"]:
                 continue  # rebuilt since it was measured
-            ir = read_model(data)
-            graph = featurize(ir)
-            kinds = sorted({n.kind for n in model_notes(ir, [t for t in [target]
-                                                               if t in cd.ETHOS_U])})
-            figures = model.predict([graph])
-            if {"mostly-cpu", "vela-rejects"} & set(kinds):
-                figures = {m: v for m, v in figures.items() if m not in NPU_TIME_METRICS}
-            bounds = cal.intervals(figures, [graph], 0.9, notes=[kinds])
-            for m, (lo, hi) in bounds.items():
+            [found] = pipe.predict([data], level=0.9)
+            kinds = sorted({n.kind for n in found.notes})
+            for m, (lo, hi) in (found.interval or {}).items():
                 if row.get(m):
                     rows.append({"model": row["model"], "family": row["family"], "metric": m,
-                                 "measured": float(row[m]), "predicted": float(figures[m][0]),
-                                 "lo": float(lo[0]), "hi": float(hi[0]), "notes": kinds})
+                                 "measured": float(row[m]), "predicted": found.figures[m],
+                                 "lo": lo, "hi": hi, "notes": kinds})
     return rows
 
 
@@ -208,7 +203,7 @@ def target_report(target: str, data: cd.Labelled, train_graphs, write: bool) -> 
         families[fam] = {m: _coverage(cv[m][0.9][0][sel], cv[m][0.9][1][sel],
                                       data.labels[m][sel]) for m in FAMILY_METRICS if m in pred}
         families[fam]["n"] = int(sel.sum())
-    return {"table": table, "families": families, "real": real_models(target, cal, model),
+    return {"table": table, "families": families, "real": real_models(target, cal),
             "bins": {m: c.counts for m, c in cal.metrics.items()},
             "inflation_90": {m: c.inflation[LEVELS.index(0.9)].tolist()
                              for m, c in cal.metrics.items()},
