@@ -37,7 +37,7 @@ def test_shards_hold_each_finished_row_once_and_import_together(tmp_path):
     assert second.name == "kws-01.parquet" and pq.read_metadata(second).num_rows == 3
     # A row waits until it has every target asked for.
     assert shard(folder, prefix, ["keyword-spotting"], [*targets, "ethos-u55-128"]) is None
-    assert import_parquet([first, second], tmp_path / "back") == 5
+    assert import_parquet([first, second], tmp_path / "back").models == 5
     with Store(tmp_path / "back") as back, Store(folder) as original:
         assert back.models() == original.models()
         assert len(list(back.labels())) == 5

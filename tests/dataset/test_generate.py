@@ -149,7 +149,7 @@ def test_export_then_import_round_trips_models_and_labels(tmp_path):
         export_parquet(store, tmp_path / "a.parquet")
         before = store.labels()
         models_before = store.models()
-    assert import_parquet(tmp_path / "a.parquet", tmp_path / "b") == 6
+    assert import_parquet(tmp_path / "a.parquet", tmp_path / "b").models == 6
     with Store(tmp_path / "b") as store:
         after = store.labels()
         assert store.models() == models_before
@@ -172,12 +172,25 @@ def test_exports_of_disjoint_spaces_import_into_one_dataset(tmp_path):
         assert export_parquet(store, tmp_path / "kws.parquet", ["keyword-spotting"]) == 3
         assert export_parquet(store, tmp_path / "rg.parquet", ["random-graphs"]) == 4
         models_before = store.models()
-    assert import_parquet([tmp_path / "kws.parquet", tmp_path / "rg.parquet"],
-                          tmp_path / "b") == 7
+    done = import_parquet([tmp_path / "kws.parquet", tmp_path / "rg.parquet"], tmp_path / "b")
+    assert (done.models, done.duplicates) == (7, 0)
     with Store(tmp_path / "b") as store:
         assert store.models() == models_before
-    with pytest.raises(DatasetError, match="the exports share models"):
-        import_parquet([tmp_path / "kws.parquet", tmp_path / "kws.parquet"], tmp_path / "c")
+
+
+def test_a_graph_in_two_exports_is_imported_once(tmp_path):
+    """A coverage space sampled under a second seed draws some of the first seed's models."""
+    from perfsage.dataset.export import export_parquet, import_parquet
+
+    generate(tmp_path / "a", "keyword-spotting", 3, seed=0)
+    generate(tmp_path / "b", "keyword-spotting", 5, seed=0)  # the same 3, and 2 more
+    for name in "ab":
+        with Store(tmp_path / name) as store:
+            export_parquet(store, tmp_path / f"{name}.parquet")
+    done = import_parquet([tmp_path / "a.parquet", tmp_path / "b.parquet"], tmp_path / "c")
+    assert (done.models, done.duplicates) == (5, 3)
+    with Store(tmp_path / "c") as store:
+        assert len({m["graph_hash"] for m in store.models()}) == len(store.models()) == 5
 
 
 def test_cli_export_one_space_and_import_two_files(tmp_path):
@@ -203,7 +216,8 @@ def test_exports_of_two_datasets_are_renumbered_into_one(tmp_path):
     for name in ("a", "z"):
         with Store(tmp_path / name) as store:
             export_parquet(store, tmp_path / f"{name}.parquet", None)
-    assert import_parquet([tmp_path / "a.parquet", tmp_path / "z.parquet"], tmp_path / "b") == 5
+    done = import_parquet([tmp_path / "a.parquet", tmp_path / "z.parquet"], tmp_path / "b")
+    assert done.models == 5
     with Store(tmp_path / "b") as store:
         assert store.counts_by_space() == {"keyword-spotting": {"models": 3, "duplicates": 0,
                                                                "failures": 0},

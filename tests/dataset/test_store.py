@@ -86,7 +86,7 @@ def test_a_version_1_store_is_upgraded_and_keeps_its_data(tmp_path):
 def test_a_shipped_export_imports_and_exports_back_unchanged(tmp_path):
     part = pq.read_table(DATA).slice(0, 300)  # every column, a few rows: fast
     pq.write_table(part, tmp_path / "in.parquet")
-    assert import_parquet(tmp_path / "in.parquet", tmp_path / "d") == 300
+    assert import_parquet(tmp_path / "in.parquet", tmp_path / "d").models == 300
     with Store(tmp_path / "d") as store:
         export_parquet(store, tmp_path / "out.parquet")
     back = pq.read_table(tmp_path / "out.parquet")

@@ -156,7 +156,9 @@ def import_(args: argparse.Namespace) -> None:
     """Recreate a dataset (configs and labels) from Parquet exports, e.g. those in data/."""
     from perfsage.dataset.export import import_parquet
 
-    print(f"{import_parquet(args.parquet, args.out)} models imported into {args.out}")
+    done = import_parquet(args.parquet, args.out)
+    print(f"{done.models} models imported into {args.out}"
+          + (f" ({done.duplicates} later copies of a graph skipped)" if done.duplicates else ""))
 
 
 def annotate(args: argparse.Namespace) -> None:

@@ -7,6 +7,7 @@ label columns hold every figure, so anyone can retrain without re-running the to
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from perfsage.dataset.store import MODEL_COLUMNS, DatasetError, Label, Store
@@ -52,23 +53,35 @@ def _read(path: str | Path):
     return table
 
 
-def import_parquet(paths: str | Path | list, folder: str | Path) -> int:
-    """Create a dataset at ``folder`` from one or more exports; returns the number of models.
+@dataclass(frozen=True, slots=True)
+class ImportSummary:
+    """What ``import_parquet`` stored: models, and later copies of a graph it skipped."""
 
-    Several exports (say, the task spaces, the random graphs and the zoo's shards) must not
-    share a graph: they become one dataset, as if generated into one folder. Exports of one
-    dataset keep their model ids; an export whose ids another already uses (it came from
-    another dataset) is renumbered after them, its labels with it.
+    models: int
+    duplicates: int
+
+
+def import_parquet(paths: str | Path | list, folder: str | Path) -> ImportSummary:
+    """Create a dataset at ``folder`` from one or more exports.
+
+    Several exports (say, the task spaces, the random graphs and the zoo's shards) become one
+    dataset, as if generated into one folder. A graph in more than one export (a coverage
+    space sampled again under another seed draws a few of the same models) is kept once,
+    from the first export that holds it, and counted. Exports of one dataset keep their
+    model ids; an export whose ids another already uses (it came from another dataset) is
+    renumbered after them, its labels with it.
     """
     paths = [paths] if isinstance(paths, str | Path) else list(paths)
-    tables = [_read(p) for p in paths]
-    hashes = [h for t in tables for h in t.column("graph_hash").to_pylist()]
-    if len(set(hashes)) != len(hashes):
-        raise DatasetError(f"{', '.join(map(str, paths))}: the exports share models; import "
-                           "exports of disjoint spaces, or one at a time into new folders")
-    batches, used = [], set()
-    for table in tables:
-        rows = table.to_pylist()
+    batches, used, seen, duplicates = [], set(), set(), 0
+    for path in paths:
+        table = _read(path)
+        rows = []
+        for r in table.to_pylist():
+            if r["graph_hash"] in seen:
+                duplicates += 1
+            else:
+                seen.add(r["graph_hash"])
+                rows.append(r)
         ids = [r["id"] for r in rows]
         if used & set(ids):  # another dataset's numbering: continue after ours
             shift = max(used) + 1 - min(ids)
@@ -83,7 +96,7 @@ def import_parquet(paths: str | Path | list, folder: str | Path) -> int:
             for names, rows in batches:
                 store.insert_models(rows)
                 store.insert_labels(_labels(names, rows))
-    return len(hashes)
+    return ImportSummary(len(seen), duplicates)
 
 
 def _labels(names: list[str], rows: list[dict]) -> list[Label]:
