@@ -114,3 +114,23 @@ def test_what_compression_saves_is_what_vela_saves(name):
         saved_by_us = ours_dense - _estimated_weight_bytes(small)
         assert saved_by_vela > 0
         assert abs(saved_by_us - saved_by_vela) <= 0.02 * saved_by_vela
+
+
+def test_layers_coded_together_take_the_bytes_of_each_alone():
+    rng = np.random.default_rng(3)
+    normal = np.clip(np.rint(rng.standard_normal((32, 3, 3, 24)) * 40), -127, 127)
+    sparse = np.where(rng.random((64, 1, 1, 48)) < 0.9, 0, rng.integers(-127, 128, (64, 1, 1, 48)))
+    layers = [
+        ("CONV_2D", normal.astype(np.int8), 0, 0),
+        ("CONV_2D", sparse.astype(np.int8), 0, 0),
+        ("CONV_2D", np.zeros((16, 3, 3, 8), np.int8), 0, 0),  # pruned away: zero runs only
+        ("CONV_2D", np.full((16, 1, 1, 16), 5, np.int8), 0, 0),  # one value
+        ("DEPTHWISE_CONV_2D", rng.integers(-4, 4, (1, 3, 3, 40)).astype(np.int8), 0, 0),
+        ("FULLY_CONNECTED", rng.integers(-127, 128, (200, 300)).astype(np.int8), 0, 0),
+        ("CONV_2D", rng.integers(-20, 60, (8, 5, 5, 3)).astype(np.int8),
+         rng.integers(-3, 4, 8), 0),  # zero points that differ per channel
+        ("TRANSPOSE_CONV", rng.integers(-127, 128, (12, 4, 4, 20)).astype(np.int8), 0, 0),
+    ]
+    alone = [we.layer_bytes(*layer) for layer in layers]
+    assert we.layers_bytes(layers).tolist() == alone
+    assert we.layers_bytes([]).size == 0

@@ -41,7 +41,7 @@ from perfsage.predictors.features import NODE_FEATURES, GraphFeatures
 from perfsage.predictors.roofline import estimate_features
 from perfsage.targets.energy import BYTE_PJ
 from perfsage.targets.hardware import Hardware
-from perfsage.targets.weight_encoding import ENCODED_OPERATORS, layer_bytes
+from perfsage.targets.weight_encoding import ENCODED_OPERATORS, layer_bytes, layers_bytes
 
 #: The energy model's names of the memories weights live in, by Vela's ini name.
 _ENERGY_AREA = {"OffChipFlash": "off_chip_flash", "Dram": "dram", "Sram": "sram"}
@@ -70,11 +70,12 @@ def weight_bytes(model: Model, tensors: list[WeightTensor]) -> WeightBytes:
     """The encoded bytes of every weight layer, for its own weights and for dense ones."""
     n = len(model.main.operators)
     actual, reference = np.zeros(n), np.zeros(n)
-    for w in tensors:
-        if w.opcode not in ENCODED_OPERATORS or w.values.ndim not in (2, 4):
-            continue  # not encoded by Vela (CONV_3D runs on the CPU): raw bytes stay
-        actual[w.op_index] = layer_bytes(w.opcode, w.values, w.zero_points, w.axis)
-        reference[w.op_index] = _reference_bytes(w.opcode, tuple(w.tensor.shape))
+    # Not encoded by Vela (CONV_3D runs on the CPU): their raw bytes stay.
+    encoded = [w for w in tensors if w.opcode in ENCODED_OPERATORS and w.values.ndim in (2, 4)]
+    if encoded:
+        at = [w.op_index for w in encoded]
+        actual[at] = layers_bytes([(w.opcode, w.values, w.zero_points, w.axis) for w in encoded])
+        reference[at] = [_reference_bytes(w.opcode, tuple(w.tensor.shape)) for w in encoded]
     return WeightBytes(actual, reference)
 
 

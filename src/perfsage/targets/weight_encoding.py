@@ -79,7 +79,8 @@ def traversal(opcode: str, shape: tuple[int, ...]) -> str:
     return "part" if part_use >= depth_use or cin <= 8 else "depth"
 
 
-def _round_up(x: int, k: int) -> int:
+def _round_up(x, k: int):
+    """``x`` rounded up to a multiple of ``k`` (integers or integer arrays)."""
     return -(-x // k) * k
 
 
@@ -271,7 +272,11 @@ def stream_stats(opcode: str, values: np.ndarray, zero_point: np.ndarray | int =
         return StreamStats(length, hist, np.bincount(runs), float(runs[runs >= 2].sum()))
     index, seen = _windows(shape, walk, ofm_block, layout)
     zero = _is_zero(flat, index, zero_value).reshape(seen.shape)
-    runs = np.concatenate([_zero_runs(z[v]) for z, v in zip(zero, seen, strict=True)])
+    # Each window's visited positions, a non-zero after each window: one pass gives every
+    # window's runs (the run before each separator ends its window), and a last empty one.
+    ends = np.ones((seen.shape[0], 1), dtype=bool)
+    walked = np.hstack([zero, ~ends])[np.hstack([seen, ends])]
+    runs = _zero_runs(walked)[:-1]
     scale = length / max(int(seen.sum()), 1)
     return StreamStats(length, hist, np.bincount(runs) * scale,
                        float(runs[runs >= 2].sum()) * scale)
@@ -457,6 +462,94 @@ def _zero_run_bits(runs: np.ndarray) -> float:
     lengths = np.arange(runs.size)
     q = lengths[None, :] >> _Z_DIVS[:, None]
     return float(((q + 1 + _Z_DIVS[:, None]) @ runs).min())
+
+
+def _bit_length(x: np.ndarray) -> np.ndarray:
+    """``int.bit_length`` of each non-negative integer of ``x``."""
+    x = np.asarray(x, dtype=np.int64)
+    return np.where(x > 0, np.floor(np.log2(np.maximum(x, 1))).astype(np.int64) + 1, 0)
+
+
+#: Each value's palette index (``2|v| + (v < 0)``), for the 512 histogram bins -256..255.
+_PALVAL = (np.abs(np.arange(512) - 256) << 1) | (np.arange(512) < 256)
+
+
+def _coded_nbytes(stats: list[StreamStats]) -> np.ndarray:
+    """:func:`code`'s bytes of many streams, decided together: the same bytes.
+
+    The decisions of :func:`code`, :func:`_palette` and :func:`_grc_bits` as array
+    operations with one row per stream, so a model's layers cost one pass instead of one
+    each (only the zero runs' bits are counted stream by stream, where they are coded).
+    """
+    n = len(stats)
+    rows = np.arange(n)[:, None]
+    hists = np.stack([st.hist for st in stats]).astype(np.int64)
+    lengths = np.array([st.length for st in stats], np.int64)
+    zeros = hists[:, 256].copy()
+    possible = zeros > _ZERO_FREQ_THRESHOLD * np.delete(hists, 256, axis=1).max(axis=1)
+    use_runs = possible & (np.array([st.in_runs for st in stats]) >= zeros // 2)
+    hists[use_runs, 256] = 0
+    weights = np.where(use_runs, lengths - zeros, lengths)
+    run_bits = np.array([_zero_run_bits(st.runs) if use else 0.0
+                         for st, use in zip(stats, use_runs, strict=True)])
+    counts = np.zeros((n, 1024), np.int64)
+    counts[:, _PALVAL] = hists
+    present = counts > 0
+    used = present.sum(axis=1)
+    total = counts.sum(axis=1)
+    largest = 1023 - np.argmax(present[:, ::-1], axis=1)
+    direct_offset = np.minimum(np.argmax(present, axis=1), 31)
+    key = -(counts * 1024 + np.arange(1024))  # most frequent first, ties: larger value
+    top = np.argpartition(key, _PALETTE_MAX, axis=1)[:, :_PALETTE_MAX]
+    ranked = np.take_along_axis(top, np.argsort(key[rows, top], axis=1), axis=1)
+    only_palette = used <= _PALETTE_MAX
+    limit = np.where(only_palette, _PALETTE_MAX, np.minimum(_PALETTE_MAX, 511 - largest))
+    k = np.minimum(np.where(limit == 1, 0, limit), used)
+    valid = np.arange(_PALETTE_MAX)[None, :] < k[:, None]
+    palette = (k > 0) & ((counts[rows, ranked] * valid).sum(axis=1) >= total // 2)
+    size = np.where(palette, np.maximum(k, 2), 0)
+    rank = np.full((n, 1024), -1, np.int64)
+    rank[np.broadcast_to(rows, ranked.shape)[valid], ranked[valid]] = np.nonzero(valid)[1]
+    direct = _PALVAL[None, :] - direct_offset[:, None]
+    in_palette = rank[:, _PALVAL]
+    code_of = np.where(palette[:, None],
+                       np.where(in_palette >= 0, in_palette, direct + size[:, None]),
+                       np.maximum(direct, 0))
+    entry_bits = np.maximum(2, _bit_length(np.where(valid, ranked, 0).max(axis=1)))
+    palette_bits = np.where(palette, entry_bits, np.maximum(2, _bit_length(largest)))
+    uncompressed = np.where(palette,
+                            np.where(only_palette, np.maximum(1, _bit_length(size - 1)), 0),
+                            np.maximum(2, _bit_length(largest)))
+    # Golomb-Rice bits at each divisor d: a value's quotient q = code >> d costs q + 1 + d
+    # bits, or min(q + 1, 2) + d truncated (only where every quotient is at most 2; at most
+    # 31 otherwise), summed over the histogram.
+    code_of = np.where(hists > 0, code_of, 0)
+    longest = code_of.max(axis=1)
+    costs = np.full((n, len(_W_DIVS)), np.inf)
+    for j, (d, truncated) in enumerate(zip(_W_DIVS.tolist(), _W_TRUNC.tolist(), strict=True)):
+        if truncated:
+            bits = total * (1 + d) + (hists * (code_of >= (1 << d))).sum(axis=1)
+        else:
+            bits = total * (1 + d) + (hists * (code_of >> d)).sum(axis=1)
+        fits = (longest >> d) <= (2 if truncated else 31)
+        costs[:, j] = np.where(fits, bits, np.inf)
+    plain = np.where(uncompressed > 0, (uncompressed * total).astype(np.float64), np.inf)
+    weight_bits = np.minimum(costs.min(axis=1), plain)
+    slices = np.maximum(1, -(-weights // _SLICE_MAX))
+    header = (slices * _SLICE_HEADER_BITS + _PALETTE_HEADER_BITS + size * palette_bits
+              + _EOS_BITS)
+    nbytes = _round_up(np.ceil((weight_bits + run_bits + header) / 8).astype(np.int64),
+                       _STREAM_ALIGN_BYTES)
+    return np.where(lengths > 0, nbytes, 0)
+
+
+def layers_bytes(layers: list[tuple[str, np.ndarray, np.ndarray | int, int]]) -> np.ndarray:
+    """:func:`layer_bytes` of each ``(opcode, values, zero_point, axis)``: the same bytes."""
+    if not layers:
+        return np.zeros(0, np.int64)
+    coded = _coded_nbytes([stream_stats(*layer) for layer in layers])
+    channels = np.array([ohwi(op, values).shape[0] for op, values, _, _ in layers], np.int64)
+    return coded + _round_up(SCALE_BYTES_PER_CHANNEL * channels, _STREAM_ALIGN_BYTES)
 
 
 def layer_bytes(opcode: str, values: np.ndarray, zero_point: np.ndarray | int = 0,
