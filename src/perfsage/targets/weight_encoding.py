@@ -380,24 +380,10 @@ def _runs_possible(hist: np.ndarray) -> bool:
 
 def code(stats: StreamStats) -> StreamCode:
     """The coding decisions and length of one stream, from its statistics."""
-    if stats.length == 0:
-        return StreamCode(False, 0, 0.0, 0.0, 0.0, 0)
-    hist = stats.hist
-    zeros = int(hist[256])
-    use_runs = _runs_possible(hist) and stats.in_runs >= zeros // 2
-    if use_runs:
-        hist = hist.copy()
-        hist[256] = 0
-    size, palette_bits, code_of, uncompressed = _palette(hist)
-    weights = stats.length - zeros if use_runs else stats.length
-    weight_bits = _grc_bits(hist, code_of, uncompressed)
-    run_bits = _zero_run_bits(stats.runs) if use_runs else 0.0
-    slices = max(1, -(-weights // _SLICE_MAX))
-    header = (slices * _SLICE_HEADER_BITS + _PALETTE_HEADER_BITS + size * palette_bits
-              + _EOS_BITS)
-    total = math.ceil((weight_bits + run_bits + header) / 8)
-    return StreamCode(use_runs, size, weight_bits, run_bits, header,
-                      _round_up(total, _STREAM_ALIGN_BYTES))
+    found = _codes([stats])
+    return StreamCode(bool(found["zero_runs"][0]), int(found["palette_size"][0]),
+                      float(found["weight_bits"][0]), float(found["zero_run_bits"][0]),
+                      float(found["header_bits"][0]), int(found["nbytes"][0]))
 
 
 def _zero_runs(zero: np.ndarray) -> np.ndarray:
@@ -405,56 +391,6 @@ def _zero_runs(zero: np.ndarray) -> np.ndarray:
     nonzero = np.flatnonzero(~zero)
     edges = np.concatenate([[-1], nonzero, [zero.size]])
     return np.diff(edges) - 1
-
-
-def _palette(hist: np.ndarray) -> tuple[int, int, np.ndarray, int]:
-    """How the encoder codes each value: its ``create_palette``.
-
-    Returns (palette size, palette entry bits, code of each of the 512 values, bits of
-    the uncompressed mode, 0 where the encoder allows none). Values are ranked by
-    frequency (ties: larger palette value first); when all fit in 32 entries, or the 32
-    most frequent cover half the stream, those are coded by their rank; the rest are
-    coded directly, sign-interleaved (``2|v| + (v < 0)``), shifted down by the unused
-    values around zero (``direct_offset``) and up past the palette.
-    """
-    values = np.arange(512) - 256
-    palval = (np.abs(values) << 1) | (values < 0)
-    counts = np.zeros(1024, np.int64)
-    counts[palval] = hist  # frequency by palette value (index 1, "-0", stays empty)
-    used = np.flatnonzero(counts)
-    total = int(counts.sum())
-    if used.size == 0:
-        return 0, 2, np.zeros(512, np.int64), 0
-    direct_offset = int(min(used[0], 31))
-    ranked = np.argsort(-(counts * 1024 + np.arange(1024)), kind="stable")
-    only_palette = used.size <= _PALETTE_MAX
-    largest = int(used[-1])
-    limit = _PALETTE_MAX if only_palette else min(_PALETTE_MAX, 511 - largest)
-    limit = 0 if limit == 1 else limit
-    entries = ranked[:min(limit, used.size)]
-    direct = palval - direct_offset
-    if entries.size and int(counts[entries].sum()) >= total // 2:
-        size = max(int(entries.size), 2)
-        rank = np.full(1024, -1)
-        rank[entries] = np.arange(entries.size)
-        code_of = np.where(rank[palval] >= 0, rank[palval], direct + size)
-        uncompressed = max(1, (size - 1).bit_length()) if only_palette else 0
-        return size, max(2, int(entries.max()).bit_length()), code_of, uncompressed
-    return 0, max(2, largest.bit_length()), np.maximum(direct, 0), max(2, largest.bit_length())
-
-
-def _grc_bits(hist: np.ndarray, code_of: np.ndarray, uncompressed: int) -> float:
-    """Bits of the weights at the cheapest Golomb-Rice parameter that codes them all."""
-    present = hist > 0
-    codes = code_of[present]
-    counts = hist[present].astype(np.float64)
-    q = codes[None, :] >> _W_DIVS[:, None]
-    bits = np.where(_W_TRUNC[:, None], np.minimum(q + 1, 2), q + 1) + _W_DIVS[:, None]
-    fits = np.where(_W_TRUNC[:, None], q <= 2, q <= 31).all(axis=1)
-    costs = np.where(fits, bits @ counts, np.inf)
-    if uncompressed:
-        costs = np.append(costs, uncompressed * counts.sum())
-    return float(costs.min())
 
 
 def _zero_run_bits(runs: np.ndarray) -> float:
@@ -474,12 +410,18 @@ def _bit_length(x: np.ndarray) -> np.ndarray:
 _PALVAL = (np.abs(np.arange(512) - 256) << 1) | (np.arange(512) < 256)
 
 
-def _coded_nbytes(stats: list[StreamStats]) -> np.ndarray:
-    """:func:`code`'s bytes of many streams, decided together: the same bytes.
+def _codes(stats: list[StreamStats]) -> dict[str, np.ndarray]:
+    """The encoder's decisions for many streams, one row each (the fields of StreamCode).
 
-    The decisions of :func:`code`, :func:`_palette` and :func:`_grc_bits` as array
-    operations with one row per stream, so a model's layers cost one pass instead of one
+    As array operations over the streams, so a model's layers cost one pass instead of one
     each (only the zero runs' bits are counted stream by stream, where they are coded).
+    Zero runs are coded apart when zeros are frequent enough and mostly in runs. Values are
+    then ranked by frequency (ties: larger palette value first); when all fit in 32
+    entries, or the 32 most frequent cover half the stream, those are coded by their rank
+    (the encoder's ``create_palette``); the rest are coded directly, sign-interleaved
+    (``2|v| + (v < 0)``), shifted down by the unused values around zero (``direct_offset``)
+    and up past the palette. The weights take the cheapest Golomb-Rice parameter that codes
+    them all, or the uncompressed mode where the encoder allows one.
     """
     n = len(stats)
     rows = np.arange(n)[:, None]
@@ -540,14 +482,19 @@ def _coded_nbytes(stats: list[StreamStats]) -> np.ndarray:
               + _EOS_BITS)
     nbytes = _round_up(np.ceil((weight_bits + run_bits + header) / 8).astype(np.int64),
                        _STREAM_ALIGN_BYTES)
-    return np.where(lengths > 0, nbytes, 0)
+    some = lengths > 0
+    return {"zero_runs": use_runs & some, "palette_size": np.where(some, size, 0),
+            "weight_bits": np.where(some, weight_bits, 0.0),
+            "zero_run_bits": np.where(some, run_bits, 0.0),
+            "header_bits": np.where(some, header, 0).astype(np.float64),
+            "nbytes": np.where(some, nbytes, 0)}
 
 
 def layers_bytes(layers: list[tuple[str, np.ndarray, np.ndarray | int, int]]) -> np.ndarray:
     """:func:`layer_bytes` of each ``(opcode, values, zero_point, axis)``: the same bytes."""
     if not layers:
         return np.zeros(0, np.int64)
-    coded = _coded_nbytes([stream_stats(*layer) for layer in layers])
+    coded = _codes([stream_stats(*layer) for layer in layers])["nbytes"]
     channels = np.array([ohwi(op, values).shape[0] for op, values, _, _ in layers], np.int64)
     return coded + _round_up(SCALE_BYTES_PER_CHANNEL * channels, _STREAM_ALIGN_BYTES)
 
