@@ -75,6 +75,13 @@ def test_unfoldable_batch_norm_and_rescaling_stay_mul_add():
     convs = ops.count("CONV_2D")
     # Conv-ReLU-BN: every convolution is followed by MUL and ADD with per-channel constants.
     assert ops.count("MUL") >= convs + 1 and ops.count("ADD") >= convs
+    rescaled = read_model(space.build({**config, "preprocess": "rescale"}))
+    mul, add = rescaled.main.operators[:2]
+    assert (mul.opcode, add.opcode) == ("MUL", "ADD")  # Rescaling at the input: one value each
+    for op in (mul, add):
+        constant = rescaled.main.tensors[op.inputs[1]]
+        assert constant.shape in ((), (1,))
+        assert rescaled.main.tensors[op.outputs[0]].shape == rescaled.inputs[0].shape
 
 
 def test_sampled_models_respect_bounds_and_cover_weights_and_floats():

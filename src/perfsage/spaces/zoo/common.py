@@ -13,10 +13,11 @@ import numpy as np
 
 from perfsage.spaces.base import choice, make_divisible
 
-#: Input preprocessing a Keras model carries into TFLite: none (a ``Rescaling`` before a
-#: convolution folds into it) or ``Normalization`` (SUB and MUL by per-channel constants,
-#: which the converter keeps).
-RESCALING = (None, None, "normalize")
+#: Input preprocessing a Keras model carries into TFLite: none (folded into the first
+#: convolution, or done before the model), ``Normalization`` (SUB and MUL by per-channel
+#: constants, which the converter keeps) or ``Rescaling(1 / 127.5, offset=-1)`` (MUL and
+#: ADD by one value each on the whole input, as Keras' MobileNetV3 keeps them).
+RESCALING = (None, None, "normalize", "rescale")
 
 
 def log_int(rng: np.random.Generator, lo: float, hi: float) -> int:
@@ -41,6 +42,8 @@ def preprocess(b: Any, x: Any, kind: str | None) -> Any:
         c = x.shape[-1]
         mean = np.linspace(-0.1, 0.1, c)
         return b.mul_const(b.sub_const(x, mean), 1.0 / np.linspace(0.45, 0.6, c))
+    if kind == "rescale":  # Keras Rescaling: x * scale + offset, one value each
+        return b.add_const(b.mul_const(x, 1.0 / 127.5), -1.0)
     return x
 
 
