@@ -369,13 +369,14 @@ def _exact_stats(stream: np.ndarray) -> StreamStats:
                        np.bincount(runs), float(runs[runs >= 2].sum()))
 
 
-def _runs_possible(hist: np.ndarray) -> bool:
-    """Whether zeros are frequent enough for the encoder to code them as runs.
+def _runs_possible(hist: np.ndarray) -> np.ndarray:
+    """Whether zeros are frequent enough for the encoder to code them as runs, per histogram.
 
-    Dense weights (random, trained or He-initialised) never are: their zeros are about as
-    frequent as their ones, so :func:`code` decides the same without the runs.
+    ``hist``: one 512-bin histogram, or one per row. Dense weights (random, trained or
+    He-initialised) never are: their zeros are about as frequent as their ones, so
+    :func:`code` decides the same without the runs.
     """
-    return int(hist[256]) > _ZERO_FREQ_THRESHOLD * int(np.delete(hist, 256).max())
+    return hist[..., 256] > _ZERO_FREQ_THRESHOLD * np.delete(hist, 256, axis=-1).max(axis=-1)
 
 
 def code(stats: StreamStats) -> StreamCode:
@@ -428,8 +429,7 @@ def _codes(stats: list[StreamStats]) -> dict[str, np.ndarray]:
     hists = np.stack([st.hist for st in stats]).astype(np.int64)
     lengths = np.array([st.length for st in stats], np.int64)
     zeros = hists[:, 256].copy()
-    possible = zeros > _ZERO_FREQ_THRESHOLD * np.delete(hists, 256, axis=1).max(axis=1)
-    use_runs = possible & (np.array([st.in_runs for st in stats]) >= zeros // 2)
+    use_runs = _runs_possible(hists) & (np.array([st.in_runs for st in stats]) >= zeros // 2)
     hists[use_runs, 256] = 0
     weights = np.where(use_runs, lengths - zeros, lengths)
     run_bits = np.array([_zero_run_bits(st.runs) if use else 0.0
@@ -502,6 +502,4 @@ def layers_bytes(layers: list[tuple[str, np.ndarray, np.ndarray | int, int]]) ->
 def layer_bytes(opcode: str, values: np.ndarray, zero_point: np.ndarray | int = 0,
                 axis: int = 0) -> int:
     """Encoded bytes of one layer's weights plus its biases and scales, as Vela stores them."""
-    channels = ohwi(opcode, values).shape[0]
-    return code(stream_stats(opcode, values, zero_point, axis)).nbytes + _round_up(
-        SCALE_BYTES_PER_CHANNEL * channels, _STREAM_ALIGN_BYTES)
+    return int(layers_bytes([(opcode, values, zero_point, axis)])[0])
