@@ -47,3 +47,31 @@ def test_the_pipeline_costs_a_folded_pad_like_same_padding():
     padded = _padded([[0, 0], [0, 1], [0, 1], [0, 0]])  # TFLite's SAME for stride 2
     a, c = perfsage.predict_many([padded, same], "ethos-u55-128")
     assert a["latency_ms"] == pytest.approx(c["latency_ms"], rel=0.1)
+
+
+def _causal_conv1d(dilation: int, pad: int) -> bytes:
+    """Keras' causal Conv1D as the converter writes it: PAD (3-D), RESHAPE, VALID CONV_2D."""
+    b = ModelBuilder(seed=1)
+    x = b.input((1, 64, 16))
+    y = b.pad(x, [[0, 0], [pad, 0], [0, 0]])
+    y = b.reshape(y, (1, 1, 64 + pad, 16))
+    y = b.conv2d(y, 16, (1, 3), 1, dilation=(1, dilation), padding="valid", activation="relu")
+    return b.build([b.conv2d(y, 8, 1)])
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 4])
+def test_a_causal_pad_folds_through_the_reshape_as_far_as_the_dilated_kernel_reaches(dilation):
+    model = read_model(_causal_conv1d(dilation, 2 * dilation))
+    folded = fold_hw_pads(model)
+    ops = folded.main.operators
+    assert [op.opcode for op in ops] == ["RESHAPE", "CONV_2D", "CONV_2D"]
+    assert ops[0].inputs[0] == folded.main.inputs[0]
+    assert folded.main.tensors[ops[0].outputs[0]].shape == (1, 1, 64, 16)
+    assert ops[1].options["padding"] == "SAME"
+    assert model.main.tensors[model.main.operators[1].outputs[0]].shape == (1, 1, 66 + 2 * (
+        dilation - 1), 16)  # the input model's tensors are untouched
+
+
+def test_a_causal_pad_beyond_the_dilated_kernel_stays():
+    model = read_model(_causal_conv1d(1, 3))
+    assert fold_hw_pads(model) is model
