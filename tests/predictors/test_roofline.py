@@ -207,3 +207,34 @@ def test_entropy_coded_weights_below_velas_encoding():
     hw = hardware("ethos-u55-128")
     assert (estimate(model, hw, compressed_weights=True).total_cycles
             <= estimate(model, hw).total_cycles)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("shape", [(1, 10), (1, 96, 96, 2), (1, 828, 91)])
+def test_softmax_is_priced_per_element_and_per_row_below_vela(target, shape):
+    """A classifier's, a segmentation head's and a detection head's SOFTMAX: a lower bound
+    on Vela's latency for it, and within 3x of it."""
+    b = ModelBuilder(seed=0)
+    data = b.build([b.softmax(b.input(shape))])
+    roof = estimate(read_model(data), hardware(target)).total_ms
+    vela_ms = _vela(data, target).inference_time_s * 1e3
+    assert roof <= vela_ms <= 3 * roof, (roof, vela_ms)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_a_grouped_convolution_runs_per_group_with_its_activation_apart(target):
+    """Vela splits a grouped CONV_2D into one convolution per group and runs the fused ReLU
+    as a pass of its own: the roofline charges that pass, and stays below Vela."""
+    def net(groups: int, activation: str | None) -> bytes:
+        b = ModelBuilder(seed=0)
+        x = b.conv2d(b.input((1, 32, 32, 16)), 24, 1, activation="relu")
+        x = b.grouped_conv2d(x, 24, groups, 3, activation=activation)
+        return b.build([b.conv2d(x, 16, 1, activation="relu")])
+
+    hw = hardware(target)
+    relu, plain = (estimate(read_model(net(3, a)), hw) for a in ("relu", None))
+    grouped = 1  # the grouped convolution is the second operator
+    simple = 32 * 32 * 24 * (0.5 if target == "ethos-u55-128" else 0.25)
+    assert relu.compute_cycles[grouped] == plain.compute_cycles[grouped] + simple
+    data = net(3, "relu")
+    assert estimate(read_model(data), hw).total_ms <= _vela(data, target).inference_time_s * 1e3

@@ -109,6 +109,7 @@ _MATMUL = _types("CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL",
 _SPATIAL = _types("CONV_2D", "TRANSPOSE_CONV", "CONV_3D")  # pad rows/columns to micro-blocks
 _TRANSPOSE_CONV = _types("TRANSPOSE_CONV")  # a convolution over the zero-upsampled input
 _BATCH_MATMUL = _types("BATCH_MATMUL")
+_GROUPED = _types("CONV_2D")  # may have filters over a part of the input's channels
 _DEPTHWISE = _types("DEPTHWISE_CONV_2D")
 _POOL = _types("AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D")
 _REDUCE = _types("MEAN", "SUM", "REDUCE_MAX", "ARG_MAX")  # a depthwise pass over the input
@@ -119,7 +120,20 @@ _LUT = _types("LOGISTIC", "TANH", "HARD_SWISH", "GELU", "ELU", "EXP", "RSQRT", "
 _SIMPLE = _types("MAXIMUM", "MINIMUM", "RELU", "RELU6", "QUANTIZE", "DEQUANTIZE", "CAST",
                  "L2_NORMALIZATION", "RESIZE_BILINEAR")
 _SOFTMAX = _types("SOFTMAX", "LOG_SOFTMAX")  # Vela lowers it to some 25 element-wise steps
-_SOFTMAX_STEPS = 3  # passes over the data at the least: max, exp-and-sum, normalise
+#: Cycles of Vela's int8 SOFTMAX per element, per row (of the last axis) and per operator:
+#: its ~25 element-wise steps run over the whole input or, a third of them (MAX_POOL,
+#: REDUCE_SUM, a Newton-Raphson reciprocal), over one value per row, each such value a
+#: 16-channel brick of its own. Fitted as lower bounds to what Vela 5.2 charged for inputs
+#: of 2 to 79,488 elements (rows x classes: 1x2, 1x10, 1x1000, 49x3, 16x16, 256x64, 828x16,
+#: 828x91, 828x96, 100x91, 64x256, 9216x2): Ethos-U55-128 about 18 cycles per element and
+#: 36 per row over 1,000 per operator, Ethos-U65-256 13 and 38-52, Ethos-U85-256 erratic
+#: (4.9-41 per element). A fixed 3 passes over the elements at the element-wise rate had
+#: charged an SSD head's 828x91 SOFTMAX 1/12 of Vela's cycles, a U-Net's 96x96x2 one 1/60.
+_SOFTMAX_CYCLES = {"ethos-u55": (13.5, 30.0, 800.0), "ethos-u65": (12.5, 35.0, 1800.0),
+                   "ethos-u85": (4.2, 20.0, 1100.0)}
+#: MACs per cycle of the configuration each family's figures were measured on: larger
+#: configurations get proportionally fewer cycles (a bound stays a bound), smaller the same.
+_SOFTMAX_MEASURED_ON = {"ethos-u55": 128, "ethos-u65": 256, "ethos-u85": 256}
 #: Vela rewrites these away: no data moves (a PAD becomes the next convolution's padding).
 _FREE = _types("RESHAPE", "SQUEEZE", "EXPAND_DIMS", "PAD", "PADV2")
 #: Data movement Vela runs as NPU copies, at the rate of simple element-wise work.
@@ -244,7 +258,11 @@ def _compute_cycles(x: _Nodes, hw: Hardware) -> np.ndarray:
     depth = np.maximum(np.rint(macs / (np.maximum(out_elems, 1) * window)), 1)
     depth = np.where(_TRANSPOSE_CONV[kind], x["in_c"], depth)
     in_pad = 1 if acc.family in _UNPADDED_INPUT else _DOT_PRODUCT
-    padded = rows * _pad(out_c, ub_c) * window * _pad(depth, in_pad)
+    # A grouped CONV_2D (its filters see in_c / groups channels) runs as one convolution
+    # per group, each into its own slice of the output, padded to the micro-block alone.
+    conv_groups = np.where(_GROUPED[kind], np.maximum(np.rint(x["in_c"] / depth), 1), 1)
+    out_padded = conv_groups * _pad(out_c / conv_groups, ub_c)
+    padded = rows * out_padded * window * _pad(depth, in_pad)
     cycles[m] = np.maximum(padded, macs)[m] / acc.macs_per_cycle
 
     # Depthwise, reductions and pooling: one channel per lane, no dot product across
@@ -269,11 +287,28 @@ def _compute_cycles(x: _Nodes, hw: Hardware) -> np.ndarray:
     if acc.family in _ELEMENTWISE_MATMUL:
         b = _BATCH_MATMUL[kind]
         cycles[b] = macs[b] * mul
-    for mask, per_element in ((_ADD, add), (_MUL, mul), (_SIMPLE | _MOVE, simple), (_LUT, lut),
-                              (_SOFTMAX, _SOFTMAX_STEPS * simple)):
+    for mask, per_element in ((_ADD, add), (_MUL, mul), (_SIMPLE | _MOVE, simple), (_LUT, lut)):
         e = mask[kind]
         cycles[e] = out_elems[e] * per_element
+    # ...and its fused activation then as a pass over the whole output of its own: Vela
+    # charged a ReLU after a 3-group 3x3 convolution on 32x32x24 more than the convolutions.
+    split = _GROUPED[kind] & (conv_groups >= 2)
+    for flags, per_element in ((("act_relu", "act_relu6", "act_relu_n1_to_1"), simple),
+                               (("act_tanh",), lut)):
+        e = split & (sum(x[f] for f in flags) > 0)
+        cycles[e] += out_elems[e] * per_element
+    soft = _SOFTMAX[kind]
+    per_element, per_row, per_op = _softmax_cycles(acc)
+    last_axis_rows = out_elems / np.maximum(out_c, 1)
+    cycles[soft] = (per_op + out_elems * per_element + last_axis_rows * per_row)[soft]
     return cycles
+
+
+def _softmax_cycles(acc) -> tuple[float, float, float]:
+    """(cycles per element, per row, per operator) of a SOFTMAX on this accelerator."""
+    found = _SOFTMAX_CYCLES.get(acc.family, _SOFTMAX_CYCLES["ethos-u55"])
+    scale = min(1.0, _SOFTMAX_MEASURED_ON.get(acc.family, 128) / acc.macs_per_cycle)
+    return found[0] * scale, found[1] * scale, found[2] * scale
 
 
 def _elementwise_cycles(hw: Hardware) -> tuple[float, float, float, float]:
