@@ -75,3 +75,17 @@ def test_a_causal_pad_folds_through_the_reshape_as_far_as_the_dilated_kernel_rea
 def test_a_causal_pad_beyond_the_dilated_kernel_stays():
     model = read_model(_causal_conv1d(1, 3))
     assert fold_hw_pads(model) is model
+
+
+def test_each_renaming_operator_shrinks_in_its_own_layout():
+    """PAD (3-D) -> RESHAPE to 4-D -> RESHAPE back to 4-D: both outputs lose the padding."""
+    b = ModelBuilder(seed=1)
+    x = b.input((1, 64, 16))
+    y = b.reshape(b.pad(x, [[0, 0], [2, 0], [0, 0]]), (1, 66, 1, 16))
+    y = b.reshape(y, (1, 1, 66, 16))
+    y = b.conv2d(y, 16, (1, 3), 1, padding="valid", activation="relu")
+    folded = fold_hw_pads(read_model(b.build([b.conv2d(y, 8, 1)])))
+    ops = folded.main.operators
+    assert [op.opcode for op in ops] == ["RESHAPE", "RESHAPE", "CONV_2D", "CONV_2D"]
+    assert [folded.main.tensors[op.outputs[0]].shape for op in ops[:2]] == [(1, 64, 1, 16),
+                                                                            (1, 1, 64, 16)]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from perfsage.graph.ir import Model, Operator, Subgraph
+from perfsage.graph.ir import Model, Operator, Subgraph, Tensor
 
 #: Operators whose VALID padding can absorb a PAD in front of them.
 _ABSORBING = ("CONV_2D", "DEPTHWISE_CONV_2D")
@@ -32,12 +32,15 @@ _RENAMING = ("RESHAPE", "EXPAND_DIMS")
 
 @dataclass(frozen=True)
 class _Fold:
-    """One PAD that folds: the convolution that absorbs it, the renaming operators between."""
+    """One PAD that folds: the convolution that absorbs it, the renaming operators between.
+
+    ``renames`` pairs each renaming operator with the PAD's padding in the layout of its
+    output ([rank, 2]), which shrinks by it.
+    """
 
     pad: int
     conv: int
-    renames: tuple[int, ...]
-    padding: np.ndarray  # [len(renamed shape), 2]: the PAD's padding in the renamed layout
+    renames: tuple[tuple[int, np.ndarray], ...]
 
 
 def fold_hw_pads(model: Model) -> Model:
@@ -59,10 +62,10 @@ def fold_hw_pads(model: Model) -> Model:
     tensors = list(sub.tensors)
     into: dict[int, int] = {}  # convolution or first renaming operator -> the PAD it reads past
     for f in folds:
-        into[f.renames[0] if f.renames else f.conv] = f.pad
-        for i in f.renames:
+        into[f.renames[0][0] if f.renames else f.conv] = f.pad
+        for i, padding in f.renames:
             out = sub.operators[i].outputs[0]
-            tensors[out] = _unpadded(tensors[out], f.padding)
+            tensors[out] = _unpadded(tensors[out], padding)
     pads = {f.pad for f in folds}
     convs = {f.conv for f in folds}
     kept = [op for op in sub.operators if op.index not in pads]
@@ -78,7 +81,7 @@ def fold_hw_pads(model: Model) -> Model:
     return replace(model, subgraphs=[main, *model.subgraphs[1:]])
 
 
-def _unpadded(tensor, padding: np.ndarray):
+def _unpadded(tensor: Tensor, padding: np.ndarray) -> Tensor:
     """``tensor`` with each padded dimension shrunk by its padding."""
     shape = tuple(int(d - padding[i].sum()) for i, d in enumerate(tensor.shape))
     signature = tensor.shape_signature
@@ -97,14 +100,14 @@ def _fold_of(sub: Subgraph, op: Operator) -> _Fold | None:
     if paddings is None or paddings.size != 2 * len(shape) or (paddings < 0).any():
         return None
     padding = paddings.reshape(len(shape), 2).astype(np.int64)
-    renames: list[int] = []
+    renames: list[tuple[int, np.ndarray]] = []
     reader = _sole_reader(sub, out)
     while reader is not None and reader.opcode in _RENAMING:
         renamed = sub.tensors[reader.outputs[0]].shape
         padding = _renamed_padding(shape, renamed, padding)
         if padding is None:
             return None
-        renames.append(reader.index)
+        renames.append((reader.index, padding))
         out, shape = reader.outputs[0], renamed
         reader = _sole_reader(sub, out)
     if (reader is None or reader.opcode not in _ABSORBING
@@ -117,7 +120,7 @@ def _fold_of(sub: Subgraph, op: Operator) -> _Fold | None:
              (weights[2] - 1) * int(reader.options.get("dilation_w_factor", 1) or 1)]
     if padding[1].max() > reach[0] or padding[2].max() > reach[1]:
         return None
-    return _Fold(op.index, reader.index, tuple(renames), padding)
+    return _Fold(op.index, reader.index, tuple(renames))
 
 
 def _sole_reader(sub: Subgraph, tensor: int) -> Operator | None:
