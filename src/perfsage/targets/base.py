@@ -26,6 +26,17 @@ class Metric:
     description: str
 
 
+def tool_version(package: str) -> str:
+    """The installed version of a measuring tool's package, for its settings.
+
+    ``importlib.metadata`` costs ~35 ms to import, paid here only when settings are asked
+    for (measuring, annotating), never on the prediction path.
+    """
+    from importlib.metadata import version
+
+    return version(package)
+
+
 def settings_hash(settings: dict[str, Any]) -> str:
     """SHA-256 of the settings as canonical JSON (sorted keys, no whitespace, UTF-8)."""
     canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), ensure_ascii=False,

@@ -7,11 +7,10 @@ figures come from one in-process compilation (see :mod:`perfsage.targets.vela_ru
 from __future__ import annotations
 
 import hashlib
-from importlib.metadata import version
 from typing import Any, ClassVar
 
 from perfsage.targets import energy
-from perfsage.targets.base import Metric, Target
+from perfsage.targets.base import Metric, Target, tool_version
 from perfsage.targets.vela_run import VelaOptions, config_path, run_vela
 from perfsage.targets.vela_summary import VelaSummary, parse_summary
 
@@ -41,7 +40,7 @@ class EthosU(Target):
         ini = config_path(self.options.config).read_bytes()
         return {
             "tool": "ethos-u-vela",
-            "tool_version": version("ethos-u-vela"),
+            "tool_version": tool_version("ethos-u-vela"),
             "config": self.options.config,
             "config_sha256": hashlib.sha256(ini).hexdigest(),
             "accelerator_config": self.options.accelerator_config,

@@ -18,13 +18,12 @@ from __future__ import annotations
 import gc
 import platform
 import time
-from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 
 from perfsage.errors import MeasurementError
-from perfsage.targets.base import Metric, Target
+from perfsage.targets.base import Metric, Target, tool_version
 from perfsage.targets.capture import capture_output
 from perfsage.targets.heap import heap_available, heap_in_use
 from perfsage.targets.timing import stable_round
@@ -89,7 +88,7 @@ class CpuLiteRT(Target):
     def _settings(self) -> dict[str, Any]:
         return {
             "tool": "ai-edge-litert",
-            "tool_version": version("ai-edge-litert"),
+            "tool_version": tool_version("ai-edge-litert"),
             "op_resolver": "BUILTIN (XNNPACK delegate)",
             "num_threads": 1,
             "runs": self.runs, "warmup": self.warmup, "max_rounds": self.max_rounds,

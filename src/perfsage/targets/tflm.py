@@ -12,11 +12,10 @@ fully planned when the interpreter is created.
 from __future__ import annotations
 
 import re
-from importlib.metadata import version
 from typing import Any
 
 from perfsage.errors import MeasurementError
-from perfsage.targets.base import Metric, Target
+from perfsage.targets.base import Metric, Target, tool_version
 from perfsage.targets.capture import capture_output
 
 _TOTAL = re.compile(r"Arena allocation total (\d+) bytes")
@@ -53,7 +52,7 @@ class CortexMTflm(Target):
     def _settings(self) -> dict[str, Any]:
         return {
             "tool": "tflite-micro",
-            "tool_version": version("tflite-micro"),
+            "tool_version": tool_version("tflite-micro"),
             "allocator": "RecordingMicroAllocator (kAllocationRecording)",
             "kernels": "reference (host build of the Python package)",
             "arena_limit_bytes": self.arena_limit_bytes,
