@@ -100,8 +100,9 @@ class _Figures:
     """One model's figures and what its notes need to know about them.
 
     Which metrics were computed exactly, Vela's placement (Ethos-U targets, else None), the
-    network's latency when the roofline floor raised it (else None), and the encoded sizes
-    of compressed weights when those corrected the figures (else None).
+    network's latency when the roofline floor raised it (else None), the encoded sizes
+    of compressed weights when those corrected the figures (else None), and the network's
+    SRAM when Vela's SOFTMAX working set raised it (else None).
     """
 
     row: dict[str, float]
@@ -110,6 +111,7 @@ class _Figures:
     raised: float | None
     weights: WeightBytes | None = None
     compressed: bool = False  # pruned or clustered weights (a note says so)
+    sram_raised: float | None = None
 
 
 def _on_npu(model: Model, placement: CpuPlacement) -> np.ndarray:
@@ -241,16 +243,18 @@ class Pipeline:
             placement = self._placement(model) if self._vela else None
             computed = self.exact(model, placement)
             row = {m: float(columns[m][i]) for m in self.metrics} | computed
-            raised = stored = None
+            raised = stored = sram_raised = None
             compressed = False
             if placement is not None:
                 stored, compressed, fix = self._own_weights(model, graph=graphs[i],
                                                             placement=placement)
                 fix.apply(row)
                 raised = self._at_least_the_floor(row, model, graphs[i], placement, stored)
+                sram_raised = self._sram_for_softmax(row, model, placement)
             if self.sram_cap_kib is not None and "sram_kib" in row:
                 row["sram_kib"] = min(row["sram_kib"], self.sram_cap_kib)
-            out.append(_Figures(row, tuple(computed), placement, raised, stored, compressed))
+            out.append(_Figures(row, tuple(computed), placement, raised, stored, compressed,
+                                sram_raised))
         return out
 
     def _own_weights(self, model: Model, graph: GraphFeatures, placement: CpuPlacement,
@@ -314,6 +318,26 @@ class Pipeline:
         for m in ("latency_ms", "npu_cycles"):
             if m in row:
                 row[m] *= floor / low
+        return low
+
+    def _sram_for_softmax(self, row: dict[str, float], model: Model,
+                          placement: CpuPlacement) -> float | None:
+        """Raise an SRAM figure below what Vela's SOFTMAX lowering needs to that need.
+
+        The working set is computed (:mod:`perfsage.targets.vela_softmax`); a dense
+        prediction head makes it the model's peak, which the network has no way to know.
+        Returns the network's figure when it was raised, else None.
+        """
+        from perfsage.targets.hardware import hardware
+        from perfsage.targets.vela_softmax import softmax_sram_bytes
+
+        if "sram_kib" not in row:
+            return None
+        need = softmax_sram_bytes(model, _on_npu(model, placement),
+                                  hardware(self.target).accelerator.family) / 1024
+        if row["sram_kib"] >= need:
+            return None
+        low, row["sram_kib"] = row["sram_kib"], need
         return low
 
     def exact(self, model: Model, placement: CpuPlacement | None = None) -> dict[str, float]:
@@ -407,6 +431,11 @@ class Pipeline:
                     "below-physics", f"the network said {f.raised:.4g} ms, below the least "
                     f"time the NPU's compute and memory traffic can take "
                     f"({f.row['latency_ms']:.4g} ms, the roofline floor); raised to the floor"))
+            if f.sram_raised is not None:
+                notes[i].append(Note(
+                    "softmax-sram", f"the network said {f.sram_raised:.4g} KiB of SRAM, less "
+                    f"than Vela's lowering of the model's SOFTMAX needs "
+                    f"({f.row['sram_kib']:.4g} KiB); raised to that"))
         bounds = self._intervals(figures, graphs, notes, exact, level, names)
         out = []
         for i, (name, fig) in enumerate(zip(names, figures, strict=True)):
