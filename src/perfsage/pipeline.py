@@ -333,8 +333,9 @@ class Pipeline:
 
         if "sram_kib" not in row:
             return None
-        need = softmax_sram_bytes(model, _on_npu(model, placement),
-                                  hardware(self.target).accelerator.family) / 1024
+        hw = hardware(self.target)
+        need = softmax_sram_bytes(model, _on_npu(model, placement), hw.accelerator.family,
+                                  hw.arena_cache_bytes) / 1024
         if row["sram_kib"] >= need:
             return None
         low, row["sram_kib"] = row["sram_kib"], need

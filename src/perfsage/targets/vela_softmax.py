@@ -22,10 +22,15 @@ C            bytes per row
 33 and up    2 R + 8
 ===========  =====================
 
+Ethos-U85's compiler needs the same up to 32 classes where the working set fits its SRAM
+(C = 1 to 21 measured); from 33 classes up its rows vary around ``2 R`` (2 R - 16 for 91
+classes, 2 R + 4 for 40 and 64), and the floor takes ``8 C``, the two int32 rows without
+their padding. Where the working set does not fit (``arena_cache_size``), it spills to
+DRAM and needs less than the table, which then says nothing.
+
 Inside a network the other live feature maps come on top, so this is a floor of the
 model's SRAM (on the real models of benchmarks/keras_zoo.py it matches Vela's figure for
-U-Nets and SSD heads and is below it elsewhere). Ethos-U85's compiler lowers SOFTMAX its
-own way and spills to DRAM beyond its SRAM; it gets no floor here.
+U-Nets and SSD heads and is below it elsewhere).
 """
 
 from __future__ import annotations
@@ -35,12 +40,12 @@ from collections.abc import Sequence
 from perfsage.graph import Model
 
 #: Families whose Vela lowering the table above describes.
-FAMILIES = ("ethos-u55", "ethos-u65")
+FAMILIES = ("ethos-u55", "ethos-u65", "ethos-u85")
 _BRICK = 16
 _INT32 = 4
 
 
-def row_bytes(classes: int) -> int:
+def row_bytes(classes: int, family: str = "ethos-u55") -> int:
     """SRAM bytes per row of a SOFTMAX over ``classes`` values (the table of the module)."""
     padded = _INT32 * -(-max(classes, 1) // _BRICK) * _BRICK
     if classes <= 1:
@@ -51,14 +56,19 @@ def row_bytes(classes: int) -> int:
         return 4 * padded + _INT32
     if classes <= 32:
         return 2 * padded + 68
+    if family == "ethos-u85":
+        return 2 * _INT32 * classes
     return 2 * padded + 2 * _INT32
 
 
-def softmax_sram_bytes(model: Model, on_npu: Sequence[bool], family: str) -> int:
+def softmax_sram_bytes(model: Model, on_npu: Sequence[bool], family: str,
+                       sram_bytes: float = float("inf")) -> int:
     """The largest SRAM working set of an int8 SOFTMAX Vela runs on the NPU; 0 if none.
 
     ``on_npu``: per operator of the main graph, whether Vela runs it on the NPU (its own
-    checks, ``targets.vela_support``). 0 for families outside :data:`FAMILIES`.
+    checks, ``targets.vela_support``). ``sram_bytes``: the SRAM Vela may use for feature
+    maps (``Hardware.arena_cache_bytes``); a working set beyond it is spilled and says
+    nothing. 0 for families outside :data:`FAMILIES`.
     """
     if family not in FAMILIES:
         return 0
@@ -74,5 +84,7 @@ def softmax_sram_bytes(model: Model, on_npu: Sequence[bool], family: str) -> int
         rows = 1
         for d in tensor.shape[:-1]:
             rows *= max(int(d), 1)
-        found = max(found, rows * row_bytes(int(tensor.shape[-1])))
+        need = rows * row_bytes(int(tensor.shape[-1]), family)
+        if need <= sram_bytes:
+            found = max(found, need)
     return found
