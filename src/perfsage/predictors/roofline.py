@@ -123,14 +123,18 @@ _SOFTMAX = _types("SOFTMAX", "LOG_SOFTMAX")  # Vela lowers it to some 25 element
 #: Cycles of Vela's int8 SOFTMAX per element, per row (of the last axis) and per operator:
 #: its ~25 element-wise steps run over the whole input or, a third of them (MAX_POOL,
 #: REDUCE_SUM, a Newton-Raphson reciprocal), over one value per row, each such value a
-#: 16-channel brick of its own. Fitted as lower bounds to what Vela 5.2 charged for inputs
-#: of 2 to 79,488 elements (rows x classes: 1x2, 1x10, 1x1000, 49x3, 16x16, 256x64, 828x16,
-#: 828x91, 828x96, 100x91, 64x256, 9216x2): Ethos-U55-128 about 18 cycles per element and
-#: 36 per row over 1,000 per operator, Ethos-U65-256 13 and 38-52, Ethos-U85-256 erratic
-#: (4.9-41 per element). A fixed 3 passes over the elements at the element-wise rate had
-#: charged an SSD head's 828x91 SOFTMAX 1/12 of Vela's cycles, a U-Net's 96x96x2 one 1/60.
-_SOFTMAX_CYCLES = {"ethos-u55": (13.5, 30.0, 800.0), "ethos-u65": (12.5, 35.0, 1800.0),
-                   "ethos-u85": (4.2, 20.0, 1100.0)}
+#: 16-channel brick of its own. Fitted as lower bounds to what Vela 5.2 charged a SOFTMAX
+#: between two element-wise operators (so that its input and output stay in SRAM, as in a
+#: network) over 2 to 75,348 elements (rows x classes: 1x2, 1x10, 1x1000, 49x3, 16x16,
+#: 256x64, 828x16, 828x91, 100x91, 64x256, 9216x2, 256x64 of attention heads, 510x21):
+#: Ethos-U55-128 1.0-2.6x the bound, Ethos-U65-256 1.04-2.5x, Ethos-U85-256 1.02-4.5x
+#: (erratic: 1x1000 costs it as much as Ethos-U65). A
+#: standalone SOFTMAX keeps its input and output in DRAM on Ethos-U65 and U85, and costs
+#: about 1.4x as much there: fitted on those, the bounds had put an SSD head's 828x91
+#: SOFTMAX above Vela's own figure for it in the network. A fixed 3 passes over the
+#: elements at the element-wise rate had charged it 1/12 of Vela's cycles.
+_SOFTMAX_CYCLES = {"ethos-u55": (13.5, 30.0, 800.0), "ethos-u65": (8.5, 15.0, 1000.0),
+                   "ethos-u85": (2.4, 20.0, 400.0)}
 #: MACs per cycle of the configuration each family's figures were measured on: larger
 #: configurations get proportionally fewer cycles (a bound stays a bound), smaller the same.
 _SOFTMAX_MEASURED_ON = {"ethos-u55": 128, "ethos-u65": 256, "ethos-u85": 256}
@@ -141,6 +145,10 @@ _MOVE = _types("CONCATENATION", "MIRROR_PAD", "TRANSPOSE", "SLICE",
                "STRIDED_SLICE", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "TILE", "GATHER",
                "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "RESIZE_NEAREST_NEIGHBOR")
 _WEIGHTED = _MATMUL | _DEPTHWISE
+#: Operators whose narrow graph inputs and outputs in DRAM were measured to move in short
+#: transfers (:data:`_NARROW_READ_BYTES`); an element-wise MUL reading an image or a
+#: RESIZE writing one channel does not.
+_NARROW_MOVERS = _SPATIAL | _DEPTHWISE
 #: Operators whose constant inputs are data (an operand), not parameters such as a shape.
 _OPERAND = _ADD | _MUL | _types("MAXIMUM", "MINIMUM")
 #: Activations Vela fuses into the operator before them when they are its only reader: the
@@ -152,6 +160,20 @@ _FUSES = _WEIGHTED | _POOL | _ADD | _MUL
 #: Vela 5.2 gives the chained operator no cycles of its own.
 _CHAINABLE = _ADD | _MUL
 _CHAINING_FAMILIES = ("ethos-u85",)
+
+#: Graph inputs and outputs of fewer than 8 channels live in DRAM in NHWC when SRAM is a
+#: cache (``Dedicated_Sram``), and Vela moves them in transfers far shorter than a burst:
+#: the bytes each family's performance model charges at least when a convolution reads
+#: or writes one (:data:`_NARROW_MOVERS`), per element read and per element or position
+#: written. Lower bounds of Vela 5.2 on toy graphs whose 1-4-channel input a convolution
+#: or a depthwise convolution read (64-224 px; Ethos-U65-256 19-24 bytes per element,
+#: Ethos-U85-256 35-88, taken as 16: at 32 the bound ranked generated image classifiers
+#: worse) and whose 1-3-channel output a 1x1 convolution wrote (Ethos-U65 16 bytes per
+#: element, Ethos-U85 36 per position): a 224x224x3 image costs Ethos-U65's first
+#: convolution 7.7x the cycles its arithmetic would.
+_NARROW_CHANNELS = 8
+_NARROW_READ_BYTES = {"ethos-u65": 16.0, "ethos-u85": 16.0}
+_NARROW_WRITE_BYTES = {"ethos-u65": (16.0, "element"), "ethos-u85": (32.0, "position")}
 
 _F = {name: i for i, name in enumerate(NODE_FEATURES)}
 _GRAPH_INPUT_BYTES = GLOBAL_FEATURES.index("input_bytes")
@@ -360,6 +382,32 @@ def _feature_map_bytes(x: _Nodes) -> tuple[np.ndarray, np.ndarray]:
     return io, moved - io
 
 
+def _narrow_io_bytes(x: _Nodes, hw: Hardware) -> np.ndarray:
+    """Bytes moved beyond the raw ones for graph inputs and outputs of few channels in DRAM.
+
+    Only where the memory mode keeps them in DRAM (``hw.spilling``) and for the families
+    measured (:data:`_NARROW_READ_BYTES`); 0 elsewhere.
+    """
+    kind, n = x.kind, len(x.kind)
+    family = hw.accelerator.family
+    extra = np.zeros(n)
+    if not hw.spilling or family not in _NARROW_READ_BYTES:
+        return extra
+    producers = np.bincount(x.edges[1], minlength=n) if x.edges.size else np.zeros(n)
+    in_bytes = np.maximum(x["in_bits"], 8.0) / 8.0
+    read = np.where(x["activation_inputs"] > producers,
+                    np.minimum(x.graph_input_bytes, x["input_bytes"]), 0.0)
+    narrow_in = (x["in_c"] < _NARROW_CHANNELS) & _NARROW_MOVERS[kind]
+    extra += np.where(narrow_in, np.maximum(
+        read / in_bytes * _NARROW_READ_BYTES[family] - read, 0.0), 0.0)
+    per, unit = _NARROW_WRITE_BYTES[family]
+    out_c = np.maximum(x["out_c"], 1.0)
+    units = x["out_elements"] if unit == "element" else x["out_elements"] / out_c
+    written = (x["consumers"] == 0) & (out_c < _NARROW_CHANNELS) & _NARROW_MOVERS[kind]
+    extra += np.where(written, np.maximum(units * per - x["output_bytes"], 0.0), 0.0)
+    return extra
+
+
 def fused(g: GraphFeatures, hw: Hardware) -> np.ndarray:
     """Which operators Vela fuses into an operator they read from (none of their own cost)."""
     return _fused(_Nodes(g), hw)[0]
@@ -407,7 +455,8 @@ def estimate_features(g: GraphFeatures, hw: Hardware, on_npu: np.ndarray | None 
     fm_cycles = np.zeros(n)
     if hw.spilling:
         kept = np.where(live > limit, limit / np.maximum(live, 1.0), 1.0)
-        fm = {fast: inner * kept, hw.feature_map_memory: io + inner * (1 - kept)}
+        fm = {fast: inner * kept,
+              hw.feature_map_memory: io + inner * (1 - kept) + _narrow_io_bytes(x, hw)}
     else:  # the arena itself is the fast memory; nothing can spill out of it
         fm = {hw.feature_map_memory: io + inner}
     for name, nbytes in fm.items():
