@@ -66,6 +66,27 @@ def test_family_builds_its_signature_operators(family):
             assert len(model.outputs) >= 2
 
 
+@pytest.mark.parametrize(("family", "key", "values"), [
+    ("ssd", "scores", {"logistic": "LOGISTIC", "softmax": "SOFTMAX"}),
+    ("unet", "head", {"logits": None, "softmax": "SOFTMAX"})])
+def test_dense_heads_end_in_the_drawn_score_layer(family, key, values):
+    """SSD class scores and multi-class U-Net maps end in the drawn layer; a config drawn
+    before the key existed builds as it did (SSD: logistic, U-Net: raw logits)."""
+    space = get_space("zoo")
+    config = {**_config(family, 0), "classes": 20, "outputs": "concat"}
+
+    def last_ops(cfg: dict) -> set[str]:
+        model = read_model(space.build(cfg))
+        return {op.opcode for op in model.main.operators
+                if any(t in model.main.outputs for t in op.outputs)}
+
+    for value, opcode in values.items():
+        ops = last_ops({**config, key: value})
+        assert (opcode in ops) if opcode else not ops & {"SOFTMAX", "LOGISTIC"}
+    old = {k: v for k, v in config.items() if k != key}
+    assert last_ops(old) == last_ops({**config, key: next(iter(values))})
+
+
 def test_unfoldable_batch_norm_and_rescaling_stay_mul_add():
     space = get_space("zoo")
     config = {**_config("keras_cnn", 0), "bn": "post", "preprocess": "normalize"}
