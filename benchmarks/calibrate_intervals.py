@@ -160,6 +160,7 @@ def target_report(target: str, data: cd.Labelled, train_graphs, write: bool) -> 
         if m in data.labels:
             data.labels[m] = np.where(cpu, np.nan, data.labels[m])
     pred = {m: np.asarray(v, dtype=np.float64) for m, v in model.predict(data.graphs).items()}
+    _softmax_floor(target, data.graphs, pred)
     modes = dict(model.spec.modes)
     x = difficulty_features(data.graphs, reference, data.notes)
     groups, counts = np.unique(data.groups, return_counts=True)
@@ -209,6 +210,27 @@ def target_report(target: str, data: cd.Labelled, train_graphs, write: bool) -> 
                              for m, c in cal.metrics.items()},
             "coef": {m: dict(zip(DIFFICULTY_FEATURES, np.round(c.score.coef, 3).tolist(),
                                  strict=True)) for m, c in cal.metrics.items()}}
+
+
+def _softmax_floor(target: str, graphs: list, pred: dict[str, np.ndarray]) -> None:
+    """Raise SRAM to Vela's SOFTMAX working set, as prediction does (``Pipeline``).
+
+    The residuals calibrated are those of the figures a user gets: without the floor, a
+    zoo U-Net's network-only SRAM (a third of Vela's) would widen every SRAM interval.
+    """
+    from perfsage.targets.hardware import HardwareError, hardware
+    from perfsage.targets.vela_softmax import softmax_sram_bytes
+
+    if "sram_kib" not in pred:
+        return
+    try:
+        hw = hardware(target)
+    except HardwareError:  # not an Ethos-U target
+        return
+    floor = np.array([softmax_sram_bytes(g, np.ones(len(g.op_types), dtype=bool),
+                                         hw.accelerator.family, hw.arena_cache_bytes)
+                      for g in graphs]) / 1024
+    pred["sram_kib"] = np.maximum(pred["sram_kib"], floor)
 
 
 #: Relative interval widths swept for --measure-if-unsure (inf: never measure).

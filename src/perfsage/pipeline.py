@@ -250,7 +250,7 @@ class Pipeline:
                                                             placement=placement)
                 fix.apply(row)
                 raised = self._at_least_the_floor(row, model, graphs[i], placement, stored)
-                sram_raised = self._sram_for_softmax(row, model, placement)
+                sram_raised = self._sram_for_softmax(row, graphs[i], model, placement)
             if self.sram_cap_kib is not None and "sram_kib" in row:
                 row["sram_kib"] = min(row["sram_kib"], self.sram_cap_kib)
             out.append(_Figures(row, tuple(computed), placement, raised, stored, compressed,
@@ -320,7 +320,7 @@ class Pipeline:
                 row[m] *= floor / low
         return low
 
-    def _sram_for_softmax(self, row: dict[str, float], model: Model,
+    def _sram_for_softmax(self, row: dict[str, float], graph: GraphFeatures, model: Model,
                           placement: CpuPlacement) -> float | None:
         """Raise an SRAM figure below what Vela's SOFTMAX lowering needs to that need.
 
@@ -334,7 +334,7 @@ class Pipeline:
         if "sram_kib" not in row:
             return None
         hw = hardware(self.target)
-        need = softmax_sram_bytes(model, _on_npu(model, placement), hw.accelerator.family,
+        need = softmax_sram_bytes(graph, _on_npu(model, placement), hw.accelerator.family,
                                   hw.arena_cache_bytes) / 1024
         if row["sram_kib"] >= need:
             return None

@@ -96,8 +96,10 @@ def test_sram_stops_at_the_memory_the_target_bounds_it_to():
     space = get_space("zoo")
     data = space.build(space.sample_seeded(7, 1))  # large feature maps: past what it trained on
     pipeline = Pipeline("ethos-u85-256")
-    assert pipeline.columns([pipeline.read(data)[1]])["sram_kib"][0] > 400  # the network alone
+    network = float(pipeline.columns([pipeline.read(data)[1]])["sram_kib"][0])
+    assert network > 0.9 * pipeline.sram_cap_kib  # near the cap: its interval reaches past it
     found = perfsage.predictions([data], target="ethos-u85-256", level=0.9)[0]
     measured = target_class("ethos-u85-256")().measure(data)["sram_kib"]
-    assert found.figures["sram_kib"] == pipeline.sram_cap_kib == 384
+    assert found.figures["sram_kib"] == min(network, pipeline.sram_cap_kib)
+    assert pipeline.sram_cap_kib == 384
     assert found.interval["sram_kib"][1] <= 384 and measured <= 384

@@ -7,6 +7,7 @@ import pytest
 
 from perfsage.builder import ModelBuilder
 from perfsage.graph import read_model
+from perfsage.predictors.features import featurize
 from perfsage.targets import get_target
 from perfsage.targets.hardware import hardware
 from perfsage.targets.vela_softmax import row_bytes, softmax_sram_bytes
@@ -29,7 +30,8 @@ def test_a_standalone_softmax_needs_what_the_table_says(target, shape):
     data = _softmax(shape)
     hw = hardware(target)
     family = hw.accelerator.family
-    need = softmax_sram_bytes(read_model(data), [True], family, hw.arena_cache_bytes)
+    need = softmax_sram_bytes(featurize(read_model(data)), [True], family,
+                              hw.arena_cache_bytes)
     table = int(np.prod(shape[:-1])) * row_bytes(shape[-1], family)
     measured = get_target(target).measure(data)["sram_kib"] * 1024
     if table <= hw.arena_cache_bytes and (family != "ethos-u85" or shape[-1] <= 32):
@@ -43,7 +45,7 @@ def test_a_standalone_softmax_needs_what_the_table_says(target, shape):
 def test_no_floor_where_the_lowering_differs():
     """A working set beyond the SRAM Vela may use is spilled, a CPU-run SOFTMAX needs no
     NPU SRAM, and other accelerators lower it their own way: no floor for any of them."""
-    model = read_model(_softmax((64, 64, 2)))
+    model = featurize(read_model(_softmax((64, 64, 2))))
     assert softmax_sram_bytes(model, [True], "ethos-u85", 384 * 1024) == 0  # spilled
     assert softmax_sram_bytes(model, [False], "ethos-u55") == 0
     assert softmax_sram_bytes(model, [True], "other") == 0

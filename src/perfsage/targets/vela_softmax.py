@@ -1,4 +1,4 @@
-"""The SRAM Vela's int8 SOFTMAX lowering needs on Ethos-U55 and U65: computed, not learnt.
+"""The SRAM Vela's int8 SOFTMAX lowering needs on Ethos-U: computed, not learnt.
 
 Vela lowers an int8 SOFTMAX to some thirty element-wise passes (``ethosu/vela/softmax.py``)
 whose intermediates are int32 tensors of the input's shape, their last axis padded to the
@@ -30,19 +30,25 @@ DRAM and needs less than the table, which then says nothing.
 
 Inside a network the other live feature maps come on top, so this is a floor of the
 model's SRAM (on the real models of benchmarks/keras_zoo.py it matches Vela's figure for
-U-Nets and SSD heads and is below it elsewhere).
+U-Nets and SSD heads and is below it elsewhere). It reads the model's features
+(``predictors.features``), so prediction and the interval calibration
+(benchmarks/calibrate_intervals.py) apply the same floor.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from perfsage.graph import Model
+import numpy as np
+
+from perfsage.predictors.features import NODE_FEATURES, OP_TYPES, GraphFeatures
 
 #: Families whose Vela lowering the table above describes.
 FAMILIES = ("ethos-u55", "ethos-u65", "ethos-u85")
 _BRICK = 16
 _INT32 = 4
+_SOFTMAX = OP_TYPES.index("SOFTMAX")
+_ELEMENTS, _CLASSES, _BITS = (NODE_FEATURES.index(n) for n in ("in_elements", "in_c", "in_bits"))
 
 
 def row_bytes(classes: int, family: str = "ethos-u55") -> int:
@@ -61,30 +67,25 @@ def row_bytes(classes: int, family: str = "ethos-u55") -> int:
     return 2 * padded + 2 * _INT32
 
 
-def softmax_sram_bytes(model: Model, on_npu: Sequence[bool], family: str,
+def softmax_sram_bytes(graph: GraphFeatures, on_npu: Sequence[bool] | np.ndarray, family: str,
                        sram_bytes: float = float("inf")) -> int:
     """The largest SRAM working set of an int8 SOFTMAX Vela runs on the NPU; 0 if none.
 
-    ``on_npu``: per operator of the main graph, whether Vela runs it on the NPU (its own
-    checks, ``targets.vela_support``). ``sram_bytes``: the SRAM Vela may use for feature
-    maps (``Hardware.arena_cache_bytes``); a working set beyond it is spilled and says
-    nothing. 0 for families outside :data:`FAMILIES`.
+    ``graph``: the model's features (``predictors.features.featurize``; a node's input
+    elements and last axis give its rows and classes). ``on_npu``: per operator, whether
+    Vela runs it on the NPU (its own checks, ``targets.vela_support``). ``sram_bytes``: the
+    SRAM Vela may use for feature maps (``Hardware.arena_cache_bytes``); a working set
+    beyond it is spilled and says nothing. 0 for families outside :data:`FAMILIES`.
     """
     if family not in FAMILIES:
         return 0
-    sub = model.main
+    units = np.rint(np.expm1(graph.nodes[:, [_ELEMENTS, _CLASSES]].astype(np.float64)))
+    bits = np.rint(graph.nodes[:, _BITS] * 32)  # the features hold bits / 32
     found = 0
-    for op in sub.operators:
-        if op.opcode != "SOFTMAX" or not on_npu[op.index] or not op.inputs \
-                or op.inputs[0] < 0:
-            continue
-        tensor = sub.tensors[op.inputs[0]]
-        if tensor.dtype != "int8" or not tensor.shape:
-            continue
-        rows = 1
-        for d in tensor.shape[:-1]:
-            rows *= max(int(d), 1)
-        need = rows * row_bytes(int(tensor.shape[-1]), family)
+    for i in np.flatnonzero((graph.op_types == _SOFTMAX) & np.asarray(on_npu, dtype=bool)
+                            & (bits == 8)):
+        elements, classes = int(units[i, 0]), max(int(units[i, 1]), 1)
+        need = elements // classes * row_bytes(classes, family)
         if need <= sram_bytes:
             found = max(found, need)
     return found
