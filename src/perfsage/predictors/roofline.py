@@ -367,36 +367,42 @@ def _constant_bytes(x: _Nodes, hw: Hardware) -> np.ndarray:
     return read
 
 
-def _feature_map_bytes(x: _Nodes) -> tuple[np.ndarray, np.ndarray]:
-    """(bytes of graph inputs and outputs, bytes of the other feature maps) per operator."""
-    kind, n = x.kind, len(x.kind)
-    moved = x["input_bytes"] + x["output_bytes"]
-    moved[_FREE[kind]] = 0.0
+def _graph_input_reads(x: _Nodes) -> np.ndarray:
+    """Bytes of the graph's inputs each operator reads, per operator.
+
+    An operator with more activation inputs than operators feeding it reads a graph input.
+    """
+    n = len(x.kind)
     producers = np.bincount(x.edges[1], minlength=n) if x.edges.size else np.zeros(n)
-    reads_input = x["activation_inputs"] > producers
-    graph_in = x.graph_input_bytes
-    writes_output = x["consumers"] == 0
-    io = np.where(reads_input, np.minimum(graph_in, x["input_bytes"]), 0.0)
-    io += np.where(writes_output, x["output_bytes"], 0.0)
+    return np.where(x["activation_inputs"] > producers,
+                    np.minimum(x.graph_input_bytes, x["input_bytes"]), 0.0)
+
+
+def _feature_map_bytes(x: _Nodes, read: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bytes of graph inputs and outputs, bytes of the other feature maps) per operator.
+
+    ``read``: :func:`_graph_input_reads`.
+    """
+    moved = x["input_bytes"] + x["output_bytes"]
+    moved[_FREE[x.kind]] = 0.0
+    io = read + np.where(x["consumers"] == 0, x["output_bytes"], 0.0)
     io = np.minimum(io, moved)
     return io, moved - io
 
 
-def _narrow_io_bytes(x: _Nodes, hw: Hardware) -> np.ndarray:
+def _narrow_io_bytes(x: _Nodes, hw: Hardware, read: np.ndarray) -> np.ndarray:
     """Bytes moved beyond the raw ones for graph inputs and outputs of few channels in DRAM.
 
-    Only where the memory mode keeps them in DRAM (``hw.spilling``) and for the families
-    measured (:data:`_NARROW_READ_BYTES`); 0 elsewhere.
+    For the memory modes that keep them in DRAM (``hw.spilling``, where the caller asks)
+    and the families measured (:data:`_NARROW_READ_BYTES`); 0 elsewhere. ``read``:
+    :func:`_graph_input_reads`.
     """
     kind, n = x.kind, len(x.kind)
     family = hw.accelerator.family
     extra = np.zeros(n)
-    if not hw.spilling or family not in _NARROW_READ_BYTES:
+    if family not in _NARROW_READ_BYTES:
         return extra
-    producers = np.bincount(x.edges[1], minlength=n) if x.edges.size else np.zeros(n)
     in_bytes = np.maximum(x["in_bits"], 8.0) / 8.0
-    read = np.where(x["activation_inputs"] > producers,
-                    np.minimum(x.graph_input_bytes, x["input_bytes"]), 0.0)
     narrow_in = (x["in_c"] < _NARROW_CHANNELS) & _NARROW_MOVERS[kind]
     extra += np.where(narrow_in, np.maximum(
         read / in_bytes * _NARROW_READ_BYTES[family] - read, 0.0), 0.0)
@@ -447,7 +453,8 @@ def estimate_features(g: GraphFeatures, hw: Hardware, on_npu: np.ndarray | None 
     if weight_bytes is not None:
         weighted = _WEIGHTED[x.kind]
         const[weighted] = np.asarray(weight_bytes, dtype=np.float64)[weighted]
-    io, inner = _feature_map_bytes(x)
+    read = _graph_input_reads(x)
+    io, inner = _feature_map_bytes(x, read)
     live = np.expm1(graph_live_bytes(g).astype(np.float64)) if n else np.zeros(0)
     limit = float(hw.arena_cache_bytes)
     fast = hw.cache_memory
@@ -456,7 +463,7 @@ def estimate_features(g: GraphFeatures, hw: Hardware, on_npu: np.ndarray | None 
     if hw.spilling:
         kept = np.where(live > limit, limit / np.maximum(live, 1.0), 1.0)
         fm = {fast: inner * kept,
-              hw.feature_map_memory: io + inner * (1 - kept) + _narrow_io_bytes(x, hw)}
+              hw.feature_map_memory: io + inner * (1 - kept) + _narrow_io_bytes(x, hw, read)}
     else:  # the arena itself is the fast memory; nothing can spill out of it
         fm = {hw.feature_map_memory: io + inner}
     for name, nbytes in fm.items():
