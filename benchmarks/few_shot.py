@@ -113,6 +113,8 @@ VARIANTS = {
     "none-cv": ("`--base none`: chosen by CV", "none", {}),
     "none-compute": ("from nothing, MACs and activation bytes only (`compute`)", "none",
                      {"starts": ("types",), "moves": ("compute",)}),
+    "none-runtime": ("from nothing, `compute` with LiteRT's undelegated operators' bytes "
+                     "apart (`runtime`)", "none", {"starts": ("types",), "moves": ("runtime",)}),
 }
 
 
@@ -611,9 +613,12 @@ def write_doc(args, commands: dict[str, str]) -> None:
         "two from nothing whose frozen operator features are the operator's type or random "
         "message passing. Per start and metric it cross-validates the moves, simplest first: "
         "a level shift of the base (`scale`); MACs and activation bytes at rates fitted by "
-        "NNLS (`compute`); every cost quantity plus per-call and per-network constants "
-        "(`linear`); the network-wide rates (`rates`); the last per-operator layer (`head`, "
-        "`compute+head`, `linear+head`), each Adam move with ridge weights 1e-4 to 1e-2 and "
+        "NNLS (`compute`); the same with the bytes of the operator types LiteRT's XNNPACK "
+        "delegate leaves to LiteRT's own kernels at a rate of their own (`runtime`, "
+        "`perfsage.targets.xnnpack`; the `types` start only); every cost quantity plus "
+        "per-call and per-network constants (`linear`); the network-wide rates (`rates`); "
+        "the last per-operator layer (`head`, `compute+head`, `runtime+head`, "
+        "`linear+head`), each Adam move with ridge weights 1e-4 to 1e-2 and "
         "50 to 800 steps. Folds hold out whole operator-type sets (near enough architecture "
         "families) where the rows have enough of them. The simplest candidate, and then the "
         "simplest start, within one standard error of the best is kept (the "

@@ -199,3 +199,59 @@ def test_folds_hold_out_whole_groups_when_there_are_enough():
         assert all(groups[j] not in inside for f in folds if f is not fold for j in f)
     one_group = folds_of(10, 3, seed=1, groups=["x"] * 10)  # too few groups: random folds
     assert sorted(len(f) for f in one_group) == [3, 3, 4]
+
+
+@pytest.mark.training
+def test_runtime_prices_depthwise_macs_and_undelegated_bytes_apart():
+    """A CPU whose depthwise MACs cost 30x other MACs and whose undelegated operators'
+    bytes cost 25x other bytes: ``compute``'s two shared rates cannot fit it, ``runtime``
+    can, through per-type corrections in the network itself (what remains is the floor
+    rates every NNLS move leaves on the quantities it does not fit)."""
+    from perfsage.graph import read_model
+    from perfsage.predictors.features import OP_TYPES, cost_basis, featurize
+    from perfsage.predictors.graphset import GraphSet
+    from perfsage.predictors.perfsage_gnn.adapt import Refitter, from_nothing
+    from perfsage.spaces import get_space
+    from perfsage.targets.xnnpack import UNDELEGATED_INT8
+
+    space, rng = get_space("zoo"), np.random.default_rng(5)
+    graphs = [featurize(read_model(space.build(space.sample(rng)))) for _ in range(14)]
+    depthwise = OP_TYPES.index("DEPTHWISE_CONV_2D")
+    slow = [OP_TYPES.index(t) for t in UNDELEGATED_INT8]
+
+    def latency(g):
+        basis = np.exp(cost_basis(g.nodes).astype(np.float64))
+        macs = basis[:, 0] * np.where(g.op_types == depthwise, 30.0, 1.0)
+        moved = basis[:, 1] * np.where(np.isin(g.op_types, slow), 25.0, 1.0)
+        return float(1e-8 * macs.sum() + 4e-7 * moved.sum())
+
+    truth = np.array([latency(g) for g in graphs])
+    assert sum(np.any(g.op_types == depthwise) for g in graphs) >= 3
+    assert sum(np.any(np.isin(g.op_types, slow)) for g in graphs) >= 3
+    data = GraphSet(graphs, {"latency_ms": truth}, np.full(14, "x"),
+                    np.array([str(i) for i in range(14)]), np.arange(14), "my-board")
+    rows, error = np.arange(14), {}
+    for move in ("compute", "runtime"):
+        refitter = Refitter(from_nothing(data, "my-board", encoder="types"), data)
+        refitter.apply("latency_ms", move, rows)
+        error[move] = np.mean(np.abs(refitter.predict("latency_ms", rows) / truth - 1))
+    assert error["runtime"] < 0.02 < 0.2 < error["compute"]
+
+
+def test_runtime_needs_the_types_start():
+    """Only a head that sees operator types one-hot can hold a per-type rate: the moves
+    offered elsewhere leave ``runtime`` out."""
+    from types import SimpleNamespace
+
+    from perfsage.predictors.features import OP_TYPES
+    from perfsage.predictors.perfsage_gnn.adapt import moves_for
+
+    def spec(layers, embed):
+        return SimpleNamespace(modes={"latency_ms": "log"}, additive=("latency_ms",),
+                               peak=(), rate_init=[[0.0]], layers=layers, embed=embed)
+
+    types = moves_for(spec(0, len(OP_TYPES) + 1), "latency_ms", from_nothing=True)
+    random = moves_for(spec(2, 16), "latency_ms", from_nothing=True)
+    base = moves_for(spec(4, 32), "latency_ms", from_nothing=False)
+    assert "runtime" in types and "runtime+head" in types
+    assert not any(m.startswith("runtime") for m in (*random, *base))

@@ -40,6 +40,29 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+#: Prefixes of the CPU feature flags XNNPACK picks its kernels by (x86, then Arm).
+_SIMD_PREFIXES = ("sse", "ssse", "avx", "fma", "f16c", "amx", "asimd", "sve", "i8mm", "bf16",
+                  "fphp", "dotprod")
+
+
+def _cpu_features() -> str:
+    """The CPU's SIMD feature flags, sorted: what separates two CPUs of one model name.
+
+    LiteRT's int8 kernels differ by instruction set (two "AMD EPYC" machines measured 4x
+    apart on one model, one with AVX-512 VNNI, one with AVX2 only), so a latency label
+    names them in its settings.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    flags = line.split(":", 1)[1].split()
+                    return " ".join(sorted({x for x in flags if x.startswith(_SIMD_PREFIXES)}))
+    except OSError:
+        pass
+    return "unknown"
+
+
 def _inputs(interpreter, seed: int) -> list[tuple[int, np.ndarray]]:
     """Random inputs of each input tensor's shape and dtype, the same for every run."""
     rng = np.random.default_rng(seed)
@@ -94,7 +117,8 @@ class CpuLiteRT(Target):
             "runs": self.runs, "warmup": self.warmup, "max_rounds": self.max_rounds,
             "max_spread": self.max_spread, "input_seed": self.seed,
             "arena_method": "glibc mallinfo2 bytes-in-use growth over load + first invoke",
-            "host": {"machine": platform.machine(), "cpu": _cpu_model()},
+            "host": {"machine": platform.machine(), "cpu": _cpu_model(),
+                     "simd": _cpu_features()},
         }
 
     def _load_model(self, model_bytes: bytes):

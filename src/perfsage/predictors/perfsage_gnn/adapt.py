@@ -12,13 +12,20 @@ The moves, cheapest first:
 * ``compute``: the per-operator corrections ``d_ik`` set to 0, the rates of MACs and
   activation bytes fitted by non-negative least squares on relative error; nothing per
   call, per weight byte or per network. The plainest physics, and the most robust.
+* ``runtime``: as ``compute``, with two of a CPU's known contrasts at rates of their own,
+  held as those types' per-operator corrections (``priced_apart``): depthwise
+  convolutions' MACs, and the activation bytes of the operator types a CPU runtime leaves
+  to its plain kernels (``targets.xnnpack.UNDELEGATED_INT8``, and types PerfSAGE does not
+  know). On LiteRT both cost tens of times the common rate; cross-validation tells whether
+  a board behaves so. Only where the per-operator head sees operator types one-hot (the
+  ``types`` start), whose last layer then holds the rates.
 * ``linear``: as ``compute`` with every rate of the cost basis and the overhead's.
 * ``rates``: after ``scale``, the network-wide rates (and the overhead's) fitted by Adam,
   ridge-pulled toward where they started.
 * ``head``: as ``rates``, plus the last layer of the per-operator correction (``node_head``'s,
   or ``peak_head``'s for peak memory) and the metric's row of the pooled head, all
   ridge-pulled toward the base's values.
-* ``compute+head``, ``linear+head``: ``compute`` or ``linear``, then ``head``'s refit.
+* ``compute+head``, ``runtime+head``, ``linear+head``: that move, then ``head``'s refit.
 
 Each move touches only the rows of its own metric, so metrics are fitted one by one on one
 network. Adam's state is recorded at several step counts, so cross-validation can pick the
@@ -42,9 +49,10 @@ from perfsage.predictors.perfsage_gnn.spec import basis_names
 
 #: The moves, simplest first: cross-validation prefers the simplest whose error is within
 #: one standard error of the best.
-MOVES = ("scale", "compute", "linear", "rates", "head", "compute+head", "linear+head")
+MOVES = ("scale", "compute", "runtime", "linear", "rates", "head", "compute+head",
+         "runtime+head", "linear+head")
 #: Moves refitted by Adam, whose ridge weight and step count cross-validation chooses.
-ITERATIVE = ("rates", "head", "compute+head", "linear+head")
+ITERATIVE = ("rates", "head", "compute+head", "runtime+head", "linear+head")
 #: The cost quantities of ``compute``: work and activation traffic (and, where the network
 #: has them, the roofline's cycles), without a per-call, per-weight-byte or per-network
 #: constant. Those three are what a few large models fit worst and extrapolate worst: to a
@@ -87,9 +95,37 @@ def moves_for(spec, metric: str, *, from_nothing: bool) -> tuple[str, ...]:
         if spec.rate_init is None:
             return ("scale", "head")
         # From nothing the rates start where no fold may see: every fit begins with NNLS.
-        return tuple(m for m in MOVES if m.startswith(("compute", "linear"))) \
+        moves = tuple(m for m in MOVES if m.startswith(("compute", "runtime", "linear"))) \
             if from_nothing else MOVES
+        return moves if sees_types(spec) else tuple(m for m in moves
+                                                    if not m.startswith("runtime"))
     return ("scale", "head")
+
+
+def sees_types(spec) -> bool:
+    """Whether ``spec``'s per-operator heads see operator types one-hot and nothing else.
+
+    That is ``from_nothing``'s ``types`` encoder: a per-type rate is then one weight.
+    """
+    from perfsage.predictors.features import OP_TYPES
+
+    return spec.layers == 0 and spec.embed == len(OP_TYPES) + 1
+
+
+def priced_apart() -> tuple[tuple[str, list[int]], ...]:
+    """What ``runtime`` prices apart: (cost quantity, operator type indices) pairs.
+
+    Depthwise convolutions' MACs: a CPU's depthwise kernels reuse little of what they load
+    and use its vector units worse than a dense convolution does (per MAC 30 times dearer
+    on this machine's AVX2 CPU, 10 times on an AVX-512 one). The activation bytes of the
+    types LiteRT's XNNPACK leaves to LiteRT's own kernels, and of types PerfSAGE does not
+    know (``features.OP_TYPES`` indices, unknown last).
+    """
+    from perfsage.predictors.features import OP_TYPES, UNKNOWN_TYPE
+    from perfsage.targets.xnnpack import UNDELEGATED_INT8
+
+    plain = sorted(OP_TYPES.index(t) for t in UNDELEGATED_INT8) + [UNKNOWN_TYPE]
+    return (("macs", [OP_TYPES.index("DEPTHWISE_CONV_2D")]), ("activation_bytes", plain))
 
 
 # -- starting networks -----------------------------------------------------------------
@@ -295,6 +331,7 @@ class Encoded:
                                                                   strict=True)]
 
         self.h, self.pooled = split(h), pooled
+        self.op_type = split(op_type)
         self.live, self.basis = split(getattr(b, "live_kib", None)), split(getattr(b, "basis",
                                                                                   None))
         #: head name -> each graph's output of the head's (frozen) first layer
@@ -478,13 +515,17 @@ class Refitter:
         return gap
 
     def linear(self, metric: str, rows: Sequence[int],
-               only: tuple[str, ...] | None = None) -> None:
+               only: tuple[str, ...] | None = None, apart: bool = False) -> None:
         """``linear``: per-operator corrections to 0, rates by NNLS on relative error.
 
         The metric's total is then ``sum_k r_k * sum_i b_ik + r_overhead``; the rates
         minimise ``sum ((total - y) / y)^2`` with every rate at 0 or more. A rate the fit
         zeroes, or one left out of ``only`` (names of ``spec.basis_names`` and
         ``"overhead"``), is kept at 1/1000 of what alone would explain the labels.
+
+        ``apart`` (``runtime``): each of ``priced_apart``'s quantities gets a rate of its
+        own on its types, set as those types' correction to the shared rate (within the
+        network's bound); where no row has such an operator they keep the shared rate.
         """
         import torch
         from scipy.optimize import nnls
@@ -497,20 +538,51 @@ class Refitter:
                 params[name][masks[name].bool()] = 0
             params["head.4.weight"][i] = 0  # the overhead: its rate alone
             params["head.4.bias"][i] = 0
-        basis = [torch.exp(self.encoded.basis[i].double()).sum(dim=0).numpy() for i in rows]
-        design = np.column_stack([np.array(basis), np.ones(len(rows))])
+        names = (*basis_names(self.spec.groups), "overhead")
+        design = self._design(rows, apart)
         y = np.asarray(self.labels[metric], dtype=np.float64)[list(rows)]
         keep = np.ones(design.shape[1], dtype=bool)
         if only is not None:  # the other rates (and the overhead's) stay at their floor
-            names = (*basis_names(self.spec.groups), "overhead")
-            keep = np.array([n in only for n in names])
+            keep[:len(names)] = [n in only for n in names]
+        keep &= design.any(axis=0) | (np.arange(design.shape[1]) < len(names))
         coef = np.zeros(design.shape[1])
         coef[keep], _ = nnls(design[:, keep] / y[:, None], np.ones(len(y)))
-        floor = 1e-3 * np.median(y[:, None] / np.maximum(design, 1e-30), axis=0)
+        # Over the rows that have the quantity: a column priced apart is 0 in many.
+        floor = 1e-3 * np.array([np.median(y[c > 0] / c[c > 0]) if c.any() else 1.0
+                                 for c in design.T])
+        rates = np.log(np.maximum(coef, floor))
         a = self.spec.additive.index(metric)
         with torch.no_grad():
-            params["rate_log"][:, a] = torch.tensor(np.log(np.maximum(coef, floor)),
-                                                    dtype=torch.float32)
+            params["rate_log"][:, a] = torch.tensor(rates[:len(names)], dtype=torch.float32)
+            for j, (quantity, types) in enumerate(priced_apart() if apart else ()):
+                column = len(names) + j
+                if not keep[column]:
+                    continue
+                k, rb = names.index(quantity), self.net.rate_bound
+                gap = np.clip(rates[column] - rates[k], -0.98 * rb, 0.98 * rb)
+                row = k * len(self.spec.additive) + a
+                params["node_head.2.weight"][row, types] = float(rb * np.arctanh(gap / rb))
+
+    def _design(self, rows: Sequence[int], apart: bool) -> np.ndarray:
+        """Per graph, each cost quantity summed over its operators, then a 1 (the overhead).
+
+        ``apart``: each of ``priced_apart``'s quantities summed over its types in a column
+        of its own (after the overhead's), and left out of the shared column.
+        """
+        import torch
+
+        names = basis_names(self.spec.groups)
+        split = [(names.index(q), torch.tensor(t)) for q, t in priced_apart()] if apart else []
+        out = []
+        for r in rows:
+            b = torch.exp(self.encoded.basis[r].double())
+            row = [*b.sum(dim=0).tolist(), 1.0]
+            for k, types in split:
+                own = torch.isin(self.encoded.op_type[r], types)
+                row[k] -= float(b[own, k].sum())
+                row.append(float(b[own, k].sum()))
+            out.append(row)
+        return np.array(out)
 
     def adam(self, metric: str, move: str, rows: Sequence[int], ridge: float,
              checkpoints: Sequence[int], held: Sequence[int] = ()) -> dict[int, np.ndarray]:
@@ -565,6 +637,10 @@ class Refitter:
             self.linear(metric, rows)
         elif move.startswith("compute"):
             self.linear(metric, rows, only=COMPUTE)
+        elif move.startswith("runtime"):
+            if not sees_types(self.spec):
+                raise UsageError(f"move {move!r} needs the network of the 'types' start")
+            self.linear(metric, rows, only=COMPUTE, apart=True)
         elif not self.from_nothing or readout_of(self.spec, metric) != "additive":
             self.shift(metric, rows)
         if move in ITERATIVE:
