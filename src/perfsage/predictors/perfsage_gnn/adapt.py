@@ -525,7 +525,8 @@ class Refitter:
 
         ``apart`` (``runtime``): each of ``priced_apart``'s quantities gets a rate of its
         own on its types, set as those types' correction to the shared rate (within the
-        network's bound); where no row has such an operator they keep the shared rate.
+        network's bound); where fewer than ``MIN_SUPPORT`` rows have such an operator they
+        keep the shared rate.
         """
         import torch
         from scipy.optimize import nnls
@@ -544,7 +545,14 @@ class Refitter:
         keep = np.ones(design.shape[1], dtype=bool)
         if only is not None:  # the other rates (and the overhead's) stay at their floor
             keep[:len(names)] = [n in only for n in names]
-        keep &= design.any(axis=0) | (np.arange(design.shape[1]) < len(names))
+        # A quantity priced apart needs MIN_SUPPORT rows that have it, as ``head``'s inputs;
+        # else it goes back to the shared column.
+        apart_columns = list(enumerate(priced_apart() if apart else (), start=len(names)))
+        for column, (quantity, _) in apart_columns:
+            if (design[:, column] > 0).sum() < MIN_SUPPORT:
+                keep[column] = False
+                design[:, names.index(quantity)] += design[:, column]
+                design[:, column] = 0.0
         coef = np.zeros(design.shape[1])
         coef[keep], _ = nnls(design[:, keep] / y[:, None], np.ones(len(y)))
         # Over the rows that have the quantity: a column priced apart is 0 in many.
@@ -554,8 +562,7 @@ class Refitter:
         a = self.spec.additive.index(metric)
         with torch.no_grad():
             params["rate_log"][:, a] = torch.tensor(rates[:len(names)], dtype=torch.float32)
-            for j, (quantity, types) in enumerate(priced_apart() if apart else ()):
-                column = len(names) + j
+            for column, (quantity, types) in apart_columns:
                 if not keep[column]:
                     continue
                 k, rb = names.index(quantity), self.net.rate_bound
