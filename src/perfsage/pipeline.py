@@ -248,7 +248,7 @@ class Pipeline:
             if placement is not None:
                 stored, compressed, fix = self._own_weights(model, graph=graphs[i],
                                                             placement=placement)
-                fix.apply(row)
+                self._kept_npu_time(fix, row).apply(row)
                 raised = self._at_least_the_floor(row, model, graphs[i], placement, stored)
                 sram_raised = self._sram_for_softmax(row, graphs[i], model, placement)
             if self.sram_cap_kib is not None and "sram_kib" in row:
@@ -277,6 +277,19 @@ class Pipeline:
         fix = correction(model, graph, hardware(self.target), _on_npu(model, placement), found,
                          self.metrics)
         return found, is_compressed(model, tensors), fix
+
+    def _kept_npu_time(self, fix: Correction, row: dict[str, float]) -> Correction:
+        """``fix`` limited so that the latency it corrects keeps the NPU cycles' time.
+
+        ``row``: the network's figures (``latency_ms`` and ``npu_cycles`` where it has
+        them); :meth:`Correction.limited` says why.
+        """
+        from perfsage.targets.hardware import hardware
+
+        if "latency_ms" not in row or "npu_cycles" not in row:
+            return fix
+        npu_ms = hardware(self.target).cycles_to_ms(row["npu_cycles"])
+        return fix.limited(row["latency_ms"], npu_ms)
 
     def floor_ms(self, model: Model, graph: GraphFeatures,
                  placement: CpuPlacement | None = None, stored: WeightBytes | None = None,
@@ -523,7 +536,9 @@ class Pipeline:
         overhead = {m: float(split[m][1]) for m in metrics}
         if self._vela:  # the model's own weights, per operator as in the totals
             placement = self._placement(model)
-            self._own_weights(model, graph, placement)[2].apply_per_operator(costs, overhead)
+            fix = self._own_weights(model, graph, placement)[2]
+            totals = {m: float(costs[m].sum()) + overhead[m] for m in metrics}
+            self._kept_npu_time(fix, totals).apply_per_operator(costs, overhead)
         check_finite({f"{m} of one operator": costs[m] for m in metrics}
                      | {f"{m} overhead": np.array([overhead[m]]) for m in metrics},
                      [model.source] * len(layers))

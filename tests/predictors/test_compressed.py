@@ -139,3 +139,40 @@ def test_dense_weights_unlike_the_builders_are_priced_as_vela_stores_them():
     assert theirs.figures["flash_kib"] < 0.95 * own.figures["flash_kib"]
     assert theirs.figures["flash_kib"] == pytest.approx(measured["flash_kib"], rel=0.03)
     assert theirs.figures["latency_ms"] <= own.figures["latency_ms"]
+
+
+def test_the_time_saved_keeps_the_npu_cycles():
+    """Fewer weight bytes never save a pass's own NPU cycles: a correction that would take
+    the latency below them is scaled down, per operator alike, to stop there; a network
+    figure already below them is corrected as it is."""
+    from perfsage.predictors.compressed import Correction
+
+    fix = Correction(None, 0.0, {"latency_ms": np.array([6.0, 2.0]),
+                                 "energy_mj": np.array([1.0, 1.0])})
+    row = {"latency_ms": 10.0, "energy_mj": 5.0}
+    fix.limited(10.0, 4.0).apply(row)
+    assert row == {"latency_ms": pytest.approx(4.0), "energy_mj": pytest.approx(3.0)}
+    kept = fix.limited(10.0, 4.0).less["latency_ms"]
+    assert kept == pytest.approx([4.5, 1.5])  # the same share off every operator
+    assert fix.limited(10.0, 1.0) is fix  # room enough: unchanged
+    assert fix.limited(3.0, 4.0) is fix  # the network is below already
+
+
+@pytest.mark.vela
+def test_a_pruned_fully_connected_layer_keeps_its_npu_time_on_u65():
+    """A batch-1 FULLY_CONNECTED on Ethos-U65 takes one NPU cycle per ~5.7 weights however
+    well they compress: pruned to 90 % and clustered to 4 values, Vela's latency is its NPU
+    cycles' time, and the prediction no longer falls below the predicted NPU cycles."""
+    from perfsage.api import pipeline
+    from perfsage.builder import ModelBuilder
+    from perfsage.targets.hardware import hardware
+    from perfsage.targets.registry import get_target
+
+    b = ModelBuilder(seed=0)
+    data = compress(b.build([b.dense(b.input((1, 1024)), 512)]), 0.9, 2)
+    target = "ethos-u65-256"
+    measured = get_target(target).measure(data)
+    clock = hardware(target).cycles_to_ms
+    assert measured["latency_ms"] == pytest.approx(clock(measured["npu_cycles"]), rel=0.02)
+    [found] = pipeline(target).predict([data], level=None)
+    assert found.figures["latency_ms"] >= clock(found.figures["npu_cycles"]) * 0.999
