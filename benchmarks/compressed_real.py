@@ -200,11 +200,11 @@ def timing(name: str) -> str:
 
 
 def fit_flash(folder: Path, per_space: int = 70, seed: int = 0) -> str:
-    """Bytes of command stream per NPU operator, from a labelled dataset.
+    """Flash bytes per NPU operator that nothing else explains, from a labelled dataset.
 
     For ``per_space`` models of each task space and the zoo (seeded), Vela's flash less
     the layers' encoded weights (``predictors.compressed.weight_bytes``) and Vela's own
-    MEAN and lookup-table constants is the command stream; one constant per NPU operator
+    MEAN and lookup-table constants is left; one constant per NPU operator
     fits it: the median of the models' ratios, which outliers (constants Vela adds for
     operators not modelled) cannot pull (``COMMAND_BYTES_PER_OPERATOR``).
     """
@@ -237,7 +237,7 @@ def fit_flash(folder: Path, per_space: int = 70, seed: int = 0) -> str:
                 ops.append(float(on_npu.sum()))
     rest_a, ops_a = np.array(rest), np.array(ops)
     per_op = float(np.median(rest_a / ops_a))
-    return (f"command stream: {per_op:.1f} bytes per NPU operator (median over "
+    return (f"flash left: {per_op:.1f} bytes per NPU operator (median over "
             f"{len(rest)} labelled models of {folder})")
 
 

@@ -176,3 +176,63 @@ def test_a_pruned_fully_connected_layer_keeps_its_npu_time_on_u65():
     assert measured["latency_ms"] == pytest.approx(clock(measured["npu_cycles"]), rel=0.02)
     [found] = pipeline(target).predict([data], level=None)
     assert found.figures["latency_ms"] >= clock(found.figures["npu_cycles"]) * 0.999
+
+
+def _shared_dense(layers: int) -> bytes:
+    """``layers`` dense 64x64 layers in a chain, every one reading the first one's weights."""
+    from helpers.tflite_edit import edit
+    from perfsage.builder import ModelBuilder
+
+    b = ModelBuilder(seed=0)
+    x = b.input((1, 64))
+    for _ in range(layers):
+        x = b.dense(x, 64)
+
+    def share(model) -> None:
+        ops = model.subgraphs[0].operators
+        for op in ops[1:]:
+            op.inputs[1] = ops[0].inputs[1]
+
+    return edit(b.build([x]), share)
+
+
+@pytest.mark.vela
+def test_shared_weights_are_stored_once_their_scales_per_operator():
+    """An unrolled recurrent cell reads one weight tensor at every step: Vela stores the
+    weights once and each operator's biases and scales again (640 bytes per 64-channel
+    step here), and so does the flash prediction (an unrolled LSTM was -58 % before)."""
+    from perfsage.api import pipeline
+    from perfsage.targets.registry import get_target
+
+    target = get_target(TARGET)
+    one, eight = _shared_dense(1), _shared_dense(8)
+    measured = [target.measure(d)["flash_kib"] for d in (one, eight)]
+    predicted = [f.figures["flash_kib"] for f in pipeline(TARGET).predict([one, eight],
+                                                                         level=None)]
+    assert (measured[1] - measured[0]) * 1024 == pytest.approx(7 * 640)
+    assert predicted[1] == pytest.approx(measured[1], rel=0.05)
+    assert predicted[0] == pytest.approx(measured[0], rel=0.05)
+
+
+@pytest.mark.vela
+def test_identical_lookup_tables_are_stored_once():
+    """Eight LOGISTICs in a chain: the first reads the input's quantisation, the other
+    seven the same sigmoid output's, so Vela stores two 256-entry tables; flash_overhead
+    counts the same two."""
+    from perfsage.builder import ModelBuilder
+    from perfsage.predictors.compressed import (
+        COMMAND_BYTES_PER_OPERATOR,
+        LUT_BYTES,
+        flash_overhead,
+    )
+    from perfsage.targets.registry import get_target
+
+    b = ModelBuilder(seed=0)
+    x = b.input((1, 64))
+    for _ in range(8):
+        x = b.logistic(x)
+    data = b.build([x])
+    assert get_target(TARGET).measure(data)["flash_kib"] * 1024 == 2 * LUT_BYTES
+    model = read_model(data)
+    on_npu = np.ones(len(model.main.operators), dtype=bool)
+    assert flash_overhead(model, on_npu) == 8 * COMMAND_BYTES_PER_OPERATOR + 2 * LUT_BYTES

@@ -36,12 +36,18 @@ from functools import lru_cache
 import numpy as np
 
 from perfsage.graph import Model
-from perfsage.graph.weight_stats import WeightTensor
+from perfsage.graph.weight_stats import WEIGHTED_OPERATORS, WeightTensor
 from perfsage.predictors.features import NODE_FEATURES, GraphFeatures
 from perfsage.predictors.roofline import estimate_features
 from perfsage.targets.energy import BYTE_PJ
 from perfsage.targets.hardware import Hardware
-from perfsage.targets.weight_encoding import ENCODED_OPERATORS, layer_bytes, layers_bytes
+from perfsage.targets.weight_encoding import (
+    ENCODED_OPERATORS,
+    layer_bytes,
+    layers_bytes,
+    ohwi,
+    scale_stream_bytes,
+)
 
 #: The energy model's names of the memories weights live in, by Vela's ini name.
 _ENERGY_AREA = {"OffChipFlash": "off_chip_flash", "Dram": "dram", "Sram": "sram"}
@@ -67,7 +73,11 @@ class WeightBytes:
 
 
 def weight_bytes(model: Model, tensors: list[WeightTensor]) -> WeightBytes:
-    """The encoded bytes of every weight layer, for its own weights and for dense ones."""
+    """The encoded bytes of every weight layer, for its own weights and for dense ones.
+
+    An operator that reads weights an earlier one already has (``tensors`` lists them
+    under the first) stores only its own biases and scales, the same for both.
+    """
     n = len(model.main.operators)
     actual, reference = np.zeros(n), np.zeros(n)
     # Not encoded by Vela (CONV_3D runs on the CPU): their raw bytes stay.
@@ -76,7 +86,23 @@ def weight_bytes(model: Model, tensors: list[WeightTensor]) -> WeightBytes:
         at = [w.op_index for w in encoded]
         actual[at] = layers_bytes([(w.opcode, w.values, w.zero_points, w.axis) for w in encoded])
         reference[at] = [_reference_bytes(w.opcode, tuple(w.tensor.shape)) for w in encoded]
+        for index, channels in _sharing(model, encoded):
+            actual[index] = reference[index] = scale_stream_bytes(channels)
     return WeightBytes(actual, reference)
+
+
+def _sharing(model: Model, encoded: list[WeightTensor]) -> list[tuple[int, int]]:
+    """(operator, output channels) of each operator reading weights listed under another."""
+    first = {w.tensor.buffer: w for w in encoded}
+    out = []
+    for op in model.main.operators:
+        slot = WEIGHTED_OPERATORS.get(op.opcode)
+        if slot is None or len(op.inputs) <= slot[0] or op.inputs[slot[0]] < 0:
+            continue
+        w = first.get(model.main.tensors[op.inputs[slot[0]]].buffer)
+        if w is not None and w.op_index != op.index and op.opcode == w.opcode:
+            out.append((op.index, ohwi(w.opcode, w.values).shape[0]))
+    return out
 
 
 @lru_cache(maxsize=1024)
@@ -124,8 +150,9 @@ class Correction:
         return float(self.less["energy_mj"].sum())
 
     def limited(self, latency_ms: float, npu_ms: float) -> Correction:
-        """This correction, with the time saved scaled down so that a model the network
-        puts at ``latency_ms`` keeps at least ``npu_ms``, its NPU's own cycles.
+        """This correction, its time saved scaled down to keep the NPU cycles' ``npu_ms``.
+
+        ``latency_ms``: the network's figure for the model.
 
         Vela's latency of a pass is never below its NPU cycles (none was, on the 51 real
         models x 3 targets), and decoding fewer weight bytes saves none of those: a batch-1
@@ -172,15 +199,17 @@ class Correction:
 _FLOOR_SHARE = 0.02
 
 #: What Vela puts in flash besides the encoded weights, biases and scales of the model's
-#: layers. Its command stream, per NPU operator: the median over 417 Ethos-U55 labels of
-#: builder models (``benchmarks/compressed_real.py --fit-flash DATASET``). Per output
-#: channel of a MEAN, which Vela lowers to a depthwise convolution with weights of its own:
-#: their bias and scale (10 bytes) and weights that encode to almost nothing (14,736
-#: bytes for the 1280 channels of Keras' MobileNetV2 in Vela's schedule). Per lookup-table
-#: activation, its 256-entry table. Per SOFTMAX, which Vela lowers to some 30 element-wise
-#: operators and their tables: the median of what the rest leaves unexplained on the real
+#: layers. Per NPU operator, what the rest leaves unexplained: the median over 419
+#: Ethos-U55 labels of builder models of the task spaces and the zoo
+#: (``benchmarks/compressed_real.py --fit-flash DATASET``; Vela's command stream is a
+#: tensor of its own, outside the flash figure). Per output channel of a MEAN, which Vela
+#: lowers to a depthwise convolution with weights of its own: their bias and scale (10
+#: bytes) and weights that encode to almost nothing (14,736 bytes for the 1280 channels of
+#: Keras' MobileNetV2 in Vela's schedule). Per distinct lookup table (function and
+#: quantisations), its 256 entries. Per SOFTMAX, which Vela lowers to some 30 element-wise
+#: operators and their tables: the median of what the rest left unexplained on the real
 #: models with one (benchmarks/keras_zoo.py, examples/models: 1,472 to 3,568 bytes).
-COMMAND_BYTES_PER_OPERATOR = 56
+COMMAND_BYTES_PER_OPERATOR = 19
 MEAN_BYTES_PER_CHANNEL = 11.5
 LUT_BYTES = 256
 SOFTMAX_BYTES = 1500
@@ -198,16 +227,33 @@ def flash_overhead(model: Model, on_npu: np.ndarray) -> float:
     """
     sub = model.main
     total = COMMAND_BYTES_PER_OPERATOR * float(on_npu.sum())
+    tables = set()
     for op in sub.operators:
         if not on_npu[op.index]:
             continue
         if op.opcode == "MEAN" and op.outputs and sub.tensors[op.outputs[0]].shape:
             total += MEAN_BYTES_PER_CHANNEL * max(sub.tensors[op.outputs[0]].shape[-1], 1)
         elif op.opcode in LUT_OPERATORS:
-            total += LUT_BYTES
+            tables.add(_lut_key(sub, op))
         elif op.opcode == "SOFTMAX":
             total += SOFTMAX_BYTES
-    return total
+    return total + LUT_BYTES * len(tables)
+
+
+def _lut_key(sub, op) -> tuple:
+    """What a lookup table's contents follow from: the function and both quantisations.
+
+    Vela stores each distinct table once (an unrolled LSTM's 146 LOGISTICs share a
+    handful), so tables are counted by this key, not per operator.
+    """
+    def quant(index: int) -> tuple:
+        q = sub.tensors[index].quantization if index >= 0 else None
+        return (q.scale, q.zero_point) if q is not None else ()
+
+    first_in = op.inputs[0] if op.inputs else -1
+    first_out = op.outputs[0] if op.outputs else -1
+    return op.opcode, quant(first_in), quant(first_out), sub.tensors[first_in].dtype \
+        if first_in >= 0 else None
 
 
 #: Bytes per NPU cycle at which Vela 5.2 streams encoded weights, where it is not the

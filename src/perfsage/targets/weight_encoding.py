@@ -496,7 +496,17 @@ def layers_bytes(layers: list[tuple[str, np.ndarray, np.ndarray | int, int]]) ->
         return np.zeros(0, np.int64)
     coded = _codes([stream_stats(*layer) for layer in layers])["nbytes"]
     channels = np.array([ohwi(op, values).shape[0] for op, values, _, _ in layers], np.int64)
-    return coded + _round_up(SCALE_BYTES_PER_CHANNEL * channels, _STREAM_ALIGN_BYTES)
+    return coded + scale_stream_bytes(channels)
+
+
+def scale_stream_bytes(channels: np.ndarray | int) -> np.ndarray | int:
+    """Bytes of a layer's bias and scale stream for ``channels`` output channels.
+
+    Vela stores one per operator even where operators share their weights (an unrolled
+    recurrent cell's steps): the weights once, each operator's biases and scales again.
+    """
+    return _round_up(SCALE_BYTES_PER_CHANNEL * np.asarray(channels, np.int64),
+                     _STREAM_ALIGN_BYTES)
 
 
 def layer_bytes(opcode: str, values: np.ndarray, zero_point: np.ndarray | int = 0,
