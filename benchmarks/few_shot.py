@@ -113,8 +113,9 @@ VARIANTS = {
     "none-cv": ("`--base none`: chosen by CV", "none", {}),
     "none-compute": ("from nothing, MACs and activation bytes only (`compute`)", "none",
                      {"starts": ("types",), "moves": ("compute",)}),
-    "none-runtime": ("from nothing, `compute` with LiteRT's undelegated operators' bytes "
-                     "apart (`runtime`)", "none", {"starts": ("types",), "moves": ("runtime",)}),
+    "none-runtime": ("from nothing, `compute` with depthwise MACs and LiteRT's undelegated "
+                     "operators' bytes apart (`runtime`)", "none",
+                     {"starts": ("types",), "moves": ("runtime",)}),
 }
 
 
@@ -613,8 +614,9 @@ def write_doc(args, commands: dict[str, str]) -> None:
         "two from nothing whose frozen operator features are the operator's type or random "
         "message passing. Per start and metric it cross-validates the moves, simplest first: "
         "a level shift of the base (`scale`); MACs and activation bytes at rates fitted by "
-        "NNLS (`compute`); the same with the bytes of the operator types LiteRT's XNNPACK "
-        "delegate leaves to LiteRT's own kernels at a rate of their own (`runtime`, "
+        "NNLS (`compute`); the same with depthwise MACs and the bytes of the operator types "
+        "LiteRT's XNNPACK delegate leaves to LiteRT's own kernels at rates of their own "
+        "(`runtime`, "
         "`perfsage.targets.xnnpack`; the `types` start only); every cost quantity plus "
         "per-call and per-network constants (`linear`); the network-wide rates (`rates`); "
         "the last per-operator layer (`head`, `compute+head`, `runtime+head`, "
