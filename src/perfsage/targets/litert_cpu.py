@@ -49,7 +49,7 @@ def _cpu_features() -> str:
     """The CPU's SIMD feature flags, sorted: what separates two CPUs of one model name.
 
     LiteRT's int8 kernels differ by instruction set (two "AMD EPYC" machines measured 4x
-    apart on one model, one with AVX-512 VNNI, one with AVX2 only), so a latency label
+    apart on one model, one with AVX-512, one with AVX2 only), so a latency label
     names them in its settings.
     """
     try:

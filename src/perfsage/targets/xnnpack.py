@@ -2,8 +2,8 @@
 
 On a CPU, LiteRT hands every operator XNNPACK supports to XNNPACK's kernels and runs the
 rest with its built-in kernels, one call each. Those are far slower per byte: fitted over
-the 52 real Keras models of ``benchmarks/keras_zoo.py`` on this machine, an undelegated
-operator's activation bytes cost about 27 times a delegated one's. A cost model of a
+the 52 real Keras models of ``benchmarks/keras_zoo.py`` on two hosts (AVX-512, AVX2), an
+undelegated operator's activation bytes cost 20-30 times a delegated one's. A cost model of a
 LiteRT CPU therefore prices the two apart (``predictors.perfsage_gnn.adapt``'s ``runtime``
 move), and needs to know which is which without running the model.
 

@@ -16,7 +16,7 @@ The moves, cheapest first:
   held as those types' per-operator corrections (``priced_apart``): depthwise
   convolutions' MACs, and the activation bytes of the operator types a CPU runtime leaves
   to its plain kernels (``targets.xnnpack.UNDELEGATED_INT8``, and types PerfSAGE does not
-  know). On LiteRT both cost tens of times the common rate; cross-validation tells whether
+  know). On LiteRT they cost 2-30 times the common rate; cross-validation tells whether
   a board behaves so. Only where the per-operator head sees operator types one-hot (the
   ``types`` start), whose last layer then holds the rates.
 * ``linear``: as ``compute`` with every rate of the cost basis and the overhead's.
@@ -116,10 +116,11 @@ def priced_apart() -> tuple[tuple[str, list[int]], ...]:
     """What ``runtime`` prices apart: (cost quantity, operator type indices) pairs.
 
     Depthwise convolutions' MACs: a CPU's depthwise kernels reuse little of what they load
-    and use its vector units worse than a dense convolution does (per MAC 30 times dearer
-    on this machine's AVX2 CPU, 10 times on an AVX-512 one). The activation bytes of the
-    types LiteRT's XNNPACK leaves to LiteRT's own kernels, and of types PerfSAGE does not
-    know (``features.OP_TYPES`` indices, unknown last).
+    and use its vector units worse than a dense convolution does (fitted over the real
+    models of ``benchmarks/keras_zoo.py``: per MAC 10 times dearer on an AVX-512 CPU, 2.4
+    times on an AVX2 one). The activation bytes of the types LiteRT's XNNPACK leaves to
+    LiteRT's own kernels (20-30 times a delegated byte on both), and of types PerfSAGE
+    does not know (``features.OP_TYPES`` indices, unknown last).
     """
     from perfsage.predictors.features import OP_TYPES, UNKNOWN_TYPE
     from perfsage.targets.xnnpack import UNDELEGATED_INT8
