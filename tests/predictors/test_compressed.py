@@ -236,3 +236,33 @@ def test_identical_lookup_tables_are_stored_once():
     model = read_model(data)
     on_npu = np.ones(len(model.main.operators), dtype=bool)
     assert flash_overhead(model, on_npu) == 8 * COMMAND_BYTES_PER_OPERATOR + 2 * LUT_BYTES
+
+
+def test_a_dilation_beyond_the_hardware_is_spread_into_the_kernel():
+    """Dilation 8 on a 3x3 kernel: hardware dilation 2, taps 4 apart, 9x9 stored, the zero
+    point between the taps; odd factors spread whole; 2 and less untouched."""
+    from perfsage.targets.weight_encoding import dilated_kernel
+
+    w = np.arange(1, 1 + 2 * 3 * 3 * 4, dtype=np.int8).reshape(2, 3, 3, 4)
+    out = dilated_kernel(w, np.array([5, 7]), 0, (8, 8))
+    assert out.shape == (2, 9, 9, 4)
+    assert np.array_equal(out[:, ::4, ::4, :], w)
+    assert set(np.unique(out[0][1:4, :, :])) == {5} and set(np.unique(out[1][1:4, :, :])) == {7}
+    assert dilated_kernel(w, 0, 0, (3, 1)).shape == (2, 7, 3, 4)
+    assert dilated_kernel(w, 0, 0, (2, 2)) is w
+
+
+@pytest.mark.vela
+def test_dilated_kernels_are_priced_as_vela_spreads_them():
+    """A 3x3 convolution dilated by 8 is stored as a 9x9 kernel of mostly zero points:
+    the flash prediction follows Vela (it saw a third of the bytes before)."""
+    from perfsage.api import pipeline
+    from perfsage.builder import ModelBuilder
+    from perfsage.targets.registry import get_target
+
+    b = ModelBuilder(seed=0)
+    x = b.conv2d(b.input((1, 40, 40, 32)), 64, 3, dilation=8)
+    data = b.build([b.conv2d(x, 64, 3, dilation=16)])
+    measured = get_target(TARGET).measure(data)["flash_kib"]
+    [found] = pipeline(TARGET).predict([data], level=None)
+    assert found.figures["flash_kib"] == pytest.approx(measured, rel=0.08)

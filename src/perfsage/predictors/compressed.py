@@ -43,6 +43,7 @@ from perfsage.targets.energy import BYTE_PJ
 from perfsage.targets.hardware import Hardware
 from perfsage.targets.weight_encoding import (
     ENCODED_OPERATORS,
+    dilated_kernel,
     layer_bytes,
     layers_bytes,
     ohwi,
@@ -84,8 +85,12 @@ def weight_bytes(model: Model, tensors: list[WeightTensor]) -> WeightBytes:
     encoded = [w for w in tensors if w.opcode in ENCODED_OPERATORS and w.values.ndim in (2, 4)]
     if encoded:
         at = [w.op_index for w in encoded]
-        actual[at] = layers_bytes([(w.opcode, w.values, w.zero_points, w.axis) for w in encoded])
-        reference[at] = [_reference_bytes(w.opcode, tuple(w.tensor.shape)) for w in encoded]
+        spread = [_dilation(model.main.operators[w.op_index]) for w in encoded]
+        actual[at] = layers_bytes([(w.opcode, dilated_kernel(w.values, w.zero_points, w.axis, d),
+                                    w.zero_points, w.axis) for w, d in zip(encoded, spread,
+                                                                         strict=True)])
+        reference[at] = [_reference_bytes(w.opcode, tuple(w.tensor.shape), d)
+                         for w, d in zip(encoded, spread, strict=True)]
         for index, channels in _sharing(model, encoded):
             actual[index] = reference[index] = scale_stream_bytes(channels)
     return WeightBytes(actual, reference)
@@ -105,17 +110,26 @@ def _sharing(model: Model, encoded: list[WeightTensor]) -> list[tuple[int, int]]
     return out
 
 
+def _dilation(op) -> tuple[int, int]:
+    """A convolution's (height, width) dilation factors; (1, 1) for other operators."""
+    return (int(op.options.get("dilation_h_factor", 1) or 1),
+            int(op.options.get("dilation_w_factor", 1) or 1))
+
+
 @lru_cache(maxsize=1024)
-def _reference_bytes(opcode: str, shape: tuple[int, ...]) -> int:
+def _reference_bytes(opcode: str, shape: tuple[int, ...],
+                     dilation: tuple[int, int] = (1, 1)) -> int:
     """Encoded bytes of dense random weights of this shape: the builder's triangular int8.
 
     The difference of two uniform 7-bit values (``builder.quant.random_int8``), drawn from
-    a fixed seed so the reference is the same on every call and machine.
+    a fixed seed so the reference is the same on every call and machine; spread as Vela
+    spreads a dilation beyond the hardware's (:func:`dilated_kernel`).
     """
     n = int(np.prod(shape))
     raw = np.frombuffer(np.random.default_rng(_REFERENCE_SEED).bytes(2 * n), np.uint8) & 0x7F
     values = (raw[:n].astype(np.int16) - raw[n:]).astype(np.int8).reshape(shape)
-    return layer_bytes(opcode, values)
+    axis = 3 if opcode == "DEPTHWISE_CONV_2D" else 0
+    return layer_bytes(opcode, dilated_kernel(values, 0, axis, dilation))
 
 
 @dataclass(frozen=True, slots=True)

@@ -509,6 +509,35 @@ def scale_stream_bytes(channels: np.ndarray | int) -> np.ndarray | int:
                      _STREAM_ALIGN_BYTES)
 
 
+#: The largest dilation Ethos-U applies itself; Vela spreads a larger one into the kernel.
+HARDWARE_DILATION = 2
+
+
+def dilated_kernel(values: np.ndarray, zero_point: np.ndarray | int, axis: int,
+                   dilation: tuple[int, int]) -> np.ndarray:
+    """A convolution's weights as Vela encodes them when a dilation exceeds the hardware's.
+
+    ``values`` in TFLite's layout (height and width on axes 1 and 2), ``zero_point`` per
+    channel along ``axis`` (or one value), ``dilation`` (height, width). Vela keeps a
+    dilation of 2 in hardware where the factor is even and spreads the rest into the
+    kernel, its taps ``factor / hardware`` apart and the zero point between them (Vela's
+    graph optimiser, ``fixup_dilation_gt2``): a 3-tap kernel dilated by 16 is stored as
+    17 taps. Unchanged where both factors are 2 or less.
+    """
+    if max(dilation) <= HARDWARE_DILATION or values.ndim != 4:
+        return values
+    spread = [d // (1 if d & 1 else HARDWARE_DILATION) if d > HARDWARE_DILATION else 1
+              for d in dilation]
+    shape = list(values.shape)
+    for i, step in zip((1, 2), spread, strict=True):
+        shape[i] = (shape[i] - 1) * step + 1
+    zp = np.asarray(zero_point).astype(values.dtype)
+    fill = zp.reshape([-1 if i == axis else 1 for i in range(4)]) if zp.size > 1 else zp
+    out = np.broadcast_to(fill, shape).copy()
+    out[:, ::spread[0], ::spread[1], :] = values
+    return out
+
+
 def layer_bytes(opcode: str, values: np.ndarray, zero_point: np.ndarray | int = 0,
                 axis: int = 0) -> int:
     """Encoded bytes of one layer's weights plus its biases and scales, as Vela stores them."""
