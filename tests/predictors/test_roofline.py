@@ -264,3 +264,23 @@ def test_a_narrow_image_in_dram_moves_in_short_transfers(target):
     else:  # the image and the 48x48x16 output at their raw bytes
         assert read == image + 48 * 48 * 16 / hw.bytes_per_cycle(hw.feature_map_memory)
     assert roof.total_ms <= _vela(data, target).inference_time_s * 1e3
+
+
+def test_a_wider_narrow_image_counts_its_elements_not_its_bytes():
+    """The short transfers are per element: an int16 image of the same bytes holds half
+    the elements, so on Ethos-U65 its first convolution pays 16 bytes for each of half as
+    many (the features hold bit widths / 32)."""
+    from perfsage.predictors.features import NODE_FEATURES
+    from perfsage.predictors.roofline import estimate_features
+
+    b = ModelBuilder(seed=0)
+    x = b.conv2d(b.input((1, 96, 96, 3)), 16, 3, stride=2, activation="relu")
+    g = featurize(read_model(b.build([b.conv2d(x, 16, 1, activation="relu")])))
+    hw = hardware("ethos-u65-256")
+    wide = dataclasses.replace(g, nodes=g.nodes.copy())
+    wide.nodes[0, NODE_FEATURES.index("in_bits")] = 16 / 32
+    on_npu = np.ones(len(g.op_types), dtype=bool)
+    memory = hw.feature_map_memory
+    int8, int16 = (estimate_features(f, hw, on_npu).memory_cycles[memory][0] for f in (g, wide))
+    image = 96 * 96 * 3
+    assert int8 - int16 == pytest.approx(8 * image / hw.bytes_per_cycle(memory))

@@ -402,7 +402,7 @@ def _narrow_io_bytes(x: _Nodes, hw: Hardware, read: np.ndarray) -> np.ndarray:
     extra = np.zeros(n)
     if family not in _NARROW_READ_BYTES:
         return extra
-    in_bytes = np.maximum(x["in_bits"], 8.0) / 8.0
+    in_bytes = np.maximum(x["in_bits"] * 32.0, 8.0) / 8.0  # the feature holds bits / 32
     narrow_in = (x["in_c"] < _NARROW_CHANNELS) & _NARROW_MOVERS[kind]
     extra += np.where(narrow_in, np.maximum(
         read / in_bytes * _NARROW_READ_BYTES[family] - read, 0.0), 0.0)
