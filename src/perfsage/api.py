@@ -86,7 +86,8 @@ def predict(model: Source, target: str | None = None, *,
 def predictions(models: Iterable[Source], target: str | None = None, *,
                 weights: str | PathLike[str] | None = None, level: float | None = DEFAULT_LEVEL,
                 measure_if_unsure: float | None = None, timeout_s: float = 120.0,
-                workers: int = 1) -> list[Prediction]:
+                workers: int = 1, read: list[tuple[Any, Any]] | None = None,
+                ) -> list[Prediction]:
     """Figures with intervals, exact figures and notes per model (``Prediction`` objects).
 
     Args:
@@ -99,13 +100,15 @@ def predictions(models: Iterable[Source], target: str | None = None, *,
             ``source`` is then ``"measured"``. None measures nothing.
         timeout_s: the real tool's limit per model, in seconds.
         workers: processes measuring at once.
+        read: the models as this target's pipeline read them already
+            (``pipeline(target).read(model)``), so they are not read twice.
     """
     if isinstance(models, str | PathLike | bytes):
         models = [models]
     pipe, models = pipeline(target, weights), list(models)
     with _collector_paused(), _one_blas_thread():
         return pipe.predict(models, level=level, measure_if_unsure=measure_if_unsure,
-                            timeout_s=timeout_s, workers=workers)
+                            timeout_s=timeout_s, workers=workers, read=read)
 
 
 def predict_layers(model: Source, target: str | None = None, *,

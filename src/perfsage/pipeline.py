@@ -404,12 +404,16 @@ class Pipeline:
 
     def predict(self, sources: list[Source], *, details: bool = False,
                 level: float | None = DEFAULT_LEVEL, measure_if_unsure: float | None = None,
-                timeout_s: float = 120.0, workers: int = 1) -> list[Prediction]:
+                timeout_s: float = 120.0, workers: int = 1,
+                read: list[tuple[Model, GraphFeatures]] | None = None) -> list[Prediction]:
         """Figures, intervals and notes for each model, in order.
 
         Args:
             sources: paths or bytes of .tflite models; a bad file raises ModelFileError.
             details: also read tensor names (for per-operator tables).
+            read: ``sources`` as :meth:`read` returned them, where the caller has read them
+                already (the CLI reads each file first to report a bad one and go on):
+                reading and featurizing a real-size model costs as much as predicting it.
             level: the share of true values each interval should cover; None for none.
                 Weights without a calibration give no intervals.
             measure_if_unsure: measure with the real tool every model whose interval on
@@ -427,7 +431,10 @@ class Pipeline:
         if measure_if_unsure is not None and (self.calibration is None or level is None):
             raise UsageError(f"measure_if_unsure needs intervals, and the weights in "
                              f"{self.folder} have no calibration (intervals.json)")
-        read = [self.read(s, details=details) for s in sources]
+        if read is None:
+            read = [self.read(s, details=details) for s in sources]
+        elif len(read) != len(sources):
+            raise UsageError(f"read: {len(read)} models read for {len(sources)} sources")
         names = [source_name(s) for s in sources]
         models = [m for m, _ in read]
         graphs = [g for _, g in read]

@@ -253,3 +253,25 @@ def test_quantize_predicts_a_float_models_int8_version(tmp_path, monkeypatch):
     assert row["model"] == str(float_model)  # named as given, not as cached
     kinds = {n["kind"] for n in row["notes"]}
     assert not kinds & {"float32", "vela-rejects"} and "latency_ms" in row["predicted"]
+
+
+def test_a_model_is_named_in_the_table_as_it_is(tmp_path, monkeypatch):
+    # Brackets and colons in a file name are not console markup or emoji codes.
+    (tmp_path / "kws[bold]:smile:.tflite").write_bytes(EXAMPLES[0].read_bytes())
+    monkeypatch.chdir(tmp_path)
+    result = cli("predict", "kws[bold]:smile:.tflite", "-t", TARGET)
+    assert result.returncode == 0, result.stderr
+    assert "kws[bold]:smile:.tflite" in result.stdout
+
+
+def test_one_read_of_each_model_per_target(monkeypatch):
+    # The CLI reads a file first to report a bad one and go on; predicting reuses that read.
+    from perfsage.cli.main import run
+    from perfsage.pipeline import Pipeline
+
+    calls = []
+    original = Pipeline.read
+    monkeypatch.setattr(Pipeline, "read", lambda self, *a, **k: calls.append(a) or
+                        original(self, *a, **k))
+    assert run(["predict", "--json", str(EXAMPLES[0]), "-t", TARGET]) == 0
+    assert len(calls) == 1

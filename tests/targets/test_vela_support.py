@@ -250,3 +250,10 @@ def test_hybrid_model_is_named_so():
     assert placement.operators[0].reason.startswith("Operation has tensor with unsupported "
                                                     "DataType Float32")
     assert placement.cpu_mac_share == 1.0
+
+
+@pytest.mark.parametrize("arch", ["EthosU55", "EthosU65", "EthosU85"])
+def test_the_written_operator_table_is_regors(arch):
+    from perfsage.targets.vela_checks import SUPPORTED_OPERATORS, regor_operators
+
+    assert SUPPORTED_OPERATORS[arch] == regor_operators(arch)

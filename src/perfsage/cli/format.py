@@ -10,10 +10,14 @@ UNITS = {"ms": "ms", "s": "s", "mj": "mJ", "kib": "KiB", "mib": "MiB", "cycles":
 
 
 def console(stderr: bool = False):
-    """A Rich console that does not squeeze tables into 80 columns when piped."""
+    """A Rich console that does not squeeze tables into 80 columns when piped.
+
+    Text is shown as it is: no console markup or emoji codes, which would turn a model
+    named ``kws[bold]:smile:.tflite`` into a bold smiley (and cost every cell a parse).
+    """
     from rich.console import Console
 
-    out = Console(stderr=stderr)
+    out = Console(stderr=stderr, markup=False, emoji=False)
     if not out.is_terminal:
         out.width = max(out.width, 160)
     return out

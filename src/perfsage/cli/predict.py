@@ -77,22 +77,24 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--timeout: {args.timeout} is not a positive number of seconds")
     pipes = [pipeline(t, args.weights) for t in targets]  # a bad target or weights: exit 2
     results, failed = [], False
-    good, given = [], []  # the models to predict, and each as the user named it
+    good, given, read = [], [], []  # the models to predict, each as the user named it, read
     for original in args.models:  # a bad file is one line; the others are predicted
         try:
             # another format (ONNX, .pt2, Keras), or a float model with --quantize: int8
             path = as_tflite(original, calibration=args.calibration, quantize=args.quantize)
-            pipes[0].read(path)
+            checked = pipes[0].read(path)
         except PerfSageError as exc:
             fmt.error(str(exc))
             failed = True
             continue
         good.append(path)
         given.append(str(original))
+        read.append(checked)
     for target, pipe in zip(targets, pipes, strict=True):
         found = predictions(good, target, weights=args.weights, level=args.level,
                             measure_if_unsure=args.measure_if_unsure, timeout_s=args.timeout,
-                            workers=args.workers) if good else []
+                            workers=args.workers,
+                            read=read if pipe is pipes[0] else None) if good else []
         for prediction, name in zip(found, given, strict=True):
             prediction.model = name  # a converted model is named as the user gave it
         layers = [_layers(pipe, path) if args.per_layer else None for path in good]

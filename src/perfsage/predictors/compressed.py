@@ -30,8 +30,8 @@ A model with weights like the builder's is left almost as it is (MobileNetV2's e
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -44,7 +44,6 @@ from perfsage.targets.hardware import Hardware
 from perfsage.targets.weight_encoding import (
     ENCODED_OPERATORS,
     dilated_kernel,
-    layer_bytes,
     layers_bytes,
     ohwi,
     scale_stream_bytes,
@@ -53,7 +52,10 @@ from perfsage.targets.weight_encoding import (
 #: The energy model's names of the memories weights live in, by Vela's ini name.
 _ENERGY_AREA = {"OffChipFlash": "off_chip_flash", "Dram": "dram", "Sram": "sram"}
 #: Seed of the dense random weights the reference sizes are counted on.
-_REFERENCE_SEED = 0
+_REFERENCE_SEED = b"perfsage dense reference weights"
+#: Reference sizes already counted, by (opcode, shape, dilation); emptied beyond this many.
+_REFERENCE_KEPT = 4096
+_reference_sizes: dict[tuple[str, tuple[int, ...], tuple[int, int]], int] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +88,19 @@ def weight_bytes(model: Model, tensors: list[WeightTensor]) -> WeightBytes:
     if encoded:
         at = [w.op_index for w in encoded]
         spread = [_dilation(model.main.operators[w.op_index]) for w in encoded]
-        actual[at] = layers_bytes([(w.opcode, dilated_kernel(w.values, w.zero_points, w.axis, d),
-                                    w.zero_points, w.axis) for w, d in zip(encoded, spread,
-                                                                         strict=True)])
-        reference[at] = [_reference_bytes(w.opcode, tuple(w.tensor.shape), d)
-                         for w, d in zip(encoded, spread, strict=True)]
+        keys = [(w.opcode, tuple(w.tensor.shape), d) for w, d in zip(encoded, spread,
+                                                                      strict=True)]
+        missing = [k for k in dict.fromkeys(keys) if k not in _reference_sizes]
+        # The model's layers and the dense ones not counted yet, encoded in one pass.
+        coded = layers_bytes([(w.opcode, dilated_kernel(w.values, w.zero_points, w.axis, d),
+                               w.zero_points, w.axis) for w, d in zip(encoded, spread,
+                                                                      strict=True)]
+                             + _dense_layers(missing))
+        actual[at] = coded[:len(encoded)]
+        if len(_reference_sizes) + len(missing) > _REFERENCE_KEPT:
+            _reference_sizes.clear()
+        _reference_sizes.update(zip(missing, coded[len(encoded):].tolist(), strict=True))
+        reference[at] = [_reference_sizes[k] for k in keys]
         for index, channels in _sharing(model, encoded):
             actual[index] = reference[index] = scale_stream_bytes(channels)
     return WeightBytes(actual, reference)
@@ -116,20 +126,27 @@ def _dilation(op) -> tuple[int, int]:
             int(op.options.get("dilation_w_factor", 1) or 1))
 
 
-@lru_cache(maxsize=1024)
-def _reference_bytes(opcode: str, shape: tuple[int, ...],
-                     dilation: tuple[int, int] = (1, 1)) -> int:
-    """Encoded bytes of dense random weights of this shape: the builder's triangular int8.
+def _dense_layers(keys: list[tuple[str, tuple[int, ...], tuple[int, int]]],
+                 ) -> list[tuple[str, np.ndarray, int, int]]:
+    """Dense random weights of each (opcode, shape, dilation): the builder's triangular int8.
 
-    The difference of two uniform 7-bit values (``builder.quant.random_int8``), drawn from
-    a fixed seed so the reference is the same on every call and machine; spread as Vela
+    The difference of two uniform 7-bit values (``builder.quant.random_int8``), from a fixed
+    stream so the reference is the same on every call and machine (SHAKE-128 of a fixed
+    seed: a prefix of one stream serves every shape, and it needs no ``numpy.random``,
+    whose import costs a start-up as much as predicting a small model); spread as Vela
     spreads a dilation beyond the hardware's (:func:`dilated_kernel`).
     """
-    n = int(np.prod(shape))
-    raw = np.frombuffer(np.random.default_rng(_REFERENCE_SEED).bytes(2 * n), np.uint8) & 0x7F
-    values = (raw[:n].astype(np.int16) - raw[n:]).astype(np.int8).reshape(shape)
-    axis = 3 if opcode == "DEPTHWISE_CONV_2D" else 0
-    return layer_bytes(opcode, dilated_kernel(values, 0, axis, dilation))
+    if not keys:
+        return []
+    sizes = [int(np.prod(shape)) for _, shape, _ in keys]
+    stream = np.frombuffer(hashlib.shake_128(_REFERENCE_SEED).digest(2 * max(sizes)),
+                           np.uint8) & 0x7F
+    out = []
+    for (opcode, shape, dilation), n in zip(keys, sizes, strict=True):
+        values = (stream[:n].astype(np.int16) - stream[n:2 * n]).astype(np.int8)
+        axis = 3 if opcode == "DEPTHWISE_CONV_2D" else 0
+        out.append((opcode, dilated_kernel(values.reshape(shape), 0, axis, dilation), 0, axis))
+    return out
 
 
 @dataclass(frozen=True, slots=True)

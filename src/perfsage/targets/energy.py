@@ -15,9 +15,12 @@ energy labels are never mixed.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from perfsage.errors import MeasurementError
-from perfsage.targets.vela_summary import MEMORY_AREAS, VelaSummary
+
+if TYPE_CHECKING:  # prediction reads the constants below, never a summary
+    from perfsage.targets.vela_summary import VelaSummary
 
 HOROWITZ = ("M. Horowitz, 'Computing's energy problem (and what we can do about it)', "
             "ISSCC 2014, table of energy per operation (45 nm, 0.9 V)")
@@ -105,6 +108,8 @@ def estimate(summary: VelaSummary, profile: EnergyProfile, *,
     Raises:
         MeasurementError: Vela counted traffic in a memory we have no constant for.
     """
+    from perfsage.targets.vela_summary import MEMORY_AREAS
+
     memory: dict[str, float] = {}
     for area in MEMORY_AREAS:
         moved = summary.traffic[area].total

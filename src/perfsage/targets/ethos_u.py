@@ -7,12 +7,14 @@ figures come from one in-process compilation (see :mod:`perfsage.targets.vela_ru
 from __future__ import annotations
 
 import hashlib
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from perfsage.targets import energy
 from perfsage.targets.base import Metric, Target, tool_version
 from perfsage.targets.vela_run import VelaOptions, config_path, run_vela
-from perfsage.targets.vela_summary import VelaSummary, parse_summary
+
+if TYPE_CHECKING:  # a prediction loads this class for its options and parses no summary
+    from perfsage.targets.vela_summary import VelaSummary
 
 _METRICS: dict[str, Metric] = {
     "latency_ms": Metric("ms", "Vela's estimated inference time (total cycles / NPU clock)"),
@@ -67,6 +69,8 @@ class EthosU(Target):
         return values
 
     def _measure(self, model_bytes: bytes) -> dict[str, float]:
+        from perfsage.targets.vela_summary import parse_summary
+
         out = run_vela(model_bytes, self.options, target=self.name)
         return self.figures(parse_summary(out.summary_csv, out.console, target=self.name))
 

@@ -776,13 +776,44 @@ def rejection(model: Model) -> str | None:
     return None
 
 
-@cache
-def _supported_op_types(arch: str) -> frozenset[str]:
+#: The TFLite operators Regor (the compiler of the pinned ethos-u-vela) can place on each
+#: NPU family, as ``regor.tflite_operator_constraints`` lists them (ARGMAX spelt ARG_MAX as
+#: in the TFLite schema). Written out because importing Regor costs a prediction's start-up
+#: more than the rest of Vela's checks; tests/targets/test_vela_support.py holds the table
+#: to Regor's own list, so a new Vela cannot drift from it unnoticed.
+_U55_OPERATORS = frozenset({
+    "ABS", "ADD", "ARG_MAX", "AVERAGE_POOL_2D", "BATCH_MATMUL", "CONCATENATION", "CONV_2D",
+    "DEPTHWISE_CONV_2D", "ELU", "EXP", "EXPAND_DIMS", "FULLY_CONNECTED", "GELU", "HARD_SWISH",
+    "LEAKY_RELU", "LOG", "LOGISTIC", "MAXIMUM", "MAX_POOL_2D", "MEAN", "MINIMUM", "MIRROR_PAD",
+    "MUL", "NEG", "PACK", "PAD", "PADV2", "PRELU", "QUANTIZE", "REDUCE_MAX", "REDUCE_MIN",
+    "RELU", "RELU6", "RELU_0_TO_1", "RELU_N1_TO_1", "RESHAPE", "RESIZE_BILINEAR",
+    "RESIZE_NEAREST_NEIGHBOR", "REVERSE_V2", "RSQRT", "SLICE", "SOFTMAX", "SPLIT", "SPLIT_V",
+    "SQUARED_DIFFERENCE", "SQUEEZE", "STRIDED_SLICE", "SUB", "SUM", "TANH", "TILE",
+    "TRANSPOSE", "TRANSPOSE_CONV", "UNIDIRECTIONAL_SEQUENCE_LSTM", "UNPACK",
+})
+SUPPORTED_OPERATORS = {
+    "EthosU55": _U55_OPERATORS,
+    "EthosU65": _U55_OPERATORS,
+    "EthosU85": _U55_OPERATORS | {
+        "ASSIGN_VARIABLE", "CAST", "DIV", "EQUAL", "GATHER", "GREATER", "GREATER_EQUAL",
+        "LESS", "LESS_EQUAL", "LOGICAL_AND", "LOGICAL_NOT", "LOGICAL_OR", "NOT_EQUAL",
+        "READ_VARIABLE", "REDUCE_ALL", "REDUCE_ANY", "SCATTER_ND", "SELECT", "SELECT_V2",
+    },
+}
+
+
+def regor_operators(arch: str) -> frozenset[str]:
+    """The TFLite operators Regor itself lists for an architecture ("EthosU55")."""
     from ethosu import regor
 
     # Regor spells one builtin differently from the TFLite schema.
     return frozenset({"ARGMAX": "ARG_MAX"}.get(name, name)
                      for name in regor.tflite_operator_constraints(arch))
+
+
+def _supported_op_types(arch: str) -> frozenset[str]:
+    found = SUPPORTED_OPERATORS.get(arch)
+    return found if found is not None else regor_operators(arch)
 
 
 @cache

@@ -9,16 +9,15 @@ line instead, so tests can check that both give the same figures. Parsing lives 
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
 from perfsage.errors import MeasurementError
-from perfsage.targets.capture import capture_output
+
+# Prediction reads VelaOptions from here without compiling anything, so what compiling
+# needs (temporary folders, processes, output capture) is imported where it is used.
 
 #: The config file bundled with Vela, named as Vela's --config expects it.
 VELA_CONFIG = "Arm/vela.ini"
@@ -83,7 +82,11 @@ def run_vela(model_bytes: bytes, options: VelaOptions, *, target: str = "vela") 
     Raises:
         MeasurementError: Vela rejected the model or failed while compiling it.
     """
+    import tempfile
+
     from ethosu.vela import vela
+
+    from perfsage.targets.capture import capture_output
 
     with tempfile.TemporaryDirectory(prefix="perfsage-vela-") as tmp:
         folder = Path(tmp)
@@ -111,6 +114,8 @@ def run_vela(model_bytes: bytes, options: VelaOptions, *, target: str = "vela") 
 
 def _vela_command() -> list[str]:
     """The ``vela`` console script installed next to this Python, else on PATH."""
+    import shutil
+
     beside = Path(sys.executable).with_name("vela")
     found = str(beside) if beside.is_file() else shutil.which("vela")
     if found is None:
@@ -121,6 +126,9 @@ def _vela_command() -> list[str]:
 def run_vela_cli(model_bytes: bytes, options: VelaOptions, *, target: str = "vela",
                  timeout_s: float = 120) -> VelaOutput:
     """Compile a model with the ``vela`` command line in a child process (for checks)."""
+    import subprocess
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="perfsage-vela-cli-") as tmp:
         folder = Path(tmp)
         model_path = folder / f"{_MODEL_STEM}.tflite"

@@ -290,7 +290,8 @@ def model_notes(model: Model | Source, targets: Iterable[str] = (), *,
     notes = [n for n in (_precision_note(model), _custom_note(model)) if n is not None]
     known = {p.target: p for p in placements}
     vela_targets = [t for t in targets if t not in known and _accelerator(t) is not None]
-    for placement in [*known.values(), *cpu_placements(model, vela_targets).values()]:
+    placed = cpu_placements(model, vela_targets).values() if vela_targets else ()
+    for placement in [*known.values(), *placed]:
         note = _placement_note(placement)
         if note is not None:
             notes.append(note)
