@@ -134,3 +134,12 @@ def test_layers_coded_together_take_the_bytes_of_each_alone():
     alone = [we.layer_bytes(*layer) for layer in layers]
     assert we.layers_bytes(layers).tolist() == alone
     assert we.layers_bytes([]).size == 0
+
+
+@pytest.mark.parametrize("size", [0, 1, 4097, (1 << 16) - 1, 1 << 16, (1 << 16) + 1, 300_001])
+def test_bytes_counted_in_pairs_are_counted_right(size):
+    from perfsage.targets.weight_encoding import _byte_counts
+
+    data = np.random.default_rng(size).integers(0, 256, size + 1, dtype=np.uint8)
+    for part in (data[:size], data[1:]):  # even and odd starts in memory
+        assert (_byte_counts(part) == np.bincount(part, minlength=256)).all()

@@ -328,11 +328,33 @@ def _windows(shape: tuple[int, int, int, int], walk: str, ofm_block: int, layout
 def _histogram(flat: np.ndarray, zero_point: int) -> np.ndarray:
     """Counts of each value less the zero point, -256..255, as 512 bins."""
     if flat.dtype == np.int8:
-        counts = np.bincount(flat.view(np.uint8), minlength=256)
+        counts = _byte_counts(flat.view(np.uint8))
         hist = np.zeros(512, np.int64)
         hist[_INT8_BINS - zero_point] = counts  # distinct bins: a plain assignment
         return hist
     return np.bincount(flat.astype(np.intp) - zero_point + 256, minlength=512)
+
+
+#: Bytes from which :func:`_byte_counts` counts them in pairs.
+_PAIRED_FROM = 1 << 16
+
+
+def _byte_counts(data: np.ndarray) -> np.ndarray:
+    """How often each byte value 0..255 occurs in a contiguous uint8 array.
+
+    ``np.bincount`` widens every element to 64 bits first; counting the bytes two at a
+    time (as 16-bit values, whose 65,536 counts fold back onto each byte) halves that
+    traffic, which dominates a real-size model's weight statistics (ResNet-18: 11 M
+    weights, about 1.4x faster).
+    """
+    if data.size < _PAIRED_FROM:
+        return np.bincount(data, minlength=256)
+    even = data.size & ~1
+    pairs = np.bincount(data[:even].view(np.uint16), minlength=1 << 16).reshape(256, 256)
+    counts = pairs.sum(axis=0) + pairs.sum(axis=1)
+    if even < data.size:
+        counts[data[-1]] += 1
+    return counts
 
 
 #: The 512-bin histogram index of each int8 bit pattern (0..255) with a zero point of 0.
