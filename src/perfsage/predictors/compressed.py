@@ -30,7 +30,6 @@ A model with weights like the builder's is left almost as it is (MobileNetV2's e
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,7 +51,7 @@ from perfsage.targets.weight_encoding import (
 #: The energy model's names of the memories weights live in, by Vela's ini name.
 _ENERGY_AREA = {"OffChipFlash": "off_chip_flash", "Dram": "dram", "Sram": "sram"}
 #: Seed of the dense random weights the reference sizes are counted on.
-_REFERENCE_SEED = b"perfsage dense reference weights"
+_REFERENCE_SEED = 0x5EED
 #: Reference sizes already counted, by (opcode, shape, dilation); emptied beyond this many.
 _REFERENCE_KEPT = 4096
 _reference_sizes: dict[tuple[str, tuple[int, ...], tuple[int, int]], int] = {}
@@ -131,22 +130,37 @@ def _dense_layers(keys: list[tuple[str, tuple[int, ...], tuple[int, int]]],
     """Dense random weights of each (opcode, shape, dilation): the builder's triangular int8.
 
     The difference of two uniform 7-bit values (``builder.quant.random_int8``), from a fixed
-    stream so the reference is the same on every call and machine (SHAKE-128 of a fixed
-    seed: a prefix of one stream serves every shape, and it needs no ``numpy.random``,
-    whose import costs a start-up as much as predicting a small model); spread as Vela
-    spreads a dilation beyond the hardware's (:func:`dilated_kernel`).
+    stream (:func:`_random_bytes`) so the reference is the same on every call and machine;
+    spread as Vela spreads a dilation beyond the hardware's (:func:`dilated_kernel`).
     """
     if not keys:
         return []
     sizes = [int(np.prod(shape)) for _, shape, _ in keys]
-    stream = np.frombuffer(hashlib.shake_128(_REFERENCE_SEED).digest(2 * max(sizes)),
-                           np.uint8) & 0x7F
+    stream = _random_bytes(2 * max(sizes)) & 0x7F
     out = []
     for (opcode, shape, dilation), n in zip(keys, sizes, strict=True):
         values = (stream[:n].astype(np.int16) - stream[n:2 * n]).astype(np.int8)
         axis = 3 if opcode == "DEPTHWISE_CONV_2D" else 0
         out.append((opcode, dilated_kernel(values.reshape(shape), 0, axis, dilation), 0, axis))
     return out
+
+
+def _random_bytes(n: int) -> np.ndarray:
+    """``n`` pseudo-random bytes, the same on every machine: SplitMix64 of a counter.
+
+    Counter-based (Steele et al., OOPSLA 2014, the generator's output function), so a
+    prefix of one stream serves every shape and it costs NumPy arithmetic alone: no
+    ``numpy.random`` (whose import costs a start-up as much as predicting a small model)
+    and no hash library (SHAKE-128 took 10 ms for MobileNetV2's largest layer).
+    """
+    z = np.arange((n + 7) // 8, dtype=np.uint64) + np.uint64(_REFERENCE_SEED)
+    z *= np.uint64(0x9E3779B97F4A7C15)
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return z.astype("<u8", copy=False).view(np.uint8)[:n]  # little-endian bytes everywhere
 
 
 @dataclass(frozen=True, slots=True)
