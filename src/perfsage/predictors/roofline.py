@@ -175,6 +175,28 @@ _NARROW_CHANNELS = 8
 _NARROW_READ_BYTES = {"ethos-u65": 16.0, "ethos-u85": 16.0}
 _NARROW_WRITE_BYTES = {"ethos-u65": (16.0, "element"), "ethos-u85": (32.0, "position")}
 
+#: Ethos-U85 stores a concatenation whose channel offsets are not multiples of the 16-channel
+#: brick in NHWC; when it is larger than the SRAM cache (``arena_cache_size``) it lives in
+#: DRAM, and an operator reading it there fetches each 16-byte slice of a position as a
+#: transfer of its own, each paying DRAM's whole burst (128 bytes: 8x the bytes). Vela 5.2's
+#: per-layer tables on toy graphs (two or more 1x1 convolutions concatenated, 96-144 px,
+#: 24-144 channels) charge the reader 8.0x the DRAM traffic of the same graph with aligned
+#: offsets, and that aligned traffic is itself 4.1-5.7 bytes per byte of the input per pass
+#: (Vela re-reads the input per block), so: at least burst / 16 x 4 = 32 bytes of DRAM per
+#: byte of the concatenation per pass (measured 33-46). The passes (:func:`_misaligned_passes`)
+#: are per 16 output channels for convolutions of 3x3 or more at stride 1 (a 3x3 one
+#: with 16, 24, 48, 64 and 96 outputs: 46, 92, 137, 183, 293 bytes per byte), per 32 for
+#: other convolutions of 2x2 or more (stride 2: 36, 37, 74 with 16, 32, 64 outputs), one for
+#: depthwise convolutions, pools and element-wise operators (33-46 per operand); a 1x1
+#: convolution none (4-29 bytes per byte, the low end the aligned figure). Ethos-U65 reads
+#: such a concatenation at its raw bytes; maps of at most one brick (16 channels) too.
+_MISALIGNED_FAMILIES = ("ethos-u85",)
+_BRICK_CHANNELS = 16
+_MISALIGNED_SLICE_BYTES = 16  # bytes of a position one transfer moves (one brick deep)
+_SPILLED_READS = 4.0  # DRAM bytes per byte of a spilled input, per pass, aligned (4.1-5.7)
+_CONCAT = _types("CONCATENATION")
+_ONE_PASS = _DEPTHWISE | _POOL | _ADD | _MUL | _types("MAXIMUM", "MINIMUM")
+
 _F = {name: i for i, name in enumerate(NODE_FEATURES)}
 _GRAPH_INPUT_BYTES = GLOBAL_FEATURES.index("input_bytes")
 
@@ -414,6 +436,66 @@ def _narrow_io_bytes(x: _Nodes, hw: Hardware, read: np.ndarray) -> np.ndarray:
     return extra
 
 
+def _misaligned_concatenations(x: _Nodes) -> np.ndarray:
+    """Which operators are channel concatenations with an offset off the 16-channel brick.
+
+    From the edges: a CONCATENATION all of whose inputs come from operators (edges are in
+    input order), whose inputs' channels add up to its own (the channel axis) and one of
+    whose offsets (the running sum before each input) is not a multiple of 16, on more
+    than one brick of channels. A concatenation reading a graph input is left out.
+    """
+    kind, n = x.kind, len(x.kind)
+    out = np.zeros(n, dtype=bool)
+    concat = np.flatnonzero(_CONCAT[kind])
+    if not concat.size or not x.edges.size:
+        return out
+    producer, consumer = x.edges
+    out_c = np.rint(x["out_c"]).astype(np.int64)
+    for i in concat:
+        parts = out_c[producer[consumer == i]]
+        if (len(parts) < 2 or len(parts) != x["activation_inputs"][i]
+                or parts.sum() != out_c[i] or out_c[i] <= _BRICK_CHANNELS):
+            continue
+        out[i] = bool(np.any(np.cumsum(parts)[:-1] % _BRICK_CHANNELS))
+    return out
+
+
+def _misaligned_passes(x: _Nodes) -> np.ndarray:
+    """Passes an operator makes over an input it reads in short transfers (see
+    :data:`_MISALIGNED_FAMILIES`): per 16 output channels for a convolution of 3x3 or
+    more at stride 1, per 32 for other convolutions of 2x2 or more, one for depthwise
+    convolutions, pools and element-wise operators, none for the rest."""
+    kind = x.kind
+    kh, kw = np.maximum(x["kernel_h"], 1), np.maximum(x["kernel_w"], 1)
+    stride1 = (x["stride_h"] <= 1) & (x["stride_w"] <= 1)
+    out_c = np.maximum(x["out_c"], 1)
+    conv = _types("CONV_2D")[kind] & (kh * kw > 1)
+    wide = conv & stride1 & (np.minimum(kh, kw) >= 3)
+    passes = np.where(conv, np.ceil(out_c / (2 * _BRICK_CHANNELS)), 0.0)
+    passes = np.where(wide, np.ceil(out_c / _BRICK_CHANNELS), passes)
+    return np.where(_ONE_PASS[kind], 1.0, passes)
+
+
+def _misaligned_read_bytes(x: _Nodes, hw: Hardware) -> np.ndarray:
+    """Bytes of DRAM traffic beyond the raw ones for reading a spilled, misaligned
+    concatenation, per reading operator (:data:`_MISALIGNED_FAMILIES`; 0 elsewhere)."""
+    n = len(x.kind)
+    extra = np.zeros(n)
+    if hw.accelerator.family not in _MISALIGNED_FAMILIES or not hw.spilling or not n:
+        return extra
+    spilled = _misaligned_concatenations(x) & (x["output_bytes"] > hw.arena_cache_bytes)
+    if not spilled.any():
+        return extra
+    producer, consumer = x.edges
+    edge = spilled[producer]
+    burst = hw.memory(hw.feature_map_memory).burst_length_bytes
+    per_byte = burst / min(burst, _MISALIGNED_SLICE_BYTES) * _SPILLED_READS
+    passes = _misaligned_passes(x)[consumer[edge]]
+    read = x["output_bytes"][producer[edge]]
+    np.add.at(extra, consumer[edge], np.maximum(per_byte * passes - 1.0, 0.0) * read)
+    return extra
+
+
 def fused(g: GraphFeatures, hw: Hardware) -> np.ndarray:
     """Which operators Vela fuses into an operator they read from (none of their own cost)."""
     return _fused(_Nodes(g), hw)[0]
@@ -463,7 +545,8 @@ def estimate_features(g: GraphFeatures, hw: Hardware, on_npu: np.ndarray | None 
     if hw.spilling:
         kept = np.where(live > limit, limit / np.maximum(live, 1.0), 1.0)
         fm = {fast: inner * kept,
-              hw.feature_map_memory: io + inner * (1 - kept) + _narrow_io_bytes(x, hw, read)}
+              hw.feature_map_memory: io + inner * (1 - kept) + _narrow_io_bytes(x, hw, read)
+              + _misaligned_read_bytes(x, hw)}
     else:  # the arena itself is the fast memory; nothing can spill out of it
         fm = {hw.feature_map_memory: io + inner}
     for name, nbytes in fm.items():
