@@ -304,8 +304,8 @@ def test_a_spilled_misaligned_concatenation_is_read_in_short_transfers(target):
     NHWC; larger than its 384 KiB cache, it lives in DRAM, and the 3x3 convolution reading
     it fetches each 16-byte slice as a burst of its own per 16 output channels: Vela charges
     it ~8x the aligned U-Net's traffic (3.4 M cycles for 96x96x48 against 0.5 M). The
-    roofline charges at least 32 bytes of DRAM per byte and pass, stays below Vela on the
-    operator and the model, and within 1.6x of Vela's cycles for the operator. An aligned
+    roofline charges at least 28 bytes of DRAM per byte and pass, stays below Vela on the
+    operator and the model, and within 1.7x of Vela's cycles for the operator. An aligned
     skip (16 + 24 = offset 16), or another target, reads it at its raw bytes."""
     from perfsage.predictors.block.vela_layers import per_operator
 
@@ -320,10 +320,10 @@ def test_a_spilled_misaligned_concatenation_is_read_in_short_transfers(target):
     assert roof.total_ms <= _vela(data, target).inference_time_s * 1e3
     unlimited = estimate(model, dataclasses.replace(hw, arena_cache_bytes=2**40))
     if target == "ethos-u85-256":
-        # 96x96x48 bytes x 32 per byte x 2 passes (24 outputs), over DRAM's 12 bytes/cycle.
-        extra = 96 * 96 * 48 * (32 * 2 - 1) / hw.bytes_per_cycle("Dram")
+        # 96x96x48 bytes x 28 per byte x 2 passes (24 outputs), over DRAM's 12 bytes/cycle.
+        extra = 96 * 96 * 48 * (28 * 2 - 1) / hw.bytes_per_cycle("Dram")
         assert roof.memory_cycles["Dram"][reader] >= extra
-        assert vela <= 1.6 * roof.op_cycles[reader], (vela, roof.op_cycles[reader])
+        assert vela <= 1.7 * roof.op_cycles[reader], (vela, roof.op_cycles[reader])
         assert plain.op_cycles[reader] < vela / 5  # aligned: no short transfers
         assert per_operator(aligned, target)[reader, 0] < vela / 5  # nor in Vela
         assert unlimited.op_cycles[reader] < vela / 5  # unspilled: none either

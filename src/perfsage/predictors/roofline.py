@@ -179,23 +179,27 @@ _NARROW_WRITE_BYTES = {"ethos-u65": (16.0, "element"), "ethos-u85": (32.0, "posi
 #: brick in NHWC; when it is larger than the SRAM cache (``arena_cache_size``) it lives in
 #: DRAM, and an operator reading it there fetches each 16-byte slice of a position as a
 #: transfer of its own, each paying DRAM's whole burst (128 bytes: 8x the bytes). Vela 5.2's
-#: per-layer tables on toy graphs (two or more 1x1 convolutions concatenated, 96-144 px,
-#: 24-144 channels) charge the reader 8.0x the DRAM traffic of the same graph with aligned
-#: offsets, and that aligned traffic is itself 4.1-5.7 bytes per byte of the input per pass
-#: (Vela re-reads the input per block), so: at least burst / 16 x 4 = 32 bytes of DRAM per
-#: byte of the concatenation per pass (measured 33-46). The passes (:func:`_misaligned_passes`)
-#: are per 16 output channels for convolutions of 3x3 or more at stride 1 (a 3x3 one
-#: with 16, 24, 48, 64 and 96 outputs: 46, 92, 137, 183, 293 bytes per byte), per 32 for
-#: other convolutions of 2x2 or more (stride 2: 36, 37, 74 with 16, 32, 64 outputs), one for
-#: depthwise convolutions, pools and element-wise operators (33-46 per operand); a 1x1
-#: convolution none (4-29 bytes per byte, the low end the aligned figure). Ethos-U65 reads
-#: such a concatenation at its raw bytes; maps of at most one brick (16 channels) too.
+#: per-layer tables on toy graphs (1x1 convolutions concatenated, 96-144 px, 24-144
+#: channels) charge the reader 8.0x the DRAM traffic of the same graph with aligned offsets,
+#: and that aligned traffic is itself 4.1-5.7 bytes per byte of the input per pass (Vela
+#: re-reads the input per block), so: burst / 16 x 3.5 = 28 bytes of DRAM per byte of the
+#: concatenation and pass. Passes (:func:`_misaligned_passes`): per 16 output channels for
+#: square convolutions of odd size >= 3 at stride 1 (a 3x3 one with 16, 24, 48, 64, 96
+#: outputs: 46, 92, 137, 183, 293 bytes per byte), one for them at stride 2, for depthwise
+#: convolutions and pools of more than one tap and for element-wise operators (26-62 per
+#: operand, most 30-46); none for 1x1 operators (3-29) and other kernels (10-200). On the
+#: 452 such readers of the 483 U85 training graphs this applies to (random graphs and zoo),
+#: the roofline is above Vela's per-layer figure for 5 (a 5x5 convolution Vela ran at one
+#: pass, two MULs on maps 3 and 8 wide, a stride-2 5x5 convolution and a pool), and no
+#: graph's total is newly above Vela's latency; their median Vela / roofline goes from
+#: 3.4 to 2.1. Ethos-U65 reads such a concatenation at its raw bytes; maps of at most one
+#: brick (16 channels) too.
 _MISALIGNED_FAMILIES = ("ethos-u85",)
 _BRICK_CHANNELS = 16
 _MISALIGNED_SLICE_BYTES = 16  # bytes of a position one transfer moves (one brick deep)
-_SPILLED_READS = 4.0  # DRAM bytes per byte of a spilled input, per pass, aligned (4.1-5.7)
+_SPILLED_READS = 3.5  # DRAM bytes per byte of a spilled input, per pass, aligned (4.1-5.7)
 _CONCAT = _types("CONCATENATION")
-_ONE_PASS = _DEPTHWISE | _POOL | _ADD | _MUL | _types("MAXIMUM", "MINIMUM")
+_ELEMENTWISE_READER = _ADD | _MUL | _types("MAXIMUM", "MINIMUM")
 
 _F = {name: i for i, name in enumerate(NODE_FEATURES)}
 _GRAPH_INPUT_BYTES = GLOBAL_FEATURES.index("input_bytes")
@@ -462,18 +466,19 @@ def _misaligned_concatenations(x: _Nodes) -> np.ndarray:
 
 def _misaligned_passes(x: _Nodes) -> np.ndarray:
     """Passes an operator makes over an input it reads in short transfers (see
-    :data:`_MISALIGNED_FAMILIES`): per 16 output channels for a convolution of 3x3 or
-    more at stride 1, per 32 for other convolutions of 2x2 or more, one for depthwise
-    convolutions, pools and element-wise operators, none for the rest."""
+    :data:`_MISALIGNED_FAMILIES`): per 16 output channels for a square convolution of odd
+    size 3x3 or more at stride 1, one at a larger stride, one for depthwise convolutions and
+    pools of more than one tap and for element-wise operators; none for convolutions of
+    one tap (1x1) and of even or non-square kernels, for which Vela charged from 10 to 200
+    bytes of DRAM per byte (a deeper block of outputs at times, fewer passes)."""
     kind = x.kind
     kh, kw = np.maximum(x["kernel_h"], 1), np.maximum(x["kernel_w"], 1)
     stride1 = (x["stride_h"] <= 1) & (x["stride_w"] <= 1)
     out_c = np.maximum(x["out_c"], 1)
-    conv = _types("CONV_2D")[kind] & (kh * kw > 1)
-    wide = conv & stride1 & (np.minimum(kh, kw) >= 3)
-    passes = np.where(conv, np.ceil(out_c / (2 * _BRICK_CHANNELS)), 0.0)
-    passes = np.where(wide, np.ceil(out_c / _BRICK_CHANNELS), passes)
-    return np.where(_ONE_PASS[kind], 1.0, passes)
+    conv = _types("CONV_2D")[kind] & (kh == kw) & (kh >= 3) & (kh % 2 == 1)
+    passes = np.where(conv, np.where(stride1, np.ceil(out_c / _BRICK_CHANNELS), 1.0), 0.0)
+    passes = np.where((_DEPTHWISE | _POOL)[kind] & (kh * kw > 1), 1.0, passes)
+    return np.where(_ELEMENTWISE_READER[kind], 1.0, passes)
 
 
 def _misaligned_read_bytes(x: _Nodes, hw: Hardware) -> np.ndarray:
