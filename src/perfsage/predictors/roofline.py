@@ -187,13 +187,13 @@ _NARROW_WRITE_BYTES = {"ethos-u65": (16.0, "element"), "ethos-u85": (32.0, "posi
 #: square convolutions of odd size >= 3 at stride 1 (a 3x3 one with 16, 24, 48, 64, 96
 #: outputs: 46, 92, 137, 183, 293 bytes per byte), one for them at stride 2, for depthwise
 #: convolutions and pools of more than one tap and for element-wise operators (26-62 per
-#: operand, most 30-46); none for 1x1 operators (3-29) and other kernels (10-200). On the
-#: 452 such readers of the 483 U85 training graphs this applies to (random graphs and zoo),
-#: the roofline is above Vela's per-layer figure for 5 (a 5x5 convolution Vela ran at one
-#: pass, two MULs on maps 3 and 8 wide, a stride-2 5x5 convolution and a pool), and no
-#: graph's total is newly above Vela's latency; their median Vela / roofline goes from
-#: 3.4 to 2.1. Ethos-U65 reads such a concatenation at its raw bytes; maps of at most one
-#: brick (16 channels) too.
+#: operand, most 30-46); none for 1x1 operators (3-29) and other kernels (10-200). Checked
+#: on 483 U85 training graphs (random graphs and zoo; 429 get a charge) whose 452 readers
+#: have a Vela per-layer figure of their own: the roofline is above it for 5 (a 5x5
+#: convolution Vela ran at one pass, two MULs on maps 3 and 8 wide, a stride-2 5x5
+#: convolution and a pool), and no graph's total is newly above Vela's latency; their
+#: median Vela / roofline goes from 3.4 to 2.1. Ethos-U65 reads such a concatenation at its
+#: raw bytes; maps of at most one brick (16 channels) too.
 _MISALIGNED_FAMILIES = ("ethos-u85",)
 _BRICK_CHANNELS = 16
 _MISALIGNED_SLICE_BYTES = 16  # bytes of a position one transfer moves (one brick deep)
@@ -440,17 +440,19 @@ def _narrow_io_bytes(x: _Nodes, hw: Hardware, read: np.ndarray) -> np.ndarray:
     return extra
 
 
-def _misaligned_concatenations(x: _Nodes) -> np.ndarray:
+def _misaligned_concatenations(x: _Nodes, among: np.ndarray | None = None) -> np.ndarray:
     """Which operators are channel concatenations with an offset off the 16-channel brick.
 
     From the edges: a CONCATENATION all of whose inputs come from operators (edges are in
     input order), whose inputs' channels add up to its own (the channel axis) and one of
     whose offsets (the running sum before each input) is not a multiple of 16, on more
     than one brick of channels. A concatenation reading a graph input is left out.
+    ``among``: only these operators are looked at (a DenseNet has dozens of
+    concatenations, few of them spilled).
     """
     kind, n = x.kind, len(x.kind)
     out = np.zeros(n, dtype=bool)
-    concat = np.flatnonzero(_CONCAT[kind])
+    concat = np.flatnonzero(_CONCAT[kind] if among is None else _CONCAT[kind] & among)
     if not concat.size or not x.edges.size:
         return out
     producer, consumer = x.edges
@@ -488,7 +490,7 @@ def _misaligned_read_bytes(x: _Nodes, hw: Hardware) -> np.ndarray:
     extra = np.zeros(n)
     if hw.accelerator.family not in _MISALIGNED_FAMILIES or not hw.spilling or not n:
         return extra
-    spilled = _misaligned_concatenations(x) & (x["output_bytes"] > hw.arena_cache_bytes)
+    spilled = _misaligned_concatenations(x, x["output_bytes"] > hw.arena_cache_bytes)
     if not spilled.any():
         return extra
     producer, consumer = x.edges
