@@ -138,6 +138,13 @@ _SOFTMAX_CYCLES = {"ethos-u55": (13.5, 30.0, 800.0), "ethos-u65": (8.5, 15.0, 10
 #: MACs per cycle of the configuration each family's figures were measured on: larger
 #: configurations get proportionally fewer cycles (a bound stays a bound), smaller the same.
 _SOFTMAX_MEASURED_ON = {"ethos-u55": 128, "ethos-u65": 256, "ethos-u85": 256}
+#: NPU cycles each group of a grouped CONV_2D costs on top of its MACs. Vela runs one
+#: convolution per group, each a command of its own with its own block set-up, so a
+#: RegNetX stage of 46 groups of 8 channels on a 4x4 map cost Ethos-U65 4.5x the padded
+#: MACs. The least gap per group between Vela's per-layer cycles and the MAC roofline, over
+#: 18 grouped convolutions in a network (2-46 groups of 4-48 channels, 4x4 to 32x32 maps,
+#: strides 1 and 2), rounded down so the roofline stays a bound: 468 / 565 / 713 cycles.
+_GROUP_CYCLES = {"ethos-u55": 450.0, "ethos-u65": 550.0, "ethos-u85": 700.0}
 #: Vela rewrites these away: no data moves (a PAD becomes the next convolution's padding).
 _FREE = _types("RESHAPE", "SQUEEZE", "EXPAND_DIMS", "PAD", "PADV2")
 #: Data movement Vela runs as NPU copies, at the rate of simple element-wise work.
@@ -173,6 +180,19 @@ _CHAINING_FAMILIES = ("ethos-u85",)
 #: convolution 7.7x the cycles its arithmetic would.
 _NARROW_CHANNELS = 8
 _NARROW_READ_BYTES = {"ethos-u65": 16.0, "ethos-u85": 16.0}
+#: A CONV_2D reading a narrow image fetches it once per block of its output, so windows
+#: overlapping at the block edges are read again, and again for each block of output
+#: channels: per family, (bytes per element read by a 1x1 window, the output block's
+#: height and width, the output channels per block at stride 1 and at stride 2 or more, 0
+#: where no re-read was seen, the least kernel size with re-reads at stride 2 or more).
+#: Lower bounds of Vela 5.2's DRAM cycles for the first convolution of 96-160 px
+#: 3-channel images (1x1-7x7 windows, strides 1 and 2, 8-64 output channels) in a
+#: network: Ethos-U65 charges (22/20)^2 of the single read for a 3x3 window at stride 1
+#: and doubles it at 32 output channels; Ethos-U85 reads 29 bytes per element for a 1x1
+#: window and 2.6x that for 7x7. A ResNet's 7x7 stride-2 stem on 32 channels cost
+#: Ethos-U65 3.5x the single read, which the roofline had taken for its whole cost.
+_STEM_READS = {"ethos-u65": (16.0, 24.0, (16.0, 16.0), 7.0),
+               "ethos-u85": (28.0, 12.0, (16.0, 32.0), 3.0)}
 _NARROW_WRITE_BYTES = {"ethos-u65": (16.0, "element"), "ethos-u85": (32.0, "position")}
 
 #: Ethos-U85 stores a concatenation whose channel offsets are not multiples of the 16-channel
@@ -312,6 +332,8 @@ def _compute_cycles(x: _Nodes, hw: Hardware) -> np.ndarray:
     out_padded = conv_groups * _pad(out_c / conv_groups, ub_c)
     padded = rows * out_padded * window * _pad(depth, in_pad)
     cycles[m] = np.maximum(padded, macs)[m] / acc.macs_per_cycle
+    split = _GROUPED[kind] & (conv_groups >= 2)
+    cycles[split] += conv_groups[split] * _GROUP_CYCLES.get(acc.family, 0.0)
 
     # Depthwise, reductions and pooling: one channel per lane, no dot product across
     # channels; a depthwise step of 4 kernel elements takes 4 cycles per micro-block of the
@@ -340,7 +362,6 @@ def _compute_cycles(x: _Nodes, hw: Hardware) -> np.ndarray:
         cycles[e] = out_elems[e] * per_element
     # ...and its fused activation then as a pass over the whole output of its own: Vela
     # charged a ReLU after a 3-group 3x3 convolution on 32x32x24 more than the convolutions.
-    split = _GROUPED[kind] & (conv_groups >= 2)
     for flags, per_element in ((("act_relu", "act_relu6", "act_relu_n1_to_1"), simple),
                                (("act_tanh",), lut)):
         e = split & (sum(x[f] for f in flags) > 0)
@@ -430,8 +451,9 @@ def _narrow_io_bytes(x: _Nodes, hw: Hardware, read: np.ndarray) -> np.ndarray:
         return extra
     in_bytes = np.maximum(x["in_bits"] * 32.0, 8.0) / 8.0  # the feature holds bits / 32
     narrow_in = (x["in_c"] < _NARROW_CHANNELS) & _NARROW_MOVERS[kind]
-    extra += np.where(narrow_in, np.maximum(
-        read / in_bytes * _NARROW_READ_BYTES[family] - read, 0.0), 0.0)
+    per_element = np.where(_GROUPED[kind], _stem_read_bytes(x, family),
+                           _NARROW_READ_BYTES[family])
+    extra += np.where(narrow_in, np.maximum(read / in_bytes * per_element - read, 0.0), 0.0)
     per, unit = _NARROW_WRITE_BYTES[family]
     out_c = np.maximum(x["out_c"], 1.0)
     units = x["out_elements"] if unit == "element" else x["out_elements"] / out_c
@@ -467,12 +489,14 @@ def _misaligned_concatenations(x: _Nodes, among: np.ndarray | None = None) -> np
 
 
 def _misaligned_passes(x: _Nodes) -> np.ndarray:
-    """Passes an operator makes over an input it reads in short transfers (see
-    :data:`_MISALIGNED_FAMILIES`): per 16 output channels for a square convolution of odd
+    """Passes an operator makes over an input it reads in short transfers.
+
+    See :data:`_MISALIGNED_FAMILIES`: per 16 output channels for a square convolution of odd
     size 3x3 or more at stride 1, one at a larger stride, one for depthwise convolutions and
     pools of more than one tap and for element-wise operators; none for convolutions of
     one tap (1x1) and of even or non-square kernels, for which Vela charged from 10 to 200
-    bytes of DRAM per byte (a deeper block of outputs at times, fewer passes)."""
+    bytes of DRAM per byte (a deeper block of outputs at times, fewer passes).
+    """
     kind = x.kind
     kh, kw = np.maximum(x["kernel_h"], 1), np.maximum(x["kernel_w"], 1)
     stride1 = (x["stride_h"] <= 1) & (x["stride_w"] <= 1)
@@ -484,8 +508,10 @@ def _misaligned_passes(x: _Nodes) -> np.ndarray:
 
 
 def _misaligned_read_bytes(x: _Nodes, hw: Hardware) -> np.ndarray:
-    """Bytes of DRAM traffic beyond the raw ones for reading a spilled, misaligned
-    concatenation, per reading operator (:data:`_MISALIGNED_FAMILIES`; 0 elsewhere)."""
+    """Extra DRAM bytes each operator moves reading a spilled, misaligned concatenation.
+
+    Beyond the raw bytes, per reading operator (:data:`_MISALIGNED_FAMILIES`; 0 elsewhere).
+    """
     n = len(x.kind)
     extra = np.zeros(n)
     if hw.accelerator.family not in _MISALIGNED_FAMILIES or not hw.spilling or not n:
@@ -501,6 +527,19 @@ def _misaligned_read_bytes(x: _Nodes, hw: Hardware) -> np.ndarray:
     read = x["output_bytes"][producer[edge]]
     np.add.at(extra, consumer[edge], np.maximum(per_byte * passes - 1.0, 0.0) * read)
     return extra
+
+
+def _stem_read_bytes(x: _Nodes, family: str) -> np.ndarray:
+    """Bytes a CONV_2D moves per element of a narrow image it reads (:data:`_STEM_READS`)."""
+    per, block, (depth_1, depth_2), least_kernel = _STEM_READS[family]
+    kh, kw = np.maximum(x["kernel_h"], 1), np.maximum(x["kernel_w"], 1)
+    sh, sw = np.maximum(x["stride_h"], 1), np.maximum(x["stride_w"], 1)
+    overlap = (((block - 1) * sh + kh) / (block * sh)) * (((block - 1) * sw + kw) / (block * sw))
+    strided = np.maximum(sh, sw) >= 2
+    depth = np.where(strided, depth_2, depth_1)
+    again = (np.maximum(kh, kw) >= np.where(strided, least_kernel, 3.0)) & (depth > 0)
+    blocks = np.where(again, np.ceil(np.maximum(x["out_c"], 1) / np.maximum(depth, 1)), 1.0)
+    return per * overlap * blocks
 
 
 def fused(g: GraphFeatures, hw: Hardware) -> np.ndarray:
