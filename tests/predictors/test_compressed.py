@@ -266,3 +266,25 @@ def test_dilated_kernels_are_priced_as_vela_spreads_them():
     measured = get_target(TARGET).measure(data)["flash_kib"]
     [found] = pipeline(TARGET).predict([data], level=None)
     assert found.figures["flash_kib"] == pytest.approx(measured, rel=0.08)
+
+
+@pytest.mark.parametrize(("opcode", "shape", "expected"), [
+    ("CONV_2D", (32, 3, 3, 3), False), ("CONV_2D", (64, 1, 1, 32), True),
+    ("DEPTHWISE_CONV_2D", (1, 3, 3, 144), False), ("FULLY_CONNECTED", (1000, 1280), True),
+    ("TRANSPOSE_CONV", (16, 3, 3, 8), False), ("CONV_2D", (17, 3, 3, 5), False)])
+def test_dense_reference_from_expected_statistics_as_drawn(opcode, shape, expected):
+    """The reference's expected histogram encodes to the bytes of weights actually drawn;
+    where padding zeros could run (input channels or a depthwise window padded) it draws."""
+    from perfsage.predictors.compressed import _dense_layers, _dense_stats
+    from perfsage.targets.weight_encoding import (
+        ohwi,
+        stats_bytes,
+        stream_stats,
+        triangular_stats,
+    )
+
+    assert (triangular_stats(opcode, shape) is not None) == expected
+    key = (opcode, shape, (1, 1))
+    [layer] = _dense_layers([key])
+    drawn = stats_bytes([stream_stats(*layer)], [ohwi(layer[0], layer[1]).shape[0]])
+    assert (stats_bytes(*_dense_stats([key])) == drawn).all()

@@ -42,10 +42,14 @@ from perfsage.targets.energy import BYTE_PJ
 from perfsage.targets.hardware import Hardware
 from perfsage.targets.weight_encoding import (
     ENCODED_OPERATORS,
+    HARDWARE_DILATION,
+    StreamStats,
     dilated_kernel,
-    layers_bytes,
     ohwi,
     scale_stream_bytes,
+    stats_bytes,
+    stream_stats,
+    triangular_stats,
 )
 
 #: The energy model's names of the memories weights live in, by Vela's ini name.
@@ -90,11 +94,12 @@ def weight_bytes(model: Model, tensors: list[WeightTensor]) -> WeightBytes:
         keys = [(w.opcode, tuple(w.tensor.shape), d) for w, d in zip(encoded, spread,
                                                                       strict=True)]
         missing = [k for k in dict.fromkeys(keys) if k not in _reference_sizes]
+        own = [(w.opcode, dilated_kernel(w.values, w.zero_points, w.axis, d), w.zero_points,
+                w.axis) for w, d in zip(encoded, spread, strict=True)]
         # The model's layers and the dense ones not counted yet, encoded in one pass.
-        coded = layers_bytes([(w.opcode, dilated_kernel(w.values, w.zero_points, w.axis, d),
-                               w.zero_points, w.axis) for w, d in zip(encoded, spread,
-                                                                      strict=True)]
-                             + _dense_layers(missing))
+        stats, channels = _dense_stats(missing)
+        coded = stats_bytes([stream_stats(*layer) for layer in own] + stats,
+                            [ohwi(op, values).shape[0] for op, values, _, _ in own] + channels)
         actual[at] = coded[:len(encoded)]
         if len(_reference_sizes) + len(missing) > _REFERENCE_KEPT:
             _reference_sizes.clear()
@@ -123,6 +128,30 @@ def _dilation(op) -> tuple[int, int]:
     """A convolution's (height, width) dilation factors; (1, 1) for other operators."""
     return (int(op.options.get("dilation_h_factor", 1) or 1),
             int(op.options.get("dilation_w_factor", 1) or 1))
+
+
+def _dense_stats(keys: list[tuple[str, tuple[int, ...], tuple[int, int]]],
+                 ) -> tuple[list[StreamStats], list[int]]:
+    """Stream statistics and output channels of dense random weights of each key.
+
+    Keys are (opcode, shape, dilation). The builder's triangular int8 weights, by their
+    expected statistics (:func:`triangular_stats`) where those decide the encoding, else
+    drawn (:func:`_dense_layers`): where padding zeros could run, and where a dilation
+    beyond the hardware's spreads zero points between the taps.
+    """
+    stats: list[StreamStats] = [None] * len(keys)  # type: ignore[list-item]
+    channels = [0] * len(keys)
+    drawn = []
+    for i, (opcode, shape, dilation) in enumerate(keys):
+        expected = (triangular_stats(opcode, shape)
+                    if max(dilation) <= HARDWARE_DILATION else None)
+        if expected is None:
+            drawn.append(i)
+        else:
+            stats[i], channels[i] = expected
+    for i, layer in zip(drawn, _dense_layers([keys[i] for i in drawn]), strict=True):
+        stats[i], channels[i] = stream_stats(*layer), ohwi(layer[0], layer[1]).shape[0]
+    return stats, channels
 
 
 def _dense_layers(keys: list[tuple[str, tuple[int, ...], tuple[int, int]]],

@@ -514,11 +514,43 @@ def _codes(stats: list[StreamStats]) -> dict[str, np.ndarray]:
 
 def layers_bytes(layers: list[tuple[str, np.ndarray, np.ndarray | int, int]]) -> np.ndarray:
     """:func:`layer_bytes` of each ``(opcode, values, zero_point, axis)``: the same bytes."""
-    if not layers:
+    channels = [ohwi(op, values).shape[0] for op, values, _, _ in layers]
+    return stats_bytes([stream_stats(*layer) for layer in layers], channels)
+
+
+def stats_bytes(stats: list[StreamStats], channels: list[int]) -> np.ndarray:
+    """Bytes of each layer from its stream's statistics and its output channels."""
+    if not stats:
         return np.zeros(0, np.int64)
-    coded = _codes([stream_stats(*layer) for layer in layers])["nbytes"]
-    channels = np.array([ohwi(op, values).shape[0] for op, values, _, _ in layers], np.int64)
-    return coded + scale_stream_bytes(channels)
+    return _codes(stats)["nbytes"] + scale_stream_bytes(np.array(channels, np.int64))
+
+
+#: Probability of each value -127..127 of the builder's dense random int8 weights, the
+#: difference of two uniform 7-bit values (``builder.quant.random_int8``): (128 - |v|) / 128^2.
+_TRIANGULAR = (128 - np.abs(np.arange(-127, 128))) / 128**2
+
+
+def triangular_stats(opcode: str, shape: tuple[int, ...]) -> tuple[StreamStats, int] | None:
+    """The expected statistics of dense random weights of this shape, and output channels.
+
+    What the shipped networks were trained on: the builder's triangular int8 values. Their
+    histogram is its expectation (counts of ``n * p``, the rounding put on zero), and zeros
+    are too rare for the encoder to code runs of them, so nothing about their order
+    matters: no values need drawing or counting, which for a real-size model cost as much
+    as its own weights' statistics. None where the stream's padding zeros are frequent
+    enough that their runs could count (then draw the values).
+    """
+    n = math.prod(shape)
+    oshape = tuple(int(d) for d in ohwi(opcode, np.empty(shape, np.int8)).shape)
+    length = stream_length(oshape, traversal(opcode, shape))
+    hist = np.zeros(512, np.int64)
+    counts = np.rint(n * _TRIANGULAR).astype(np.int64)
+    counts[127] += n - counts.sum()
+    hist[256 - 127:256 + 128] = counts
+    hist[256] += length - n
+    if _runs_possible(hist):
+        return None
+    return StreamStats(length, hist, np.zeros(1), 0.0), oshape[0]
 
 
 def scale_stream_bytes(channels: np.ndarray | int) -> np.ndarray | int:
