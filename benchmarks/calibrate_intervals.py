@@ -403,6 +403,10 @@ def main(argv: list[str] | None = None) -> int:
                          "metric when none is)")
     ap.add_argument("--no-doc", action="store_true")
     args = ap.parse_args(argv)
+    if set(args.targets) != set(cd.TARGETS) and not args.no_doc:
+        ap.error("--targets: the intervals section of docs/results.md holds every target; "
+                 "calibrating some of them, add --no-doc (their intervals.json still follow "
+                 "--write)")
     global EVERYWHERE
     if args.zoo_everywhere is None:
         EVERYWHERE = ()
