@@ -38,7 +38,6 @@ from perfsage.errors import ModelFileError
 from perfsage.graph import schema
 from perfsage.graph.consistency import check_operators
 from perfsage.graph.flatbuf import SLOTS, Bytes, Columns, Table, split
-from perfsage.graph.ir import SUBGRAPH_OPTION_SUFFIX as _SUBGRAPH_FIELD
 from perfsage.graph.ir import (
     Model,
     Operator,
@@ -81,10 +80,11 @@ _Q_SCALE, _Q_ZERO, _Q_AXIS = (SLOTS["QuantizationParameters"][f]
 _B_OFFSET, _B_SIZE, _B_DATA = (SLOTS["Buffer"][f] for f in ("Offset", "Size", "Data"))
 _OPTION_UNIONS = (
     (SLOTS["Operator"]["BuiltinOptionsType"], SLOTS["Operator"]["BuiltinOptions"],
-     schema.options_class),
+     schema.options_layout),
     (SLOTS["Operator"]["BuiltinOptions2Type"], SLOTS["Operator"]["BuiltinOptions2"],
-     schema.options2_class),
+     schema.options2_layout),
 )
+_SCALAR_CODES = {code: struct.Struct("<" + code) for code in "bBhHiIqQfd?"}
 
 
 Source = str | PathLike[str] | bytes | bytearray | memoryview
@@ -548,39 +548,52 @@ def _named_fields(obj: Any) -> dict[str, Any]:
     return fields
 
 
-@cache
-def _scalars_only(cls: type) -> bool:
-    """True when every field of an options class is a scalar (no vectors, strings, tables)."""
-    return all(isinstance(v, (int, float)) for v in vars(cls()).values())
+def _decoded(layout: schema.OptionsLayout, buf: bytes, pos: int) -> dict[str, Any]:
+    """One options table as named fields (snake_case), enums by name, vectors as lists.
+
+    Read at the slots its layout names; a table holding strings goes through the generated
+    object API instead, imported for it alone.
+    """
+    if not layout.decodable:
+        return _named_fields(getattr(schema.fb, layout.name + "T").InitFromBuf(buf, pos))
+    table = Table(buf, pos)
+    fields: dict[str, Any] = {}
+    for name, slot, code, default in layout.fields:
+        at = table.field(slot)
+        if not at:
+            value = default
+        elif code[0] == "[":
+            value = list(table.values(slot, code[1:]))
+        else:
+            value = _SCALAR_CODES[code].unpack_from(buf, pos + at)[0]
+        names = schema.enum_field_names(name)
+        if names is not None and isinstance(value, int):
+            value = names.get(value, value)
+        fields[name] = value
+    return fields
 
 
-#: Decoded scalar-only option tables by (class, vtable, inline bytes); models repeat a few.
+#: Decoded scalar-only option tables by (layout, vtable, inline bytes); models repeat a few.
 _OPTIONS_CACHE: dict[tuple, dict[str, Any]] = {}
 _OPTIONS_CACHE_LIMIT = 4096
 
 
-def _option_fields(cls: type, buf: bytes, pos: int,
-                   layout: tuple[tuple[int, ...], bytes] | None) -> dict[str, Any]:
+def _option_fields(layout: schema.OptionsLayout, buf: bytes, pos: int,
+                   key: tuple[tuple[int, ...], bytes] | None) -> dict[str, Any]:
     """One options table as named fields, from the cache when its bytes were seen before.
 
-    A table of scalars is wholly described by its ``layout`` (vtable and inline bytes), so
-    equal layouts decode to equal fields; anything else goes through the object API.
+    A table of scalars is wholly described by ``key`` (its vtable and inline bytes), so
+    equal keys decode to equal fields.
     """
-    if layout is None or not _scalars_only(cls):
-        return _named_fields(cls.InitFromBuf(buf, pos))
-    key = (cls, *layout)
+    if key is None or not layout.scalars_only:
+        return _decoded(layout, buf, pos)
+    key = (layout.name, *key)
     fields = _OPTIONS_CACHE.get(key)
     if fields is None:
         if len(_OPTIONS_CACHE) >= _OPTIONS_CACHE_LIMIT:
             _OPTIONS_CACHE.clear()
-        fields = _OPTIONS_CACHE[key] = _named_fields(cls.InitFromBuf(buf, pos))
+        fields = _OPTIONS_CACHE[key] = _decoded(layout, buf, pos)
     return dict(fields)
-
-
-@cache
-def _names_subgraphs(cls: type) -> bool:
-    """True when an options class has a field naming a subgraph (WHILE, IF, CALL_ONCE...)."""
-    return any(schema.field_name(a).endswith(_SUBGRAPH_FIELD) for a in vars(cls()))
 
 
 def _options_at_once(cols: Columns) -> tuple[list[dict[str, Any]], list[int]]:
@@ -598,37 +611,35 @@ def _options_at_once(cols: Columns) -> tuple[list[dict[str, Any]], list[int]]:
 
 
 def _union_at_once(cols: Columns, type_slot: int, table_slot: int,
-                   lookup: Callable[[int], type | None], options: list[dict[str, Any]],
-                   callers: list[int]) -> None:
+                   lookup: Callable[[int], schema.OptionsLayout | None],
+                   options: list[dict[str, Any]], callers: list[int]) -> None:
     """Add one union's options to each operator's, and list those that can call subgraphs.
 
     A model repeats a few option tables (its 3x3 convolutions, its ADDs): a table of
     scalars, known by its member, vtable and inline bytes, is decoded once per model.
     """
     kinds = cols.scalars(type_slot, "u1").tolist()
-    classes = {k: lookup(k) for k in set(kinds) if k}
-    if not any(classes.values()):
+    layouts = {k: lookup(k) for k in set(kinds) if k}
+    if not any(layouts.values()):
         return
     present, tables = cols.tables(table_slot)
     decoded: dict[tuple, dict[str, Any]] = {}
     for i, pos, found in zip(np.flatnonzero(present).tolist(), tables.pos.tolist(),
                              tables.layouts(), strict=True):
-        cls = classes.get(kinds[i])
-        if cls is None:
+        layout = layouts.get(kinds[i])
+        if layout is None:
             continue
-        if found is None or not _scalars_only(cls):
-            fields = _option_fields(cls, cols.buf, pos, None)
+        if found is None or not layout.scalars_only:
+            fields = _option_fields(layout, cols.buf, pos, None)
         else:
-            key = (cls, *found)
+            key = (layout.name, *found)
             fields = decoded.get(key)
             if fields is None:
-                layout = (tables.entries(found[0]), found[1])
-                fields = decoded[key] = _option_fields(cls, cols.buf, pos, layout)
+                fields = decoded[key] = _option_fields(
+                    layout, cols.buf, pos, (tables.entries(found[0]), found[1]))
         options[i].update(fields)
-        if _names_subgraphs(cls):
+        if layout.names_subgraphs:
             callers.append(i)
-
-
 
 
 def _indices(t: Table, slot: int, n: int, what: str, check: _Checker) -> tuple[int, ...]:
