@@ -45,10 +45,10 @@ from perfsage.targets.weight_encoding import (
     HARDWARE_DILATION,
     StreamStats,
     dilated_kernel,
+    layers_stats,
     ohwi,
     scale_stream_bytes,
     stats_bytes,
-    stream_stats,
     triangular_stats,
 )
 
@@ -97,9 +97,9 @@ def weight_bytes(model: Model, tensors: list[WeightTensor]) -> WeightBytes:
         own = [(w.opcode, dilated_kernel(w.values, w.zero_points, w.axis, d), w.zero_points,
                 w.axis) for w, d in zip(encoded, spread, strict=True)]
         # The model's layers and the dense ones not counted yet, encoded in one pass.
-        stats, channels = _dense_stats(missing)
-        coded = stats_bytes([stream_stats(*layer) for layer in own] + stats,
-                            [ohwi(op, values).shape[0] for op, values, _, _ in own] + channels)
+        own_stats, own_channels = layers_stats(own)
+        dense_stats, dense_channels = _dense_stats(missing)
+        coded = stats_bytes(own_stats + dense_stats, own_channels + dense_channels)
         actual[at] = coded[:len(encoded)]
         if len(_reference_sizes) + len(missing) > _REFERENCE_KEPT:
             _reference_sizes.clear()
@@ -139,19 +139,13 @@ def _dense_stats(keys: list[tuple[str, tuple[int, ...], tuple[int, int]]],
     drawn (:func:`_dense_layers`): where padding zeros could run, and where a dilation
     beyond the hardware's spreads zero points between the taps.
     """
-    stats: list[StreamStats] = [None] * len(keys)  # type: ignore[list-item]
-    channels = [0] * len(keys)
-    drawn = []
-    for i, (opcode, shape, dilation) in enumerate(keys):
-        expected = (triangular_stats(opcode, shape)
-                    if max(dilation) <= HARDWARE_DILATION else None)
-        if expected is None:
-            drawn.append(i)
-        else:
-            stats[i], channels[i] = expected
-    for i, layer in zip(drawn, _dense_layers([keys[i] for i in drawn]), strict=True):
-        stats[i], channels[i] = stream_stats(*layer), ohwi(layer[0], layer[1]).shape[0]
-    return stats, channels
+    expected = [triangular_stats(opcode, shape) if max(dilation) <= HARDWARE_DILATION
+                else None for opcode, shape, dilation in keys]
+    drawn = [i for i, found in enumerate(expected) if found is None]
+    stats, channels = layers_stats(_dense_layers([keys[i] for i in drawn]))
+    for i, pair in zip(drawn, zip(stats, channels, strict=True), strict=True):
+        expected[i] = pair
+    return [pair[0] for pair in expected], [pair[1] for pair in expected]
 
 
 def _dense_layers(keys: list[tuple[str, tuple[int, ...], tuple[int, int]]],

@@ -109,7 +109,8 @@ _MATMUL = _types("CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL",
 _SPATIAL = _types("CONV_2D", "TRANSPOSE_CONV", "CONV_3D")  # pad rows/columns to micro-blocks
 _TRANSPOSE_CONV = _types("TRANSPOSE_CONV")  # a convolution over the zero-upsampled input
 _BATCH_MATMUL = _types("BATCH_MATMUL")
-_GROUPED = _types("CONV_2D")  # may have filters over a part of the input's channels
+_CONV_2D = _types("CONV_2D")
+_GROUPED = _CONV_2D  # may have filters over a part of the input's channels
 _DEPTHWISE = _types("DEPTHWISE_CONV_2D")
 _POOL = _types("AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D")
 _REDUCE = _types("MEAN", "SUM", "REDUCE_MAX", "ARG_MAX")  # a depthwise pass over the input
@@ -451,7 +452,7 @@ def _narrow_io_bytes(x: _Nodes, hw: Hardware, read: np.ndarray) -> np.ndarray:
         return extra
     in_bytes = np.maximum(x["in_bits"] * 32.0, 8.0) / 8.0  # the feature holds bits / 32
     narrow_in = (x["in_c"] < _NARROW_CHANNELS) & _NARROW_MOVERS[kind]
-    per_element = np.where(_GROUPED[kind], _stem_read_bytes(x, family),
+    per_element = np.where(_CONV_2D[kind], _stem_read_bytes(x, family),
                            _NARROW_READ_BYTES[family])
     extra += np.where(narrow_in, np.maximum(read / in_bytes * per_element - read, 0.0), 0.0)
     per, unit = _NARROW_WRITE_BYTES[family]
@@ -501,7 +502,7 @@ def _misaligned_passes(x: _Nodes) -> np.ndarray:
     kh, kw = np.maximum(x["kernel_h"], 1), np.maximum(x["kernel_w"], 1)
     stride1 = (x["stride_h"] <= 1) & (x["stride_w"] <= 1)
     out_c = np.maximum(x["out_c"], 1)
-    conv = _types("CONV_2D")[kind] & (kh == kw) & (kh >= 3) & (kh % 2 == 1)
+    conv = _CONV_2D[kind] & (kh == kw) & (kh >= 3) & (kh % 2 == 1)
     passes = np.where(conv, np.where(stride1, np.ceil(out_c / _BRICK_CHANNELS), 1.0), 0.0)
     passes = np.where((_DEPTHWISE | _POOL)[kind] & (kh * kw > 1), 1.0, passes)
     return np.where(_ELEMENTWISE_READER[kind], 1.0, passes)

@@ -514,8 +514,14 @@ def _codes(stats: list[StreamStats]) -> dict[str, np.ndarray]:
 
 def layers_bytes(layers: list[tuple[str, np.ndarray, np.ndarray | int, int]]) -> np.ndarray:
     """:func:`layer_bytes` of each ``(opcode, values, zero_point, axis)``: the same bytes."""
-    channels = [ohwi(op, values).shape[0] for op, values, _, _ in layers]
-    return stats_bytes([stream_stats(*layer) for layer in layers], channels)
+    return stats_bytes(*layers_stats(layers))
+
+
+def layers_stats(layers: list[tuple[str, np.ndarray, np.ndarray | int, int]],
+                 ) -> tuple[list[StreamStats], list[int]]:
+    """Each ``(opcode, values, zero_point, axis)``'s stream statistics and output channels."""
+    return ([stream_stats(*layer) for layer in layers],
+            [ohwi(op, values).shape[0] for op, values, _, _ in layers])
 
 
 def stats_bytes(stats: list[StreamStats], channels: list[int]) -> np.ndarray:

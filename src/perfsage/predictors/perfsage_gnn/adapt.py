@@ -586,9 +586,9 @@ class Refitter:
             b = torch.exp(self.encoded.basis[r].double())
             row = [*b.sum(dim=0).tolist(), 1.0]
             for k, types in split:
-                own = torch.isin(self.encoded.op_type[r], types)
-                row[k] -= float(b[own, k].sum())
-                row.append(float(b[own, k].sum()))
+                apart_sum = float(b[torch.isin(self.encoded.op_type[r], types), k].sum())
+                row[k] -= apart_sum
+                row.append(apart_sum)
             out.append(row)
         return np.array(out)
 
